@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# vantage: one non-recursive Makefile.  Every outside library comes from
+# pkg-config; generated code (protobuf-c, embedded SQL) goes to build/.
+#
+#   make            build everything
+#   make deps       install missing Debian packages (apt-get, as root)
+#   make demo       aggregator + embedded PostgreSQL + 3 agents + demo target
+#   make check      unit + integration + lab + fuzz, one summary line
+#   make SAN=1 ...  build with ASan+UBSan (objects go to build/san)
+
+CC       ?= cc
+PKGS      = libevent libzmq libprotobuf-c libpq libcurl yaml-0.1 jansson
+TEST_PKGS = cmocka
+
+ifeq ($(SAN),1)
+B        := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+B        := build
+SANFLAGS :=
+endif
+GEN      := build/gen
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
+
+WARN     = -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes
+ifeq ($(CI),1)
+WARN    += -Werror
+endif
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DVANTAGE_VERSION='"$(VERSION)"' $(WARN) \
+	$(CFLAGS) $(SANFLAGS) -I$(GEN) -Icommon -Iagent -Iaggregator -MMD -MP $(PKG_CFLAGS)
+LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
+
+PROTO_C  := $(GEN)/vantage.pb-c.c
+PROTO_H  := $(GEN)/vantage.pb-c.h
+SQL_C    := $(GEN)/sql_embed.c
+
+COMMON_SRC := $(wildcard common/*.c)
+AGENT_SRC  := $(filter-out agent/main.c,$(wildcard agent/*.c))
+AGG_SRC    := $(filter-out aggregator/main.c,$(wildcard aggregator/*.c))
+CTL_SRC    := $(wildcard ctl/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+FAKE_SRC   := $(wildcard tests/fakes/*.c)
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(B)/obj/gen/vantage.pb-c.o
+AGENT_OBJ  := $(call obj,$(AGENT_SRC))
+AGG_OBJ    := $(call obj,$(AGG_SRC)) $(B)/obj/gen/sql_embed.o
+
+BINS  := $(B)/vantage-agent $(B)/vantage-aggregator $(B)/vantagectl
+FAKES := $(patsubst tests/fakes/%.c,$(B)/fakes/%,$(FAKE_SRC))
+UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps demo check unit integration lab fuzz bench lint install clean tests
+.DEFAULT_GOAL := all
+
+all: $(BINS) $(FAKES)
+tests: all $(UNITS)
+
+$(PROTO_C) $(PROTO_H): proto/vantage.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) proto/vantage.proto
+
+$(SQL_C): tools/embed-sql.sh $(sort $(wildcard aggregator/sql/*.sql))
+	@mkdir -p $(GEN)
+	sh tools/embed-sql.sh $(sort $(wildcard aggregator/sql/*.sql)) > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/gen/%.o: $(GEN)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-shadow -c -o $@ $<
+
+$(B)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/libcommon.a: $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(B)/libagent.a: $(AGENT_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(B)/libaggregator.a: $(AGG_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+LIBS_ALL := $(B)/libaggregator.a $(B)/libagent.a $(B)/libcommon.a
+
+$(B)/vantage-agent: $(B)/obj/agent/main.o $(B)/libagent.a $(B)/libcommon.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lm
+$(B)/vantage-aggregator: $(B)/obj/aggregator/main.o $(B)/libaggregator.a $(B)/libcommon.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lm
+$(B)/vantagectl: $(call obj,$(CTL_SRC)) $(B)/libcommon.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lm
+$(B)/fakes/%: $(B)/obj/tests/fakes/%.o $(B)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lm
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBS_ALL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBS_ALL) $(PKG_LIBS) $(TEST_LIBS) -lm
+
+deps:
+	@sh deploy/install-deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/demo.sh
+
+# check: deps, build, then every test through one runner and one summary line.
+check: deps
+	@$(MAKE) --no-print-directory tests
+	@B=$(B) sh tests/run.sh all
+
+unit: tests
+	@B=$(B) sh tests/run.sh unit
+integration: tests
+	@B=$(B) sh tests/run.sh integration
+lab: tests
+	@B=$(B) sh tests/run.sh lab
+fuzz:
+	@B=$(B) sh tests/run.sh fuzz
+bench: all
+	@B=$(B) sh tests/run.sh bench
+
+lint:
+	@! git grep -nE '\b(strcpy|sprintf|strcat|atoi|gets)\(' -- '*.c' '*.h' || \
+		{ echo "lint: banned call (STYLE.md rule 14)"; exit 1; }
+	clang-format --dry-run --Werror $(COMMON_SRC) $(wildcard agent/*.c aggregator/*.c ctl/*.c)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
+		--suppress=missingIncludeSystem -I common -I agent -I aggregator common agent aggregator ctl
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	for m in docs/*.8; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man8/ || true; done
+	for m in docs/*.1; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man1/ || true; done
+	for m in docs/*.5; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man5/ || true; done
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
