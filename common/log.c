@@ -28,32 +28,42 @@ log_set_level(enum log_level min_level)
 	log_min_level = min_level;
 }
 
+// Appends to line at *len, truncating silently: a long message must still
+// produce a line.
+static void
+log_append(char *line, size_t size, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*len >= size - 1)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line + *len, size - *len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*len += (size_t)n < size - *len ? (size_t)n : size - *len - 1;
+}
+
 static void
 log_emit(const char *level, int errnum, const char *fmt, va_list ap)
 {
 	char line[2048];
 	struct timespec now;
 	struct tm tm;
-	size_t len = 0;
+	size_t len;
 	int n;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	len = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-	n = snprintf(line + len, sizeof(line) - len, ".%03ld UTC %s[%ld] %s: ",
+	log_append(line, sizeof(line), &len, ".%03ld UTC %s[%ld] %s: ",
 	    now.tv_nsec / 1000000, log_progname, (long)getpid(), level);
-	if (n > 0)
-		len += (size_t)n < sizeof(line) - len ? (size_t)n : sizeof(line) - len - 1;
 	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
 	if (n > 0)
 		len += (size_t)n < sizeof(line) - len ? (size_t)n : sizeof(line) - len - 1;
-	if (errnum != 0) {
-		n = snprintf(line + len, sizeof(line) - len, ": %s", strerror(errnum));
-		if (n > 0)
-			len += (size_t)n < sizeof(line) - len ? (size_t)n : sizeof(line) - len - 1;
-	}
-	if (len >= sizeof(line) - 1)
-		len = sizeof(line) - 2;
+	if (errnum != 0)
+		log_append(line, sizeof(line), &len, ": %s", strerror(errnum));
 	line[len++] = '\n';
 	(void)!write(STDERR_FILENO, line, len);
 }

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// vantage-agent: probes the targets its aggregator assigns and streams the
+// results back.  main owns the one libevent base and wires the modules:
+// probe (what runs when) -> uplink (seq, batches, delivery).  SIGTERM and
+// SIGINT stop probing, wait for running probes, flush, wait a bounded time
+// for the last Acks, then log how many results this process produced and
+// how many the aggregator acknowledged (tests compare that with the store).
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <zmq.h>
+
+#include "clock.h"
+#include "conf.h"
+#include "log.h"
+#include "probe.h"
+#include "uplink.h"
+
+#define DRAIN_TIMEOUT_US (10 * 1000000)
+
+struct agent {
+	struct event_base *base;
+	struct agent_conf *conf;
+	struct probe *probe;
+	struct uplink *uplink;
+	struct event *drain_timer;
+	int64_t drain_deadline;
+	bool stopping;
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: vantage-agent [-dnvhV] [-f agent.yml]\n"
+	    "  -f FILE  configuration file (default /etc/vantage/agent.yml)\n"
+	    "  -d       stay in the foreground, log to stderr\n"
+	    "  -n       check the configuration and exit\n"
+	    "  -v       verbose (debug) logging\n"
+	    "  -h       show this help\n"
+	    "  -V       show the version\n");
+}
+
+static void
+agent_on_result(const struct probe_result *r, void *arg)
+{
+	struct agent *a = arg;
+
+	uplink_add_result(a->uplink, r);
+}
+
+static void
+agent_on_config(const Vantage__Config *config, void *arg)
+{
+	struct agent *a = arg;
+
+	if (!a->stopping)
+		probe_set_config(a->probe, config);
+}
+
+static void
+agent_on_probe_now(const char *const *keys, size_t n, void *arg)
+{
+	struct agent *a = arg;
+
+	if (!a->stopping)
+		probe_now(a->probe, keys, n, VANTAGE__TRIGGER__TRIGGER_PROBE_NOW);
+}
+
+// Shutdown: once no probe runs and everything is acked (or the deadline
+// passed), leave the loop.
+static void
+agent_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+	int64_t now = clock_mono_us();
+
+	uplink_flush(a->uplink);
+	if (probe_in_flight(a->probe) == 0 &&
+	    uplink_acked_seq(a->uplink) >= uplink_produced(a->uplink)) {
+		event_base_loopbreak(a->base);
+		return;
+	}
+	if (now >= a->drain_deadline) {
+		log_warnx("shutting down with %llu results not acknowledged by the aggregator",
+		    (unsigned long long)(uplink_produced(a->uplink) - uplink_acked_seq(a->uplink)));
+		event_base_loopbreak(a->base);
+	}
+}
+
+static void
+agent_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct agent *a = arg;
+	struct timeval tv = { 0, 100000 };
+
+	if (a->stopping) {
+		log_info("second signal: exiting at once");
+		event_base_loopbreak(a->base);
+		return;
+	}
+	log_info("received signal %d: finishing running probes and delivering results", (int)sig);
+	a->stopping = true;
+	a->drain_deadline = clock_mono_us() + DRAIN_TIMEOUT_US;
+	probe_stop(a->probe);
+	a->drain_timer = event_new(a->base, -1, EV_PERSIST, agent_on_drain, a);
+	event_add(a->drain_timer, &tv);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = "/etc/vantage/agent.yml";
+	struct agent a = { 0 };
+	struct uplink_handlers handlers = { agent_on_config, agent_on_probe_now, &a };
+	struct event *sigterm, *sigint;
+	bool check_only = false, verbose = false;
+	char err[512];
+	void *zctx;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "f:dnvhV")) != -1) {
+		switch (ch) {
+		case 'f':
+			path = optarg;
+			break;
+		case 'd':
+			break; // always foreground with logs on stderr (systemd)
+		case 'n':
+			check_only = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("vantage-agent %s\n", VANTAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("vantage-agent", verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	a.conf = agent_conf_load(path, err, sizeof(err));
+	if (a.conf == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	if (check_only) {
+		printf("%s: configuration is valid\n", path);
+		agent_conf_free(a.conf);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("cannot initialise libcurl");
+	a.base = event_base_new();
+	zctx = zmq_ctx_new();
+	if (a.base == NULL || zctx == NULL)
+		fatalx("cannot create the event loop");
+	a.probe = probe_new(a.base, a.conf->max_concurrency, a.conf->source_ip, agent_on_result, &a);
+	a.uplink = uplink_new(a.base, zctx, a.conf, &handlers);
+	if (a.uplink == NULL)
+		return 1;
+	sigterm = evsignal_new(a.base, SIGTERM, agent_on_signal, &a);
+	sigint = evsignal_new(a.base, SIGINT, agent_on_signal, &a);
+	event_add(sigterm, NULL);
+	event_add(sigint, NULL);
+
+	event_base_dispatch(a.base);
+
+	log_info("agent \"%s\" epoch %llu: produced %llu results, acknowledged through %llu",
+	    a.conf->name, (unsigned long long)uplink_epoch(a.uplink),
+	    (unsigned long long)uplink_produced(a.uplink),
+	    (unsigned long long)uplink_acked_seq(a.uplink));
+	event_free(sigterm);
+	event_free(sigint);
+	if (a.drain_timer != NULL)
+		event_free(a.drain_timer);
+	probe_free(a.probe);
+	uplink_free(a.uplink);
+	zmq_ctx_term(zctx);
+	event_base_free(a.base);
+	agent_conf_free(a.conf);
+	curl_global_cleanup();
+	return 0;
+}

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Probe table and dispatch; see probe.h.  Owns the scheduler and one timer
+// set to the scheduler's next due time.  Copies every target it gets from a
+// Config, so nothing here points into a decoded message.
+#include "probe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "sched.h"
+#include "xmalloc.h"
+
+// One Config's targets.  Probes in flight hold a reference, so a reload
+// never frees a target a running probe still reads.
+struct probe_table {
+	struct probe_target *targets;
+	size_t n_targets;
+	uint64_t config_version;
+	unsigned refs;
+};
+
+// A probe that is running: the result it will fill and where it came from.
+struct probe_slot {
+	struct probe_table *table;
+	size_t target;            // index in table
+	struct probe_result result;
+	struct probe_slot *next_free;
+};
+
+struct probe {
+	struct event_base *base;
+	struct event *timer;
+	struct sched *sched;
+	struct probe_http *http;
+	probe_done_cb done;
+	void *arg;
+	unsigned max_concurrency;
+	size_t in_flight;
+	bool stopped;
+	struct probe_table *table; // current; never NULL
+	struct probe_slot *free_slots;
+	uint64_t skipped_busy;    // due while the previous probe still ran
+	uint64_t unknown_keys;
+};
+
+static void probe_arm(struct probe *p);
+
+static void
+probe_target_clear(struct probe_target *t)
+{
+	free(t->key);
+	free(t->url);
+	free(t->method);
+	free(t->body_contains);
+	memset(t, 0, sizeof(*t));
+}
+
+static void
+probe_target_copy(struct probe_target *t, const Vantage__Target *src)
+{
+	memset(t, 0, sizeof(*t));
+	t->key = xstrdup(src->key);
+	t->kind = src->kind;
+	t->interval_ms = src->interval_ms;
+	t->timeout_ms = src->timeout_ms;
+	t->confirm = src->confirm;
+	t->retry_interval_ms = src->retry_interval_ms;
+	if (src->http != NULL) {
+		t->url = xstrdup(src->http->url);
+		t->method = xstrdup(src->http->method && *src->http->method ? src->http->method : "GET");
+		t->n_expect = src->http->n_expect_status < 16 ? src->http->n_expect_status : 16;
+		for (size_t i = 0; i < t->n_expect; i++)
+			t->expect_status[i] = src->http->expect_status[i];
+		if (src->http->body_contains != NULL && *src->http->body_contains)
+			t->body_contains = xstrdup(src->http->body_contains);
+		t->max_latency_ms = src->http->max_latency_ms;
+		t->follow_redirects = src->http->follow_redirects;
+		t->tls_min_days = src->http->tls_min_days;
+	}
+}
+
+static void
+probe_table_unref(struct probe_table *tb)
+{
+	if (tb == NULL || --tb->refs > 0)
+		return;
+	for (size_t i = 0; i < tb->n_targets; i++)
+		probe_target_clear(&tb->targets[i]);
+	free(tb->targets);
+	free(tb);
+}
+
+static struct probe_slot *
+probe_slot_get(struct probe *p)
+{
+	struct probe_slot *s = p->free_slots;
+
+	if (s != NULL)
+		p->free_slots = s->next_free;
+	else
+		s = xmalloc(sizeof(*s));
+	memset(s, 0, sizeof(*s));
+	s->table = p->table;
+	s->table->refs++;
+	return s;
+}
+
+static void
+probe_slot_put(struct probe *p, struct probe_slot *s)
+{
+	probe_table_unref(s->table);
+	s->table = NULL;
+	s->next_free = p->free_slots;
+	p->free_slots = s;
+}
+
+static void
+probe_on_http_done(struct probe_result *r, void *arg)
+{
+	struct probe *p = arg;
+	struct probe_slot *s = (struct probe_slot *)((char *)r - offsetof(struct probe_slot, result));
+
+	p->in_flight--;
+	s->table->targets[s->target].in_flight = false;
+	p->done(r, p->arg);
+	probe_slot_put(p, s);
+	probe_arm(p);
+}
+
+static void
+probe_start(struct probe *p, size_t idx, int trigger, int64_t scheduled_mono, int64_t now_mono)
+{
+	struct probe_target *t = &p->table->targets[idx];
+	struct probe_slot *s;
+	int64_t wall = clock_wall_us();
+
+	s = probe_slot_get(p);
+	s->target = idx;
+	s->result.target = t;
+	s->result.config_version = p->table->config_version;
+	s->result.trigger = trigger;
+	s->result.started_at_us = wall;
+	s->result.scheduled_at_us = wall - (now_mono - scheduled_mono);
+	if (t->kind != VANTAGE__PROBE_KIND__PROBE_KIND_HTTP) {
+		// Other kinds are filtered out by the aggregator until this
+		// agent supports them; report rather than pretend.
+		s->result.outcome = VANTAGE__OUTCOME__OUTCOME_AGENT_ERROR;
+		s->result.reason = VANTAGE__REASON__REASON_INTERNAL;
+		snprintf(s->result.error, sizeof(s->result.error), "probe kind %d not supported", t->kind);
+		p->done(&s->result, p->arg);
+		probe_slot_put(p, s);
+		return;
+	}
+	t->in_flight = true;
+	p->in_flight++;
+	if (probe_http_start(p->http, t, &s->result) < 0) {
+		t->in_flight = false;
+		p->in_flight--;
+		p->done(&s->result, p->arg);
+		probe_slot_put(p, s);
+	}
+}
+
+static void
+probe_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe *p = arg;
+	int64_t now = clock_mono_us();
+	size_t idx;
+	int64_t due;
+
+	while (!p->stopped && p->in_flight < p->max_concurrency &&
+	    sched_pop_due(p->sched, now, &idx, &due)) {
+		if (idx >= p->table->n_targets)
+			continue;
+		if (p->table->targets[idx].in_flight) {
+			p->skipped_busy++;
+			log_debug("target \"%s\" is due but its previous probe still runs",
+			    p->table->targets[idx].key);
+			continue;
+		}
+		probe_start(p, idx, VANTAGE__TRIGGER__TRIGGER_SCHEDULED, due, now);
+	}
+	probe_arm(p);
+}
+
+static void
+probe_arm(struct probe *p)
+{
+	int64_t next = sched_next_due(p->sched);
+	int64_t now = clock_mono_us();
+	struct timeval tv;
+
+	if (p->stopped || next == INT64_MAX)
+		return;
+	// At the concurrency limit, a finishing probe re-arms us.
+	if (p->in_flight >= p->max_concurrency)
+		return;
+	tv = clock_tv(next > now ? next - now : 0);
+	evtimer_add(p->timer, &tv);
+}
+
+struct probe *
+probe_new(struct event_base *base, unsigned max_concurrency, const char *source_ip,
+    probe_done_cb done, void *arg)
+{
+	struct probe *p = xcalloc(1, sizeof(*p));
+
+	p->base = base;
+	p->done = done;
+	p->arg = arg;
+	p->max_concurrency = max_concurrency ? max_concurrency : 256;
+	p->sched = sched_new();
+	p->timer = evtimer_new(base, probe_on_timer, p);
+	p->table = xcalloc(1, sizeof(*p->table));
+	p->table->refs = 1;
+	p->http = probe_http_new(base, source_ip, probe_on_http_done, p);
+	return p;
+}
+
+void
+probe_free(struct probe *p)
+{
+	struct probe_slot *s, *next;
+
+	if (p == NULL)
+		return;
+	probe_http_free(p->http);
+	for (s = p->free_slots; s != NULL; s = next) {
+		next = s->next_free;
+		free(s);
+	}
+	probe_table_unref(p->table);
+	sched_free(p->sched);
+	event_free(p->timer);
+	free(p);
+}
+
+void
+probe_set_config(struct probe *p, const Vantage__Config *config)
+{
+	struct probe_table *tb = xcalloc(1, sizeof(*tb));
+	int64_t now = clock_mono_us();
+
+	tb->refs = 1;
+	tb->n_targets = config->n_targets;
+	tb->targets = xcalloc(tb->n_targets ? tb->n_targets : 1, sizeof(*tb->targets));
+	tb->config_version = config->version;
+	sched_clear(p->sched);
+	for (size_t i = 0; i < tb->n_targets; i++) {
+		probe_target_copy(&tb->targets[i], config->targets[i]);
+		sched_add(p->sched, i, tb->targets[i].key, (int64_t)tb->targets[i].interval_ms * 1000, now);
+	}
+	probe_table_unref(p->table);
+	p->table = tb;
+	log_info("probing %zu targets (config version %llu)", tb->n_targets,
+	    (unsigned long long)config->version);
+	evtimer_del(p->timer);
+	probe_arm(p);
+}
+
+int
+probe_now(struct probe *p, const char *const *keys, size_t n, int trigger)
+{
+	int64_t now = clock_mono_us();
+	int started = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		size_t i;
+
+		for (i = 0; i < p->table->n_targets; i++)
+			if (strcmp(p->table->targets[i].key, keys[k]) == 0)
+				break;
+		if (i == p->table->n_targets) {
+			p->unknown_keys++;
+			continue;
+		}
+		if (p->table->targets[i].in_flight || p->stopped)
+			continue;
+		probe_start(p, i, trigger, now, now);
+		started++;
+	}
+	return started;
+}
+
+void
+probe_stop(struct probe *p)
+{
+	p->stopped = true;
+	evtimer_del(p->timer);
+}
+
+size_t
+probe_in_flight(const struct probe *p)
+{
+	return p->in_flight;
+}
+
+size_t
+probe_target_count(const struct probe *p)
+{
+	return p->table->n_targets;
+}

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The probe table and dispatch: holds the targets the aggregator sent,
+// runs them on the scheduler's grid with the libevent loop, hands each to the
+// prober of its kind (probe_http.c), and reports every finished probe as one
+// probe_result.  Never blocks and never starts a thread per probe; at most
+// max_concurrency probes are in flight, and a target whose previous probe
+// is still running is not started again.
+#ifndef VANTAGE_PROBE_H
+#define VANTAGE_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "vantage.pb-c.h"
+
+#define PROBE_ERROR_MAX 256
+
+struct probe_target {
+	char *key;
+	int kind;                  // VANTAGE__PROBE_KIND__*
+	uint32_t interval_ms;
+	uint32_t timeout_ms;
+	uint32_t confirm;
+	uint32_t retry_interval_ms;
+	char *url;
+	char *method;
+	uint32_t expect_status[16];
+	size_t n_expect;
+	char *body_contains;       // NULL when not checked
+	uint32_t max_latency_ms;
+	bool follow_redirects;
+	uint32_t tls_min_days;
+	bool in_flight;            // set by probe.c while a probe runs
+};
+
+// One finished probe; valid only during the done callback.
+struct probe_result {
+	const struct probe_target *target;
+	uint64_t config_version;
+	int trigger;                // VANTAGE__TRIGGER__*
+	int64_t scheduled_at_us;    // wall clock
+	int64_t started_at_us;      // wall clock
+	int outcome;                // VANTAGE__OUTCOME__*
+	int reason;                 // VANTAGE__REASON__*
+	uint32_t http_status;
+	uint32_t dns_us, connect_us, tls_us, ttfb_us, total_us;
+	uint64_t bytes;
+	int64_t tls_expiry;         // unix seconds, 0 if none
+	char peer[64];
+	char error[PROBE_ERROR_MAX + 1];
+};
+
+typedef void (*probe_done_cb)(const struct probe_result *r, void *arg);
+
+struct probe;
+
+// base is borrowed.  source_ip may be NULL.
+struct probe *probe_new(struct event_base *base, unsigned max_concurrency,
+    const char *source_ip, probe_done_cb done, void *arg);
+// Finishes nothing: probes in flight are abandoned without results.
+void probe_free(struct probe *p);
+// Replaces the target table with the Config's targets (copied).  Probes in
+// flight for a target that survives keep their result.
+void probe_set_config(struct probe *p, const Vantage__Config *config);
+// Probes these targets at once with the given trigger (ProbeNow, retry).
+// Unknown keys are ignored and counted.  Returns how many were started.
+int probe_now(struct probe *p, const char *const *keys, size_t n, int trigger);
+// Stops scheduling new probes (shutdown); in-flight ones still finish.
+void probe_stop(struct probe *p);
+size_t probe_in_flight(const struct probe *p);
+size_t probe_target_count(const struct probe *p);
+
+// --- the HTTP prober, used by probe.c only ---
+struct probe_http;
+typedef void (*probe_http_done_cb)(struct probe_result *r, void *arg);
+struct probe_http *probe_http_new(struct event_base *base, const char *source_ip,
+    probe_http_done_cb done, void *arg);
+void probe_http_free(struct probe_http *h);
+// Starts one probe; r is filled and passed to done when it ends (r is the
+// caller's and must stay valid until then).  Returns 0, or -1 after filling
+// r as an AGENT_ERROR (done is not called).
+int probe_http_start(struct probe_http *h, const struct probe_target *t, struct probe_result *r);
+
+#endif

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Agent uplink; see uplink.h.  Delivery is at-least-once: a batch stays in
+// the outbox until an Ack covers it, and after every new connection the
+// agent says Hello, learns acked_seq from the Welcome and resends everything
+// after it.  The aggregator drops duplicates by seq, so the store sees each
+// result once.  Never blocks: sends use ZMQ_DONTWAIT, and what the socket
+// refuses stays in the outbox for the next tick.
+#include "uplink.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "log.h"
+#include "outbox.h"
+#include "wire.h"
+#include "xmalloc.h"
+#include "zloop.h"
+
+#define UPLINK_WINDOW 16              // batches in flight without an Ack
+#define UPLINK_TICK_MS 500
+#define UPLINK_HELLO_RETRY_US 3000000
+#define UPLINK_HEARTBEAT_US 5000000
+#define UPLINK_MAX_GAPS 64
+
+struct pending_result {
+	Vantage__Result msg;
+	char target[WIRE_MAX_KEY + 1];
+	char peer[64];
+	char error[WIRE_MAX_ERROR + 1];
+};
+
+struct uplink {
+	struct event_base *base;
+	const struct agent_conf *conf;
+	struct uplink_handlers h;
+	void *sock;
+	struct zloop *z;
+	struct event *tick;
+	struct event *flush_timer;
+	struct wire_arena *arena;
+	struct buf enc;
+
+	uint64_t epoch;
+	uint64_t next_seq;           // seq the next result gets
+	uint64_t acked_seq;
+	uint64_t sent_upto;          // highest seq handed to the socket this session
+	uint64_t config_version;
+	int64_t clock_offset_us;     // aggregator wall clock minus ours
+
+	bool connected;              // handshake done, no disconnect since
+	bool welcomed;               // Welcome received on this connection
+	int64_t hello_sent_mono;
+	int64_t heartbeat_mono;
+
+	struct outbox *outbox;
+	struct pending_result *pending;
+	Vantage__Result **pending_ptrs;
+	size_t n_pending;
+	Vantage__Gap gaps[UPLINK_MAX_GAPS];
+	Vantage__Gap *gap_ptrs[UPLINK_MAX_GAPS];
+	size_t n_gaps;
+
+	uint64_t bad_messages;
+};
+
+static void uplink_pump(struct uplink *u);
+
+static int
+uplink_send_msg(struct uplink *u, const Vantage__AgentMsg *m)
+{
+	const void *data[1];
+	size_t len[1];
+
+	if (wire_encode_agent(m, &u->enc) < 0) {
+		log_warnx("message to the aggregator exceeds %d bytes", WIRE_MAX_MSG);
+		return -1;
+	}
+	data[0] = u->enc.data;
+	len[0] = u->enc.len;
+	return zloop_send(u->z, data, len, 1);
+}
+
+static void
+uplink_send_hello(struct uplink *u)
+{
+	Vantage__AgentMsg m = VANTAGE__AGENT_MSG__INIT;
+	Vantage__Hello hello = VANTAGE__HELLO__INIT;
+
+	hello.name = u->conf->name;
+	hello.region = u->conf->region;
+	hello.version = (char *)VANTAGE_VERSION;
+	hello.epoch = u->epoch;
+	hello.config_version = u->config_version;
+	hello.spool_oldest_seq = outbox_oldest_seq(u->outbox);
+	hello.spool_newest_seq = outbox_newest_seq(u->outbox);
+	m.msg_case = VANTAGE__AGENT_MSG__MSG_HELLO;
+	m.hello = &hello;
+	u->hello_sent_mono = clock_mono_us();
+	if (uplink_send_msg(u, &m) < 0)
+		log_debug("hello not sent yet: %s", zmq_strerror(errno));
+}
+
+static void
+uplink_send_heartbeat(struct uplink *u, int64_t now_mono)
+{
+	Vantage__AgentMsg m = VANTAGE__AGENT_MSG__INIT;
+	Vantage__Heartbeat hb = VANTAGE__HEARTBEAT__INIT;
+	int64_t oldest = outbox_oldest_mono(u->outbox);
+
+	hb.spool_depth = outbox_depth(u->outbox);
+	hb.spool_bytes = outbox_bytes(u->outbox);
+	hb.oldest_unacked_age_ms = oldest > 0 ? (uint64_t)(now_mono - oldest) / 1000 : 0;
+	hb.state = VANTAGE__AGENT_STATE__AGENT_STATE_HEALTHY;
+	hb.state_reason = (char *)"";
+	hb.clock_offset_us = u->clock_offset_us;
+	hb.produced = u->next_seq - 1;
+	m.msg_case = VANTAGE__AGENT_MSG__MSG_HEARTBEAT;
+	m.heartbeat = &hb;
+	u->heartbeat_mono = now_mono;
+	uplink_send_msg(u, &m);
+}
+
+// Seals pending results (and gap markers) into one outbox record.
+static void
+uplink_seal(struct uplink *u)
+{
+	Vantage__AgentMsg m = VANTAGE__AGENT_MSG__INIT;
+	Vantage__ResultBatch batch = VANTAGE__RESULT_BATCH__INIT;
+
+	if (u->n_pending == 0)
+		return;
+	batch.epoch = u->epoch;
+	batch.n_results = u->n_pending;
+	batch.results = u->pending_ptrs;
+	batch.n_gaps = u->n_gaps;
+	batch.gaps = u->gap_ptrs;
+	m.msg_case = VANTAGE__AGENT_MSG__MSG_BATCH;
+	m.batch = &batch;
+	if (wire_encode_agent(&m, &u->enc) < 0)
+		fatalx("a batch of %zu results exceeds %d bytes", u->n_pending, WIRE_MAX_MSG);
+	outbox_append(u->outbox, u->pending[0].msg.seq, u->pending[u->n_pending - 1].msg.seq,
+	    u->enc.data, u->enc.len, clock_mono_us());
+	u->n_pending = 0;
+	u->n_gaps = 0;
+}
+
+static void
+uplink_pump(struct uplink *u)
+{
+	const struct outbox_rec *rec;
+	unsigned in_flight = 0;
+
+	if (!u->connected || !u->welcomed)
+		return;
+	for (rec = outbox_after(u->outbox, u->acked_seq); rec != NULL && rec->last_seq <= u->sent_upto;
+	     rec = rec->next)
+		in_flight++;
+	for (; rec != NULL && in_flight < UPLINK_WINDOW; rec = rec->next, in_flight++) {
+		const void *data[1] = { rec->data };
+		size_t len[1] = { rec->len };
+
+		if (zloop_send(u->z, data, len, 1) < 0) {
+			if (errno != EAGAIN)
+				log_warnx("cannot send a batch: %s", zmq_strerror(errno));
+			return; // the tick retries
+		}
+		u->sent_upto = rec->last_seq;
+	}
+}
+
+void
+uplink_flush(struct uplink *u)
+{
+	uplink_seal(u);
+	uplink_pump(u);
+}
+
+static void
+uplink_on_flush_timer(evutil_socket_t fd, short what, void *arg)
+{
+	uplink_flush(arg);
+}
+
+static void
+uplink_copy_text(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+void
+uplink_add_result(struct uplink *u, const struct probe_result *r)
+{
+	struct pending_result *p;
+	Vantage__Result init = VANTAGE__RESULT__INIT;
+	bool urgent;
+
+	if (u->n_pending == UPLINK_BATCH_MAX)
+		uplink_seal(u);
+	p = &u->pending[u->n_pending];
+	u->pending_ptrs[u->n_pending] = &p->msg;
+	u->n_pending++;
+	p->msg = init;
+	p->msg.seq = u->next_seq++;
+	uplink_copy_text(p->target, sizeof(p->target), r->target->key);
+	uplink_copy_text(p->peer, sizeof(p->peer), r->peer);
+	uplink_copy_text(p->error, sizeof(p->error), r->error);
+	p->msg.target = p->target;
+	p->msg.peer = p->peer;
+	p->msg.error = p->error;
+	p->msg.config_version = r->config_version;
+	p->msg.scheduled_at = r->scheduled_at_us;
+	p->msg.started_at = r->started_at_us;
+	p->msg.outcome = r->outcome;
+	p->msg.reason = r->reason;
+	p->msg.http_status = r->http_status;
+	p->msg.dns_us = r->dns_us;
+	p->msg.connect_us = r->connect_us;
+	p->msg.tls_us = r->tls_us;
+	p->msg.ttfb_us = r->ttfb_us;
+	p->msg.total_us = r->total_us;
+	p->msg.bytes = r->bytes;
+	p->msg.tls_expiry = r->tls_expiry;
+	p->msg.trigger = r->trigger;
+	p->msg.agent_state = VANTAGE__AGENT_STATE__AGENT_STATE_HEALTHY;
+
+	// Failures and confirmations decide incidents: they leave at once.
+	urgent = r->outcome != VANTAGE__OUTCOME__OUTCOME_UP ||
+	    r->trigger != VANTAGE__TRIGGER__TRIGGER_SCHEDULED;
+	if (urgent || u->n_pending == UPLINK_BATCH_MAX) {
+		uplink_flush(u);
+	} else if (!evtimer_pending(u->flush_timer, NULL)) {
+		struct timeval tv = { 0, UPLINK_BATCH_DELAY_MS * 1000 };
+
+		evtimer_add(u->flush_timer, &tv);
+	}
+}
+
+static void
+uplink_on_gap(uint64_t first_seq, uint64_t last_seq, void *arg)
+{
+	struct uplink *u = arg;
+
+	if (u->n_gaps > 0 && u->gaps[u->n_gaps - 1].last_seq + 1 == first_seq) {
+		u->gaps[u->n_gaps - 1].last_seq = last_seq;
+		return;
+	}
+	if (u->n_gaps == UPLINK_MAX_GAPS) {
+		// Merge into the last marker: the range then also covers seqs
+		// that were delivered, which the store ignores for counting.
+		u->gaps[u->n_gaps - 1].last_seq = last_seq;
+		return;
+	}
+	u->gaps[u->n_gaps].first_seq = first_seq;
+	u->gaps[u->n_gaps].last_seq = last_seq;
+	u->n_gaps++;
+}
+
+static void
+uplink_on_agg_msg(struct uplink *u, const Vantage__AggMsg *m)
+{
+	switch (m->msg_case) {
+	case VANTAGE__AGG_MSG__MSG_WELCOME:
+		if (m->welcome->epoch != u->epoch) {
+			u->bad_messages++;
+			return;
+		}
+		u->clock_offset_us = m->welcome->server_time_us - clock_wall_us();
+		if (m->welcome->acked_seq > u->acked_seq)
+			u->acked_seq = m->welcome->acked_seq;
+		outbox_ack(u->outbox, u->acked_seq);
+		u->sent_upto = u->acked_seq;
+		u->welcomed = true;
+		log_info("aggregator welcomed us: epoch %llu acked through %llu, %llu results to resend",
+		    (unsigned long long)u->epoch, (unsigned long long)u->acked_seq,
+		    (unsigned long long)outbox_depth(u->outbox));
+		uplink_pump(u);
+		break;
+	case VANTAGE__AGG_MSG__MSG_ACK:
+		if (m->ack->epoch != u->epoch) {
+			u->bad_messages++;
+			return;
+		}
+		if (m->ack->acked_seq > u->acked_seq) {
+			u->acked_seq = m->ack->acked_seq;
+			outbox_ack(u->outbox, u->acked_seq);
+		}
+		uplink_pump(u);
+		break;
+	case VANTAGE__AGG_MSG__MSG_CONFIG:
+		u->config_version = m->config->version;
+		u->h.config(m->config, u->h.arg);
+		break;
+	case VANTAGE__AGG_MSG__MSG_PROBE_NOW:
+		u->h.probe_now((const char *const *)m->probe_now->targets, m->probe_now->n_targets,
+		    u->h.arg);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+uplink_on_msg(zmq_msg_t *parts, int nparts, void *arg)
+{
+	struct uplink *u = arg;
+	Vantage__AggMsg *m;
+	char err[256];
+
+	if (nparts != 1) {
+		u->bad_messages++;
+		log_warnx("dropping a message of %d frames from the aggregator", nparts);
+		return;
+	}
+	m = wire_decode_agg(u->arena, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), err,
+	    sizeof(err));
+	if (m == NULL) {
+		u->bad_messages++;
+		log_warnx("dropping a bad message from the aggregator: %s", err);
+		return;
+	}
+	uplink_on_agg_msg(u, m);
+	wire_arena_reset(u->arena);
+}
+
+static void
+uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
+{
+	struct uplink *u = arg;
+
+	switch (event) {
+	case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+		log_info("connected to the aggregator at \"%s\"", addr);
+		u->connected = true;
+		u->welcomed = false;
+		uplink_send_hello(u);
+		break;
+	case ZMQ_EVENT_DISCONNECTED:
+		if (u->connected)
+			log_warnx("lost the connection to the aggregator at \"%s\"", addr);
+		u->connected = false;
+		u->welcomed = false;
+		break;
+	case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+	case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+	case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+		log_warnx("handshake with the aggregator at \"%s\" failed (event 0x%x)", addr, event);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+uplink_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct uplink *u = arg;
+	int64_t now = clock_mono_us();
+
+	if (u->connected && !u->welcomed && now - u->hello_sent_mono >= UPLINK_HELLO_RETRY_US)
+		uplink_send_hello(u);
+	if (u->connected && u->welcomed && now - u->heartbeat_mono >= UPLINK_HEARTBEAT_US)
+		uplink_send_heartbeat(u, now);
+	uplink_pump(u);
+}
+
+static void
+uplink_setsockopt_int(void *sock, int opt, int value)
+{
+	if (zmq_setsockopt(sock, opt, &value, sizeof(value)) < 0)
+		log_warnx("cannot set ZeroMQ option %d: %s", opt, zmq_strerror(errno));
+}
+
+struct uplink *
+uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
+    const struct uplink_handlers *handlers)
+{
+	struct uplink *u = xcalloc(1, sizeof(*u));
+	int64_t maxmsg = WIRE_MAX_MSG;
+	struct timeval tick = { 0, UPLINK_TICK_MS * 1000 };
+
+	u->base = base;
+	u->conf = conf;
+	u->h = *handlers;
+	u->next_seq = 1;
+	buf_init(&u->enc);
+	u->arena = wire_arena_new();
+	u->pending = xcalloc(UPLINK_BATCH_MAX, sizeof(*u->pending));
+	u->pending_ptrs = xcalloc(UPLINK_BATCH_MAX, sizeof(*u->pending_ptrs));
+	for (size_t i = 0; i < UPLINK_MAX_GAPS; i++) {
+		Vantage__Gap init = VANTAGE__GAP__INIT;
+
+		u->gaps[i] = init;
+		u->gap_ptrs[i] = &u->gaps[i];
+	}
+	u->outbox = outbox_new(conf->spool_max, uplink_on_gap, u);
+	// The epoch names this outbox: a new process holds a new outbox, so
+	// its seqs start again at 1 under a new epoch.
+	while (u->epoch == 0)
+		if (getrandom(&u->epoch, sizeof(u->epoch), 0) != sizeof(u->epoch))
+			fatal("cannot read random bytes for the epoch");
+
+	u->sock = zmq_socket(zctx, ZMQ_DEALER);
+	if (u->sock == NULL)
+		fatalx("cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
+	uplink_setsockopt_int(u->sock, ZMQ_LINGER, 0);
+	uplink_setsockopt_int(u->sock, ZMQ_IMMEDIATE, 1);
+	uplink_setsockopt_int(u->sock, ZMQ_HEARTBEAT_IVL, 1000);
+	uplink_setsockopt_int(u->sock, ZMQ_HEARTBEAT_TIMEOUT, 5000);
+	uplink_setsockopt_int(u->sock, ZMQ_HEARTBEAT_TTL, 10000);
+	uplink_setsockopt_int(u->sock, ZMQ_RECONNECT_IVL, 200);
+	uplink_setsockopt_int(u->sock, ZMQ_RECONNECT_IVL_MAX, 5000);
+	uplink_setsockopt_int(u->sock, ZMQ_SNDHWM, 1000);
+	zmq_setsockopt(u->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	if (conf->insecure)
+		log_warnx("connection to the aggregator is NOT encrypted or authenticated "
+			  "(insecure: true); use it for development only");
+	u->z = zloop_new(base, u->sock, uplink_on_msg, u);
+	if (u->z == NULL || zloop_monitor(u->z, zctx,
+	    ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+	    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+	    uplink_on_event, u) < 0)
+		fatalx("cannot watch the ZeroMQ socket: %s", zmq_strerror(errno));
+	if (zmq_connect(u->sock, conf->aggregator_endpoint) < 0) {
+		log_warnx("cannot connect to \"%s\": %s", conf->aggregator_endpoint,
+		    zmq_strerror(errno));
+		uplink_free(u);
+		return NULL;
+	}
+	u->tick = event_new(base, -1, EV_PERSIST, uplink_on_tick, u);
+	event_add(u->tick, &tick);
+	u->flush_timer = evtimer_new(base, uplink_on_flush_timer, u);
+	log_info("agent \"%s\" in region \"%s\": epoch %llu, aggregator \"%s\"", conf->name,
+	    conf->region, (unsigned long long)u->epoch, conf->aggregator_endpoint);
+	return u;
+}
+
+void
+uplink_free(struct uplink *u)
+{
+	if (u == NULL)
+		return;
+	zloop_free(u->z);
+	if (u->sock != NULL)
+		zmq_close(u->sock);
+	if (u->tick != NULL)
+		event_free(u->tick);
+	if (u->flush_timer != NULL)
+		event_free(u->flush_timer);
+	outbox_free(u->outbox);
+	wire_arena_free(u->arena);
+	buf_free(&u->enc);
+	free(u->pending);
+	free(u->pending_ptrs);
+	free(u);
+}
+
+uint64_t
+uplink_produced(const struct uplink *u)
+{
+	return u->next_seq - 1;
+}
+
+uint64_t
+uplink_acked_seq(const struct uplink *u)
+{
+	return u->acked_seq;
+}
+
+uint64_t
+uplink_epoch(const struct uplink *u)
+{
+	return u->epoch;
+}

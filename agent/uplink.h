@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The agent's link to its aggregator: one DEALER socket (through
+// common/zloop), the Hello/Welcome handshake on every (re)connection, result
+// batching, the send window over the outbox, cumulative Acks, heartbeats, and
+// the Config and ProbeNow messages coming back.  Every result gets its seq
+// here, in the order probes finish.  A DOWN result or any retry/ProbeNow
+// result is sent at once; others wait at most UPLINK_BATCH_DELAY_MS to fill
+// a batch.
+#ifndef VANTAGE_UPLINK_H
+#define VANTAGE_UPLINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "probe.h"
+#include "vantage.pb-c.h"
+
+#define UPLINK_BATCH_MAX 1000
+#define UPLINK_BATCH_DELAY_MS 200
+
+struct uplink_handlers {
+	// A new Config (valid only during the call).
+	void (*config)(const Vantage__Config *config, void *arg);
+	// ProbeNow: probe these targets at once.
+	void (*probe_now)(const char *const *keys, size_t n, void *arg);
+	void *arg;
+};
+
+struct uplink;
+
+// conf, base and zctx are borrowed.  Returns NULL after logging why.
+struct uplink *uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
+    const struct uplink_handlers *handlers);
+void uplink_free(struct uplink *u);
+// Assigns the next seq and queues the result.
+void uplink_add_result(struct uplink *u, const struct probe_result *r);
+// Seals the pending batch into the outbox and sends what the window allows.
+void uplink_flush(struct uplink *u);
+uint64_t uplink_produced(const struct uplink *u);
+uint64_t uplink_acked_seq(const struct uplink *u);
+uint64_t uplink_epoch(const struct uplink *u);
+
+#endif

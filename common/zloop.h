@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// ZeroMQ on the libevent loop.  A ZeroMQ socket's ZMQ_FD is edge-triggered:
+// it signals only that ZMQ_EVENTS may have changed, so every wake-up (and
+// every send, which can swallow an edge) must drain the socket until
+// ZMQ_EVENTS has no POLLIN, or messages sit unread forever.  zloop does that
+// and hands each complete multipart message to a callback.  It also owns the
+// socket options common to both ends and the monitor socket that reports
+// connects and disconnects.  Only uplink.c and ingest.c use it.
+#ifndef VANTAGE_ZLOOP_H
+#define VANTAGE_ZLOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <zmq.h>
+
+#define ZLOOP_MAX_PARTS 4
+
+// parts[i] are valid only during the call.  A message with more than
+// ZLOOP_MAX_PARTS frames is dropped and reported with nparts = -1.
+typedef void (*zloop_msg_cb)(zmq_msg_t *parts, int nparts, void *arg);
+// Socket monitor events (ZMQ_EVENT_*), with the endpoint or peer address.
+typedef void (*zloop_event_cb)(uint16_t event, uint32_t value, const char *addr, void *arg);
+
+struct zloop;
+
+// Watches sock (not owned) on base.  The callback runs for every message.
+struct zloop *zloop_new(struct event_base *base, void *sock, zloop_msg_cb cb, void *arg);
+// Also reports monitor events of sock (connected, disconnected, handshake).
+int zloop_monitor(struct zloop *z, void *zctx, uint16_t events, zloop_event_cb cb, void *arg);
+// Re-checks the socket after the caller sent on it (a send can consume the
+// edge that announced pending input).
+void zloop_kick(struct zloop *z);
+// Stops watching; does not close the socket.  Accepts NULL.
+void zloop_free(struct zloop *z);
+
+// Sends nparts frames without blocking.  Returns 0, or -1 with errno
+// (EAGAIN at the high-water mark, EHOSTUNREACH for a gone ROUTER peer).
+int zloop_send(struct zloop *z, const void *const *data, const size_t *len, int nparts);
+
+#endif
