@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The registry of agents the aggregator has heard from: identity (database
+// id, name, region), liveness and what their heartbeats report.  Read by the
+// API; written by ingest.  Slots are stable for the life of the process, so
+// other modules may keep a slot number.
+#ifndef VANTAGE_AGENTS_H
+#define VANTAGE_AGENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct agent_info {
+	int id;                    // agents.id
+	char name[65];
+	char region[65];
+	char version[65];
+	bool connected;
+	int64_t connected_since;   // wall µs
+	int64_t last_seen;         // wall µs of the last message
+	uint64_t epoch;
+	uint64_t acked_seq;
+	uint64_t produced;         // from the last heartbeat
+	uint64_t spool_depth;
+	uint64_t spool_bytes;
+	int64_t clock_offset_us;
+	bool impaired;
+	uint64_t results_received;
+	uint64_t bad_messages;
+};
+
+struct agents;
+
+struct agents *agents_new(void);
+void agents_free(struct agents *a);
+// Slot of the agent with this database id, created if new.
+size_t agents_upsert(struct agents *a, int id, const char *name, const char *region,
+    const char *version);
+struct agent_info *agents_get(struct agents *a, size_t slot);
+size_t agents_count(const struct agents *a);
+
+#endif

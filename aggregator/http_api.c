@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// HTTP API; see http_api.h.  Every response is built with jansson; request
+// paths are matched exactly and target keys are checked against the key
+// charset before lookup, so nothing from the URL reaches a format string or
+// the database.
+#include "http_api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "clock.h"
+#include "log.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+#define API_PREFIX_TARGETS "/api/v1/targets"
+
+struct http_api {
+	struct evhttp *http;
+	struct agents *agents;
+	struct target_table *targets;
+	struct store *store;
+	struct ingest *ingest;
+	int64_t started_wall;
+};
+
+static void
+api_reply(struct evhttp_request *req, int code, const char *reason, json_t *body)
+{
+	struct evbuffer *out = evbuffer_new();
+	char *text = json_dumps(body, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+	json_decref(body);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "application/json; charset=utf-8");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+	if (text != NULL) {
+		evbuffer_add(out, text, strlen(text));
+		evbuffer_add(out, "\n", 1);
+		free(text);
+	}
+	evhttp_send_reply(req, code, reason, out);
+	evbuffer_free(out);
+}
+
+static void
+api_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
+{
+	api_reply(req, code, reason, json_pack("{s:s}", "error", msg));
+}
+
+static json_t *
+api_time(int64_t unix_us)
+{
+	char iso[40];
+
+	if (unix_us <= 0)
+		return json_null();
+	clock_iso8601(unix_us, iso, sizeof(iso));
+	return json_string(iso);
+}
+
+static json_t *
+api_text_or_null(const char *s)
+{
+	return s != NULL && *s ? json_string(s) : json_null();
+}
+
+static const char *const api_kind_names[] = { "", "http", "tcp", "dns", "icmp" };
+
+static json_t *
+api_target(struct http_api *api, size_t idx, int64_t now)
+{
+	const struct target_conf *tc = targets_conf(api->targets, idx);
+	const struct latest_result *latest;
+	json_t *t = json_object(), *regions = json_array();
+	size_t n;
+
+	json_object_set_new(t, "key", json_string(tc->key));
+	json_object_set_new(t, "group", api_text_or_null(tc->group));
+	json_object_set_new(t, "kind", json_string(api_kind_names[tc->kind]));
+	if (tc->kind == PROBE_HTTP)
+		json_object_set_new(t, "url", json_string(tc->http.url));
+	json_object_set_new(t, "interval_s", json_real(tc->interval_ms / 1000.0));
+	json_object_set_new(t, "timeout_s", json_real(tc->timeout_ms / 1000.0));
+	latest = targets_latest(api->targets, idx, &n);
+	for (size_t i = 0; i < n; i++) {
+		const struct latest_result *l = &latest[i];
+		const struct agent_info *ai = agents_get(api->agents, l->agent_slot);
+		json_t *r = json_object();
+
+		json_object_set_new(r, "region", json_string(ai ? ai->region : "unknown"));
+		json_object_set_new(r, "agent", json_string(ai ? ai->name : "unknown"));
+		json_object_set_new(r, "outcome", json_string(wire_outcome_name(l->outcome)));
+		json_object_set_new(r, "reason", l->reason ? json_string(wire_reason_name(l->reason))
+							   : json_null());
+		json_object_set_new(r, "trigger", json_string(wire_trigger_name(l->trigger)));
+		json_object_set_new(r, "http_status", l->http_status ? json_integer(l->http_status)
+								   : json_null());
+		json_object_set_new(r, "phases_us",
+		    json_pack("{s:I,s:I,s:I,s:I,s:I}", "dns", (json_int_t)l->dns_us, "connect",
+			(json_int_t)l->connect_us, "tls", (json_int_t)l->tls_us, "ttfb",
+			(json_int_t)l->ttfb_us, "total", (json_int_t)l->total_us));
+		json_object_set_new(r, "started_at", api_time(l->started_at));
+		json_object_set_new(r, "age_s", json_real((now - l->received_at) / 1e6));
+		json_object_set_new(r, "seq", json_integer((json_int_t)l->seq));
+		json_object_set_new(r, "error", api_text_or_null(l->error));
+		json_array_append_new(regions, r);
+	}
+	json_object_set_new(t, "regions", regions);
+	return t;
+}
+
+static void
+api_targets(struct http_api *api, struct evhttp_request *req, const char *key)
+{
+	int64_t now = clock_wall_us();
+
+	if (key == NULL) {
+		json_t *list = json_array();
+
+		for (size_t i = 0; i < targets_count(api->targets); i++)
+			json_array_append_new(list, api_target(api, i, now));
+		api_reply(req, HTTP_OK, "OK", json_pack("{s:o}", "targets", list));
+		return;
+	}
+	int idx = targets_find(api->targets, key);
+
+	if (idx < 0) {
+		char msg[200];
+
+		snprintf(msg, sizeof(msg), "target \"%.128s\" not found", key);
+		api_error(req, HTTP_NOTFOUND, "Not Found", msg);
+		return;
+	}
+	api_reply(req, HTTP_OK, "OK", api_target(api, (size_t)idx, now));
+}
+
+static void
+api_agents(struct http_api *api, struct evhttp_request *req)
+{
+	json_t *list = json_array();
+	int64_t now = clock_wall_us();
+
+	for (size_t i = 0; i < agents_count(api->agents); i++) {
+		const struct agent_info *ai = agents_get(api->agents, i);
+		// Agents send a heartbeat every 5 s; three missed means gone.
+		bool connected = ai->connected && now - ai->last_seen < 15 * 1000000LL;
+
+		json_array_append_new(list, json_pack(
+		    "{s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:b,s:I,s:I}",
+		    "name", ai->name, "region", ai->region, "version", ai->version,
+		    "connected", connected, "connected_since", api_time(ai->connected_since),
+		    "last_seen", api_time(ai->last_seen), "epoch", "", "acked_seq",
+		    (json_int_t)ai->acked_seq, "produced", (json_int_t)ai->produced,
+		    "spool_depth", (json_int_t)ai->spool_depth, "results_received",
+		    (json_int_t)ai->results_received, "impaired", ai->impaired,
+		    "bad_messages", (json_int_t)ai->bad_messages, "clock_offset_us",
+		    (json_int_t)ai->clock_offset_us));
+		{
+			char epoch[24];
+			json_t *o = json_array_get(list, json_array_size(list) - 1);
+
+			snprintf(epoch, sizeof(epoch), "%llu", (unsigned long long)ai->epoch);
+			json_object_set_new(o, "epoch", json_string(epoch));
+		}
+	}
+	api_reply(req, HTTP_OK, "OK", json_pack("{s:o}", "agents", list));
+}
+
+static void
+api_healthz(struct http_api *api, struct evhttp_request *req)
+{
+	struct store_stats ss;
+	struct ingest_stats is;
+
+	store_get_stats(api->store, &ss);
+	ingest_get_stats(api->ingest, &is);
+	api_reply(req, HTTP_OK, "OK", json_pack(
+	    "{s:s,s:s,s:s,s:o,s:{s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+	    "status", "ok", "version", VANTAGE_VERSION,
+	    "database", store_connected(api->store) ? "up" : "down",
+	    "started_at", api_time(api->started_wall),
+	    "ingest", "results_received", (json_int_t)is.results_received,
+	    "results_duplicate", (json_int_t)is.results_duplicate,
+	    "results_unknown_target", (json_int_t)is.results_unknown,
+	    "batches_dropped", (json_int_t)is.batches_dropped,
+	    "bad_frames", (json_int_t)is.bad_frames,
+	    "store", "rows_committed", (json_int_t)ss.rows_committed,
+	    "transactions", (json_int_t)ss.txns_committed,
+	    "transactions_failed", (json_int_t)ss.txns_failed,
+	    "reconnects", (json_int_t)ss.reconnects,
+	    "last_commit_us", (json_int_t)ss.last_commit_us,
+	    "rows_pending", (json_int_t)ss.rows_pending));
+}
+
+// Target keys are [A-Za-z0-9._-]; anything else cannot name a target.
+static bool
+api_key_ok(const char *key)
+{
+	size_t n = strlen(key);
+
+	if (n == 0 || n > WIRE_MAX_KEY)
+		return false;
+	return strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+static void
+api_dispatch(struct evhttp_request *req, void *arg)
+{
+	struct http_api *api = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	struct evhttp_uri *parsed = evhttp_uri_parse(uri);
+	const char *path = parsed ? evhttp_uri_get_path(parsed) : NULL;
+	char *decoded = NULL;
+
+	if (path == NULL) {
+		api_error(req, HTTP_BADREQUEST, "Bad Request", "malformed request URI");
+		goto done;
+	}
+	decoded = evhttp_uridecode(path, 0, NULL);
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		api_error(req, 405, "Method Not Allowed", "only GET is supported here");
+		goto done;
+	}
+	if (strcmp(decoded, "/healthz") == 0) {
+		api_healthz(api, req);
+	} else if (strcmp(decoded, API_PREFIX_TARGETS) == 0 ||
+	    strcmp(decoded, API_PREFIX_TARGETS "/") == 0) {
+		api_targets(api, req, NULL);
+	} else if (strncmp(decoded, API_PREFIX_TARGETS "/", strlen(API_PREFIX_TARGETS) + 1) == 0) {
+		const char *key = decoded + strlen(API_PREFIX_TARGETS) + 1;
+
+		if (!api_key_ok(key))
+			api_error(req, HTTP_BADREQUEST, "Bad Request",
+			    "a target key is 1 to 128 characters of A-Z a-z 0-9 . _ -");
+		else
+			api_targets(api, req, key);
+	} else if (strcmp(decoded, "/api/v1/agents") == 0) {
+		api_agents(api, req);
+	} else {
+		api_error(req, HTTP_NOTFOUND, "Not Found", "no such resource");
+	}
+done:
+	free(decoded);
+	if (parsed != NULL)
+		evhttp_uri_free(parsed);
+}
+
+struct http_api *
+http_api_new(struct event_base *base, const char *addr, struct agents *agents,
+    struct target_table *targets, struct store *store, struct ingest *ingest)
+{
+	struct http_api *api = xcalloc(1, sizeof(*api));
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	long port;
+	char *end;
+
+	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host)) {
+		log_warnx("bad HTTP listen address \"%s\" (want HOST:PORT)", addr);
+		free(api);
+		return NULL;
+	}
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port < 0 || port > 65535) {
+		log_warnx("bad port in HTTP listen address \"%s\"", addr);
+		free(api);
+		return NULL;
+	}
+	api->agents = agents;
+	api->targets = targets;
+	api->store = store;
+	api->ingest = ingest;
+	api->started_wall = clock_wall_us();
+	api->http = evhttp_new(base);
+	evhttp_set_timeout(api->http, 30);
+	evhttp_set_max_headers_size(api->http, 16 * 1024);
+	evhttp_set_max_body_size(api->http, 1024 * 1024);
+	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(api->http, api_dispatch, api);
+	// Brackets of an IPv6 literal are not part of the bind address.
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	if (evhttp_bind_socket(api->http, host, (ev_uint16_t)port) < 0) {
+		log_warnx("cannot listen for HTTP on \"%s\"", addr);
+		evhttp_free(api->http);
+		free(api);
+		return NULL;
+	}
+	log_info("serving the API on http://%s/", addr);
+	return api;
+}
+
+void
+http_api_set_targets(struct http_api *api, struct target_table *targets)
+{
+	api->targets = targets;
+}
+
+void
+http_api_free(struct http_api *api)
+{
+	if (api == NULL)
+		return;
+	evhttp_free(api->http);
+	free(api);
+}

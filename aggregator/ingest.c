@@ -1,0 +1,632 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Agent protocol on the ROUTER socket; see ingest.h.
+//
+// A *session* is one connection (one ROUTER routing id); a *stream* is one
+// (agent, epoch), the unit of seq numbering and progress.  A stream outlives
+// its sessions: an agent that reconnects gets a new session on the same
+// stream.  For each stream, acked_seq is what is durable (sent in Welcome
+// and Ack) and queued_seq what is durable or in a transaction; a result is
+// new only above queued_seq.  If a transaction fails, the stream is
+// resynchronised from the database before anything else of it is accepted,
+// and the agent is told (a fresh Welcome) to resend from there.
+#include "ingest.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "log.h"
+#include "wire.h"
+#include "xmalloc.h"
+#include "zloop.h"
+
+#define INGEST_MAX_RID 256
+#define INGEST_SESSION_IDLE_US (120LL * 1000000)
+#define INGEST_MAX_SESSIONS 100000
+
+struct stream;
+
+struct session {
+	uint8_t rid[INGEST_MAX_RID];
+	size_t rid_len;
+	struct stream *stream;     // after Welcome
+	size_t agent_slot;
+	char addr[64];             // peer address, for logs
+	int64_t last_seen_mono;
+	unsigned pending;          // store operations that point here
+	uint64_t bad_frames;
+	bool gone;
+	struct ingest *in;
+	struct session *next;
+};
+
+struct stream {
+	int agent_id;
+	uint64_t epoch;
+	uint64_t acked_seq;
+	uint64_t queued_seq;
+	bool resyncing;
+	struct session *peer;      // current connection, or NULL
+	size_t agent_slot;
+	char name[WIRE_MAX_NAME + 1];
+	char region[WIRE_MAX_NAME + 1];
+	char version[65];
+	struct ingest *in;
+	struct stream *next;
+};
+
+struct ingest {
+	struct event_base *base;
+	const struct agg_conf *conf;
+	struct store *store;
+	struct agents *agents;
+	struct target_table *targets;
+	void *sock;
+	struct zloop *z;
+	struct event *reaper;
+	struct wire_arena *arena;
+	struct buf enc;
+	struct session *sessions;
+	size_t n_sessions;
+	struct stream *streams;
+	uint64_t config_version;
+	struct ingest_stats stats;
+};
+
+// --- sending ---
+
+static void
+ingest_send(struct ingest *in, struct session *s, const Vantage__AggMsg *m)
+{
+	const void *data[2];
+	size_t len[2];
+
+	if (s == NULL || s->gone)
+		return;
+	if (wire_encode_agg(m, &in->enc) < 0) {
+		log_warnx("message to agent exceeds %d bytes: not sent", WIRE_MAX_MSG);
+		return;
+	}
+	data[0] = s->rid;
+	len[0] = s->rid_len;
+	data[1] = in->enc.data;
+	len[1] = in->enc.len;
+	if (zloop_send(in->z, data, len, 2) < 0 && errno != EHOSTUNREACH && errno != EAGAIN)
+		log_warnx("cannot send to an agent: %s", zmq_strerror(errno));
+}
+
+static void
+ingest_send_welcome(struct ingest *in, struct stream *st)
+{
+	Vantage__AggMsg m = VANTAGE__AGG_MSG__INIT;
+	Vantage__Welcome w = VANTAGE__WELCOME__INIT;
+
+	w.server_time_us = clock_wall_us();
+	w.epoch = st->epoch;
+	w.acked_seq = st->acked_seq;
+	m.msg_case = VANTAGE__AGG_MSG__MSG_WELCOME;
+	m.welcome = &w;
+	ingest_send(in, st->peer, &m);
+}
+
+static void
+ingest_send_ack(struct ingest *in, struct stream *st)
+{
+	Vantage__AggMsg m = VANTAGE__AGG_MSG__INIT;
+	Vantage__Ack ack = VANTAGE__ACK__INIT;
+
+	ack.epoch = st->epoch;
+	ack.acked_seq = st->acked_seq;
+	m.msg_case = VANTAGE__AGG_MSG__MSG_ACK;
+	m.ack = &ack;
+	ingest_send(in, st->peer, &m);
+}
+
+static bool
+ingest_target_in_region(const struct target_conf *tc, const char *region)
+{
+	if (tc->n_regions == 0)
+		return true;
+	for (size_t i = 0; i < tc->n_regions; i++)
+		if (strcmp(tc->regions[i], region) == 0)
+			return true;
+	return false;
+}
+
+// The Config for one region: its targets that this agent version can probe.
+static void
+ingest_send_config(struct ingest *in, struct session *s, const char *region)
+{
+	const struct agg_conf *c = in->conf;
+	Vantage__AggMsg m = VANTAGE__AGG_MSG__INIT;
+	Vantage__Config config = VANTAGE__CONFIG__INIT;
+	Vantage__Target *targets = xcalloc(c->n_targets ? c->n_targets : 1, sizeof(*targets));
+	Vantage__HttpSpec *specs = xcalloc(c->n_targets ? c->n_targets : 1, sizeof(*specs));
+	Vantage__Target **ptrs = xcalloc(c->n_targets ? c->n_targets : 1, sizeof(*ptrs));
+	uint32_t(*expect)[CONF_MAX_EXPECT] = xcalloc(c->n_targets ? c->n_targets : 1, sizeof(*expect));
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->n_targets; i++) {
+		const struct target_conf *tc = &c->targets[i];
+		Vantage__Target ti = VANTAGE__TARGET__INIT;
+		Vantage__HttpSpec hi = VANTAGE__HTTP_SPEC__INIT;
+
+		if (tc->kind != PROBE_HTTP || !ingest_target_in_region(tc, region))
+			continue;
+		targets[n] = ti;
+		specs[n] = hi;
+		targets[n].key = tc->key;
+		targets[n].kind = VANTAGE__PROBE_KIND__PROBE_KIND_HTTP;
+		targets[n].interval_ms = tc->interval_ms;
+		targets[n].timeout_ms = tc->timeout_ms;
+		targets[n].confirm = tc->confirm;
+		targets[n].retry_interval_ms = tc->retry_interval_ms;
+		specs[n].url = tc->http.url;
+		specs[n].method = tc->http.method ? tc->http.method : (char *)"GET";
+		for (size_t k = 0; k < tc->http.n_expect; k++)
+			expect[n][k] = tc->http.expect_status[k];
+		specs[n].n_expect_status = tc->http.n_expect;
+		specs[n].expect_status = expect[n];
+		specs[n].body_contains = tc->http.body_contains ? tc->http.body_contains : (char *)"";
+		specs[n].max_latency_ms = tc->http.max_latency_ms;
+		specs[n].follow_redirects = tc->http.follow_redirects;
+		specs[n].tls_min_days = tc->http.tls_min_days;
+		targets[n].http = &specs[n];
+		ptrs[n] = &targets[n];
+		n++;
+	}
+	config.version = in->config_version;
+	config.n_targets = n;
+	config.targets = ptrs;
+	m.msg_case = VANTAGE__AGG_MSG__MSG_CONFIG;
+	m.config = &config;
+	ingest_send(in, s, &m);
+	free(targets);
+	free(specs);
+	free(ptrs);
+	free(expect);
+}
+
+// --- sessions and streams ---
+
+// rid_msg is the routing id frame; body the frame after it, which carries
+// the connection's metadata (peer address).
+static struct session *
+ingest_session(struct ingest *in, const zmq_msg_t *rid_msg, zmq_msg_t *body, bool create)
+{
+	const uint8_t *rid = zmq_msg_data((zmq_msg_t *)rid_msg);
+	size_t len = zmq_msg_size((zmq_msg_t *)rid_msg);
+	struct session *s;
+
+	if (len == 0 || len > INGEST_MAX_RID)
+		return NULL;
+	for (s = in->sessions; s != NULL; s = s->next)
+		if (!s->gone && s->rid_len == len && memcmp(s->rid, rid, len) == 0)
+			return s;
+	if (!create || in->n_sessions >= INGEST_MAX_SESSIONS)
+		return NULL;
+	s = xcalloc(1, sizeof(*s));
+	memcpy(s->rid, rid, len);
+	s->rid_len = len;
+	s->in = in;
+	{
+		const char *addr = body != NULL ? zmq_msg_gets(body, "Peer-Address") : NULL;
+
+		snprintf(s->addr, sizeof(s->addr), "%s", addr ? addr : "unknown");
+	}
+	s->next = in->sessions;
+	in->sessions = s;
+	in->n_sessions++;
+	return s;
+}
+
+static struct stream *
+ingest_stream(struct ingest *in, int agent_id, uint64_t epoch)
+{
+	struct stream *st;
+
+	for (st = in->streams; st != NULL; st = st->next)
+		if (st->agent_id == agent_id && st->epoch == epoch)
+			return st;
+	return NULL;
+}
+
+static void ingest_on_commit(int status, uint64_t acked_seq, void *arg);
+
+static void
+ingest_on_resync(int status, int agent_id, uint64_t acked_seq, void *arg)
+{
+	struct stream *st = arg;
+	struct ingest *in = st->in;
+
+	if (status < 0) {
+		// Try again: the store retries its connection meanwhile.
+		store_hello(in->store, st->name, st->region, st->version, st->epoch,
+		    ingest_on_resync, st);
+		return;
+	}
+	st->acked_seq = st->queued_seq = acked_seq;
+	st->resyncing = false;
+	log_info("agent \"%s\" epoch %llu resynchronised at seq %llu: asking it to resend",
+	    st->name, (unsigned long long)st->epoch, (unsigned long long)acked_seq);
+	ingest_send_welcome(in, st);
+}
+
+static void
+ingest_resync(struct stream *st)
+{
+	if (st->resyncing)
+		return;
+	st->resyncing = true;
+	store_hello(st->in->store, st->name, st->region, st->version, st->epoch, ingest_on_resync, st);
+}
+
+static void
+ingest_on_commit(int status, uint64_t acked_seq, void *arg)
+{
+	struct stream *st = arg;
+	struct agent_info *ai = agents_get(st->in->agents, st->agent_slot);
+
+	if (status < 0) {
+		ingest_resync(st);
+		return;
+	}
+	if (acked_seq > st->acked_seq)
+		st->acked_seq = acked_seq;
+	if (ai != NULL)
+		ai->acked_seq = st->acked_seq;
+	if (!st->resyncing)
+		ingest_send_ack(st->in, st);
+}
+
+struct hello_ctx {
+	struct session *session;
+	char name[WIRE_MAX_NAME + 1];
+	char region[WIRE_MAX_NAME + 1];
+	char version[65];
+	uint64_t epoch;
+};
+
+static void
+ingest_on_hello_done(int status, int agent_id, uint64_t acked_seq, void *arg)
+{
+	struct hello_ctx *h = arg;
+	struct session *s = h->session;
+	struct ingest *in = s->in;
+	struct stream *st;
+	struct agent_info *ai;
+
+	s->pending--;
+	if (status < 0 || s->gone) {
+		// The agent says Hello again after a few seconds.
+		free(h);
+		return;
+	}
+	st = ingest_stream(in, agent_id, h->epoch);
+	if (st == NULL) {
+		st = xcalloc(1, sizeof(*st));
+		st->agent_id = agent_id;
+		st->epoch = h->epoch;
+		st->acked_seq = st->queued_seq = acked_seq;
+		st->in = in;
+		st->next = in->streams;
+		in->streams = st;
+	}
+	snprintf(st->name, sizeof(st->name), "%s", h->name);
+	snprintf(st->region, sizeof(st->region), "%s", h->region);
+	snprintf(st->version, sizeof(st->version), "%s", h->version);
+	if (st->peer != NULL && st->peer != s)
+		st->peer->stream = NULL;
+	st->peer = s;
+	st->agent_slot = agents_upsert(in->agents, agent_id, h->name, h->region, h->version);
+	s->stream = st;
+	s->agent_slot = st->agent_slot;
+	ai = agents_get(in->agents, st->agent_slot);
+	ai->connected = true;
+	ai->connected_since = ai->last_seen = clock_wall_us();
+	ai->epoch = st->epoch;
+	ai->acked_seq = st->acked_seq;
+	log_info("agent \"%s\" (region \"%s\", %s) connected from %s: epoch %llu, acked through %llu",
+	    h->name, h->region, h->version, s->addr, (unsigned long long)h->epoch,
+	    (unsigned long long)st->acked_seq);
+	free(h);
+	if (!st->resyncing)
+		ingest_send_welcome(in, st);
+	ingest_send_config(in, s, st->region);
+}
+
+static bool
+ingest_region_known(const struct agg_conf *conf, const char *region)
+{
+	if (conf->n_regions == 0)
+		return true;
+	for (size_t i = 0; i < conf->n_regions; i++)
+		if (strcmp(conf->regions[i].name, region) == 0)
+			return true;
+	return false;
+}
+
+static void
+ingest_on_hello(struct ingest *in, struct session *s, const Vantage__Hello *hello)
+{
+	struct hello_ctx *h;
+
+	if (!ingest_region_known(in->conf, hello->region)) {
+		log_warnx("refusing agent \"%s\" from %s: region \"%s\" is not configured",
+		    hello->name, s->addr, hello->region);
+		s->bad_frames++;
+		in->stats.bad_frames++;
+		return;
+	}
+	if (s->pending > 0)
+		return; // a Hello of this session is already being registered
+	h = xcalloc(1, sizeof(*h));
+	h->session = s;
+	snprintf(h->name, sizeof(h->name), "%s", hello->name);
+	snprintf(h->region, sizeof(h->region), "%s", hello->region);
+	snprintf(h->version, sizeof(h->version), "%s", hello->version ? hello->version : "");
+	h->epoch = hello->epoch;
+	s->pending++;
+	store_hello(in->store, h->name, h->region, h->version, h->epoch, ingest_on_hello_done, h);
+}
+
+static void
+ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch *b)
+{
+	struct stream *st = s->stream;
+	struct agent_info *ai;
+	uint64_t old_seq, new_seq;
+	int64_t now = clock_wall_us();
+
+	if (st == NULL || st->epoch != b->epoch || st->resyncing) {
+		// Before Welcome or during a resync: the agent resends after
+		// its next Welcome, so dropping loses nothing.
+		in->stats.batches_dropped++;
+		return;
+	}
+	ai = agents_get(in->agents, st->agent_slot);
+	old_seq = new_seq = st->queued_seq;
+	for (size_t i = 0; i < b->n_results; i++) {
+		const Vantage__Result *r = b->results[i];
+		int idx;
+
+		if (r->seq <= st->queued_seq) {
+			in->stats.results_duplicate++;
+			continue;
+		}
+		idx = targets_find(in->targets, r->target);
+		if (idx < 0) {
+			in->stats.results_unknown++;
+			store_add_result(in->store, st->agent_id, st->epoch, 0, r);
+		} else {
+			store_add_result(in->store, st->agent_id, st->epoch,
+			    targets_id(in->targets, (size_t)idx), r);
+			targets_record(in->targets, (size_t)idx, st->agent_slot, r, now);
+		}
+		new_seq = r->seq;
+		in->stats.results_received++;
+		ai->results_received++;
+	}
+	for (size_t i = 0; i < b->n_gaps; i++) {
+		log_warnx("agent \"%s\" epoch %llu lost results %llu..%llu (its spool was full)",
+		    st->name, (unsigned long long)st->epoch, (unsigned long long)b->gaps[i]->first_seq,
+		    (unsigned long long)b->gaps[i]->last_seq);
+		store_add_gap(in->store, st->agent_id, st->epoch, b->gaps[i]->first_seq,
+		    b->gaps[i]->last_seq);
+	}
+	if (new_seq > old_seq) {
+		st->queued_seq = new_seq;
+		store_add_progress(in->store, st->agent_id, st->epoch, old_seq, new_seq,
+		    ingest_on_commit, st);
+	} else if (st->queued_seq == st->acked_seq) {
+		// Nothing new and nothing pending: confirm at once so the agent
+		// can trim what it resent.
+		ingest_send_ack(in, st);
+	}
+}
+
+static void
+ingest_on_heartbeat(struct ingest *in, struct session *s, const Vantage__Heartbeat *hb)
+{
+	struct agent_info *ai;
+
+	if (s->stream == NULL)
+		return;
+	ai = agents_get(in->agents, s->agent_slot);
+	ai->produced = hb->produced;
+	ai->spool_depth = hb->spool_depth;
+	ai->spool_bytes = hb->spool_bytes;
+	ai->clock_offset_us = hb->clock_offset_us;
+	ai->impaired = hb->state == VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED;
+}
+
+static void
+ingest_bad(struct ingest *in, struct session *s, const char *why)
+{
+	in->stats.bad_frames++;
+	if (s != NULL) {
+		s->bad_frames++;
+		if (s->stream != NULL)
+			agents_get(in->agents, s->agent_slot)->bad_messages++;
+		// The first few, then every 1000th: a hostile peer must not
+		// flood the log.
+		if (s->bad_frames <= 3 || s->bad_frames % 1000 == 0)
+			log_warnx("dropping a bad message from %s (%llu so far): %s", s->addr,
+			    (unsigned long long)s->bad_frames, why);
+	} else if (in->stats.bad_frames <= 3 || in->stats.bad_frames % 1000 == 0) {
+		log_warnx("dropping a bad message (%llu so far): %s",
+		    (unsigned long long)in->stats.bad_frames, why);
+	}
+}
+
+static void
+ingest_on_msg(zmq_msg_t *parts, int nparts, void *arg)
+{
+	struct ingest *in = arg;
+	struct session *s;
+	Vantage__AgentMsg *m;
+	char err[256];
+
+	if (nparts != 2) {
+		s = nparts >= 1 ? ingest_session(in, &parts[0], NULL, false) : NULL;
+		ingest_bad(in, s, nparts < 0 ? "too many frames" : "wrong number of frames");
+		return;
+	}
+	s = ingest_session(in, &parts[0], &parts[1], true);
+	if (s == NULL) {
+		ingest_bad(in, NULL, "bad routing id or too many sessions");
+		return;
+	}
+	s->last_seen_mono = clock_mono_us();
+	m = wire_decode_agent(in->arena, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]),
+	    clock_wall_us(), err, sizeof(err));
+	if (m == NULL) {
+		ingest_bad(in, s, err);
+		return;
+	}
+	if (s->stream != NULL)
+		agents_get(in->agents, s->agent_slot)->last_seen = clock_wall_us();
+	switch (m->msg_case) {
+	case VANTAGE__AGENT_MSG__MSG_HELLO:
+		ingest_on_hello(in, s, m->hello);
+		break;
+	case VANTAGE__AGENT_MSG__MSG_BATCH:
+		ingest_on_batch(in, s, m->batch);
+		break;
+	case VANTAGE__AGENT_MSG__MSG_HEARTBEAT:
+		ingest_on_heartbeat(in, s, m->heartbeat);
+		break;
+	default:
+		break;
+	}
+	wire_arena_reset(in->arena);
+}
+
+// Sessions idle for long are gone (their agent reconnected under a new
+// routing id or stopped).  Freed only when no store operation points there.
+static void
+ingest_on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct ingest *in = arg;
+	int64_t now = clock_mono_us();
+	struct session **pp = &in->sessions, *s;
+
+	while ((s = *pp) != NULL) {
+		if (now - s->last_seen_mono > INGEST_SESSION_IDLE_US && s->pending == 0) {
+			if (s->stream != NULL && s->stream->peer == s) {
+				struct agent_info *ai = agents_get(in->agents, s->agent_slot);
+
+				s->stream->peer = NULL;
+				if (ai != NULL && ai->connected) {
+					ai->connected = false;
+					log_warnx("agent \"%s\" has been silent for %lld s",
+					    ai->name, (long long)(INGEST_SESSION_IDLE_US / 1000000));
+				}
+			}
+			*pp = s->next;
+			in->n_sessions--;
+			free(s);
+			continue;
+		}
+		pp = &s->next;
+	}
+}
+
+static int
+ingest_setsockopt_int(void *sock, int opt, int value)
+{
+	return zmq_setsockopt(sock, opt, &value, sizeof(value));
+}
+
+struct ingest *
+ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, struct store *store,
+    struct agents *agents, struct target_table *targets)
+{
+	struct ingest *in = xcalloc(1, sizeof(*in));
+	int64_t maxmsg = WIRE_MAX_MSG;
+	struct timeval reap = { 10, 0 };
+
+	in->base = base;
+	in->conf = conf;
+	in->store = store;
+	in->agents = agents;
+	in->targets = targets;
+	in->config_version = (uint64_t)(clock_wall_us() / 1000000);
+	in->arena = wire_arena_new();
+	buf_init(&in->enc);
+	in->sock = zmq_socket(zctx, ZMQ_ROUTER);
+	if (in->sock == NULL)
+		fatalx("cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
+	ingest_setsockopt_int(in->sock, ZMQ_LINGER, 0);
+	ingest_setsockopt_int(in->sock, ZMQ_ROUTER_MANDATORY, 1);
+	ingest_setsockopt_int(in->sock, ZMQ_HANDSHAKE_IVL, 5000);
+	ingest_setsockopt_int(in->sock, ZMQ_HEARTBEAT_IVL, 1000);
+	ingest_setsockopt_int(in->sock, ZMQ_HEARTBEAT_TIMEOUT, 5000);
+	ingest_setsockopt_int(in->sock, ZMQ_SNDHWM, 10000);
+	ingest_setsockopt_int(in->sock, ZMQ_RCVHWM, 10000);
+	zmq_setsockopt(in->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	if (conf->insecure)
+		log_warnx("agents connect WITHOUT encryption or authentication (security: insecure: "
+			  "true); anyone who reaches \"%s\" can submit results", conf->listen_zmq);
+	if (zmq_bind(in->sock, conf->listen_zmq) < 0) {
+		log_warnx("cannot listen on \"%s\": %s", conf->listen_zmq, zmq_strerror(errno));
+		zmq_close(in->sock);
+		wire_arena_free(in->arena);
+		free(in);
+		return NULL;
+	}
+	in->z = zloop_new(base, in->sock, ingest_on_msg, in);
+	// Liveness comes from traffic (agents send a heartbeat every few
+	// seconds), not from socket events, which name no routing id.
+	if (in->z == NULL)
+		fatalx("cannot watch the ZeroMQ socket: %s", zmq_strerror(errno));
+	in->reaper = event_new(base, -1, EV_PERSIST, ingest_on_reap, in);
+	event_add(in->reaper, &reap);
+	log_info("listening for agents on \"%s\"", conf->listen_zmq);
+	return in;
+}
+
+void
+ingest_free(struct ingest *in)
+{
+	struct session *s, *sn;
+	struct stream *st, *stn;
+
+	if (in == NULL)
+		return;
+	zloop_free(in->z);
+	zmq_close(in->sock);
+	event_free(in->reaper);
+	for (s = in->sessions; s != NULL; s = sn) {
+		sn = s->next;
+		free(s);
+	}
+	for (st = in->streams; st != NULL; st = stn) {
+		stn = st->next;
+		free(st);
+	}
+	wire_arena_free(in->arena);
+	buf_free(&in->enc);
+	free(in);
+}
+
+void
+ingest_reconfigure(struct ingest *in, const struct agg_conf *conf, struct target_table *targets)
+{
+	in->conf = conf;
+	in->targets = targets;
+	in->config_version = (uint64_t)(clock_wall_us() / 1000000);
+	for (struct stream *st = in->streams; st != NULL; st = st->next)
+		if (st->peer != NULL)
+			ingest_send_config(in, st->peer, st->region);
+}
+
+void
+ingest_get_stats(const struct ingest *in, struct ingest_stats *out)
+{
+	*out = in->stats;
+}

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Ingest: the aggregator's ROUTER socket.  Speaks the agent protocol
+// (Hello -> Welcome + Config, ResultBatch -> rows in the store -> Ack after
+// COMMIT, Heartbeat -> registry), drops duplicates by seq against the
+// stream's progress, and counts and drops every bad frame without ever
+// exiting because of what a peer sent.
+#ifndef VANTAGE_INGEST_H
+#define VANTAGE_INGEST_H
+
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "agents.h"
+#include "conf.h"
+#include "store_pg.h"
+#include "targets.h"
+
+struct ingest;
+
+struct ingest_stats {
+	uint64_t results_received;   // valid results in valid batches
+	uint64_t results_duplicate;  // seq already stored or queued
+	uint64_t results_unknown;    // target key not configured (stored with target 0)
+	uint64_t batches_dropped;    // valid but refused (no Hello yet, resync)
+	uint64_t bad_frames;         // malformed, oversized or invalid
+};
+
+// All borrowed.  Binds conf->listen_zmq; returns NULL after logging why.
+struct ingest *ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf,
+    struct store *store, struct agents *agents, struct target_table *targets);
+void ingest_free(struct ingest *in);
+// Switches to a reloaded config and target table and pushes the new Config
+// to every connected agent.
+void ingest_reconfigure(struct ingest *in, const struct agg_conf *conf, struct target_table *targets);
+void ingest_get_stats(const struct ingest *in, struct ingest_stats *out);
+
+#endif

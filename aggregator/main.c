@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// vantage-aggregator: receives results from agents, stores them in
+// PostgreSQL and serves the API.  main owns the one libevent base, starts
+// the embedded PostgreSQL cluster when no `database:` is configured, applies
+// migrations before anything listens, and wires store -> ingest -> API.
+// SIGHUP reloads vantage.yml (a bad file is reported and the old one kept);
+// SIGTERM/SIGINT stop ingest, let the store finish what it holds, then stop
+// the embedded cluster.
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <zmq.h>
+
+#include "agents.h"
+#include "clock.h"
+#include "conf.h"
+#include "http_api.h"
+#include "ingest.h"
+#include "log.h"
+#include "pgembed.h"
+#include "store_pg.h"
+#include "targets.h"
+#include "xmalloc.h"
+
+#define DRAIN_TIMEOUT_US (10 * 1000000)
+#define MAINTAIN_INTERVAL_S 3600
+
+struct aggregator {
+	const char *conf_path;
+	struct event_base *base;
+	struct agg_conf *conf;
+	struct target_table *targets;
+	// A reload in progress: installed once its targets have ids.
+	struct agg_conf *next_conf;
+	struct target_table *next_targets;
+	struct store *store;
+	struct agents *agents;
+	struct ingest *ingest;
+	struct http_api *api;
+	struct event *drain_timer;
+	struct event *maintain_timer;
+	int64_t drain_deadline;
+	bool stopping;
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: vantage-aggregator [-dnvhV] [-f vantage.yml]\n"
+	    "  -f FILE  configuration file (default /etc/vantage/vantage.yml)\n"
+	    "  -d       stay in the foreground, log to stderr\n"
+	    "  -n       check the configuration and exit\n"
+	    "  -v       verbose (debug) logging\n"
+	    "  -h       show this help\n"
+	    "  -V       show the version\n");
+}
+
+// Starts the target sync of conf; on_synced installs the table.
+static void agg_sync_targets(struct aggregator *agg, struct target_table *t,
+    void (*cb)(int, const int *, void *));
+
+static void
+agg_on_initial_sync(int status, const int *ids, void *arg)
+{
+	struct aggregator *agg = arg;
+
+	if (status < 0) {
+		log_warnx("cannot record targets in the database; retrying");
+		agg_sync_targets(agg, agg->targets, agg_on_initial_sync);
+		return;
+	}
+	for (size_t i = 0; i < targets_count(agg->targets); i++)
+		targets_set_id(agg->targets, i, ids[i]);
+	log_info("%zu targets recorded in the database", targets_count(agg->targets));
+}
+
+static void
+agg_on_reload_sync(int status, const int *ids, void *arg)
+{
+	struct aggregator *agg = arg;
+
+	if (status < 0) {
+		log_warnx("cannot record reloaded targets in the database; keeping the old configuration");
+		targets_free(agg->next_targets);
+		agg_conf_free(agg->next_conf);
+		agg->next_targets = NULL;
+		agg->next_conf = NULL;
+		return;
+	}
+	for (size_t i = 0; i < targets_count(agg->next_targets); i++)
+		targets_set_id(agg->next_targets, i, ids[i]);
+	targets_adopt_latest(agg->next_targets, agg->targets);
+	ingest_reconfigure(agg->ingest, agg->next_conf, agg->next_targets);
+	http_api_set_targets(agg->api, agg->next_targets);
+	targets_free(agg->targets);
+	agg_conf_free(agg->conf);
+	agg->targets = agg->next_targets;
+	agg->conf = agg->next_conf;
+	agg->next_targets = NULL;
+	agg->next_conf = NULL;
+	log_info("configuration reloaded: %zu targets", targets_count(agg->targets));
+}
+
+static void
+agg_sync_targets(struct aggregator *agg, struct target_table *t,
+    void (*cb)(int, const int *, void *))
+{
+	size_t n = targets_count(t);
+	const char **keys = xcalloc(n ? n : 1, sizeof(char *));
+	char **specs = xcalloc(n ? n : 1, sizeof(char *));
+
+	for (size_t i = 0; i < n; i++) {
+		keys[i] = targets_conf(t, i)->key;
+		specs[i] = targets_spec_json(targets_conf(t, i));
+	}
+	store_sync_targets(agg->store, keys, (const char *const *)specs, n, cb, agg);
+	for (size_t i = 0; i < n; i++)
+		free(specs[i]);
+	free(specs);
+	free(keys);
+}
+
+static void
+agg_warn_unsupported(const struct agg_conf *conf)
+{
+	for (size_t i = 0; i < conf->n_targets; i++)
+		if (conf->targets[i].kind != PROBE_HTTP)
+			log_warnx("target \"%s\" (line %d) is not probed: only HTTP(S) probes are "
+				  "implemented in this version", conf->targets[i].key,
+			    conf->targets[i].line);
+}
+
+static void
+agg_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct aggregator *agg = arg;
+	struct agg_conf *conf;
+	char err[512];
+
+	if (agg->next_conf != NULL) {
+		log_warnx("a reload is already in progress");
+		return;
+	}
+	conf = agg_conf_load(agg->conf_path, err, sizeof(err));
+	if (conf == NULL) {
+		log_warnx("configuration not reloaded: %s", err);
+		return;
+	}
+	agg_warn_unsupported(conf);
+	agg->next_conf = conf;
+	agg->next_targets = targets_new(conf);
+	agg_sync_targets(agg, agg->next_targets, agg_on_reload_sync);
+}
+
+static void
+agg_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct aggregator *agg = arg;
+
+	if (store_idle(agg->store)) {
+		event_base_loopbreak(agg->base);
+	} else if (clock_mono_us() >= agg->drain_deadline) {
+		log_warnx("exiting with database work unfinished; agents will resend it");
+		event_base_loopbreak(agg->base);
+	}
+}
+
+static void
+agg_on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct aggregator *agg = arg;
+	struct timeval tv = { 0, 50000 };
+
+	if (agg->stopping) {
+		event_base_loopbreak(agg->base);
+		return;
+	}
+	log_info("received signal %d: finishing database work and exiting", (int)sig);
+	agg->stopping = true;
+	// No new results: what is not acked is resent by the agents later.
+	ingest_free(agg->ingest);
+	agg->ingest = NULL;
+	http_api_free(agg->api);
+	agg->api = NULL;
+	agg->drain_deadline = clock_mono_us() + DRAIN_TIMEOUT_US;
+	agg->drain_timer = event_new(agg->base, -1, EV_PERSIST, agg_on_drain, agg);
+	event_add(agg->drain_timer, &tv);
+}
+
+static void
+agg_on_maintain(evutil_socket_t fd, short what, void *arg)
+{
+	struct aggregator *agg = arg;
+
+	store_maintain(agg->store);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct aggregator agg = { .conf_path = "/etc/vantage/vantage.yml" };
+	struct pgembed *pg = NULL;
+	struct event *sighup, *sigterm, *sigint;
+	struct timeval maintain = { MAINTAIN_INTERVAL_S, 0 };
+	bool check_only = false, verbose = false;
+	char *conninfo = NULL;
+	char err[512];
+	void *zctx;
+	int ch, rc = 1;
+
+	while ((ch = getopt(argc, argv, "f:dnvhV")) != -1) {
+		switch (ch) {
+		case 'f':
+			agg.conf_path = optarg;
+			break;
+		case 'd':
+			break; // always foreground with logs on stderr (systemd)
+		case 'n':
+			check_only = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("vantage-aggregator %s\n", VANTAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("vantage-aggregator", verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	agg.conf = agg_conf_load(agg.conf_path, err, sizeof(err));
+	if (agg.conf == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	if (check_only) {
+		printf("%s: configuration is valid\n", agg.conf_path);
+		agg_conf_free(agg.conf);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	agg_warn_unsupported(agg.conf);
+
+	if (agg.conf->database == NULL) {
+		pg = pgembed_start(agg.conf->state_dir, &conninfo);
+		if (pg == NULL)
+			goto out;
+	} else {
+		conninfo = xstrdup(agg.conf->database);
+	}
+	if (store_prepare(conninfo, 30) < 0)
+		goto out;
+
+	agg.base = event_base_new();
+	zctx = zmq_ctx_new();
+	if (agg.base == NULL || zctx == NULL)
+		fatalx("cannot create the event loop");
+	agg.agents = agents_new();
+	agg.targets = targets_new(agg.conf);
+	agg.store = store_new(agg.base, conninfo);
+	// Queued first: every batch is written after targets have ids.
+	agg_sync_targets(&agg, agg.targets, agg_on_initial_sync);
+	agg.ingest = ingest_new(agg.base, zctx, agg.conf, agg.store, agg.agents, agg.targets);
+	if (agg.ingest == NULL)
+		goto out_loop;
+	agg.api = http_api_new(agg.base, agg.conf->listen_http, agg.agents, agg.targets, agg.store,
+	    agg.ingest);
+	if (agg.api == NULL)
+		goto out_loop;
+	sighup = evsignal_new(agg.base, SIGHUP, agg_on_sighup, &agg);
+	sigterm = evsignal_new(agg.base, SIGTERM, agg_on_stop, &agg);
+	sigint = evsignal_new(agg.base, SIGINT, agg_on_stop, &agg);
+	event_add(sighup, NULL);
+	event_add(sigterm, NULL);
+	event_add(sigint, NULL);
+	agg.maintain_timer = event_new(agg.base, -1, EV_PERSIST, agg_on_maintain, &agg);
+	event_add(agg.maintain_timer, &maintain);
+	log_info("aggregator ready");
+
+	event_base_dispatch(agg.base);
+
+	event_free(sighup);
+	event_free(sigterm);
+	event_free(sigint);
+	rc = 0;
+out_loop:
+	if (agg.maintain_timer != NULL)
+		event_free(agg.maintain_timer);
+	if (agg.drain_timer != NULL)
+		event_free(agg.drain_timer);
+	http_api_free(agg.api);
+	ingest_free(agg.ingest);
+	store_free(agg.store);
+	targets_free(agg.targets);
+	targets_free(agg.next_targets);
+	agg_conf_free(agg.next_conf);
+	agents_free(agg.agents);
+	zmq_ctx_term(zctx);
+	event_base_free(agg.base);
+out:
+	pgembed_stop(pg);
+	free(conninfo);
+	agg_conf_free(agg.conf);
+	log_info("aggregator stopped");
+	return rc;
+}

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// vantagectl: the operator's command line.  Talks to the aggregator's HTTP
+// API only (never to the database), so it works wherever the API is
+// reachable.  This version reads: status of the service, targets with the
+// latest result per region, and agents; --json prints the API's JSON as is.
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "buf.h"
+#include "http_client.h"
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: vantagectl [--url URL] [--token TOKEN] [--json] COMMAND\n"
+	    "commands:\n"
+	    "  health          aggregator health and ingest counters\n"
+	    "  targets         targets with the latest result of every region\n"
+	    "  target KEY      one target\n"
+	    "  agents          connected agents\n"
+	    "options:\n"
+	    "  --url URL       aggregator API (default $VANTAGE_URL or http://127.0.0.1:8080)\n"
+	    "  --token TOKEN   API token (default $VANTAGE_TOKEN)\n"
+	    "  --json          print the API's JSON\n"
+	    "  -h, --help      show this help\n"
+	    "  -V, --version   show the version\n");
+}
+
+static const char *
+ctl_str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s != NULL ? s : "-";
+}
+
+static void
+ctl_print_targets(json_t *list)
+{
+	size_t i, j;
+	json_t *t, *r;
+
+	printf("%-24s %-10s %-8s %-6s %-10s %9s %9s %7s\n", "TARGET", "REGION", "OUTCOME",
+	    "STATUS", "REASON", "CONNECT", "TOTAL", "AGE");
+	json_array_foreach(list, i, t) {
+		json_t *regions = json_object_get(t, "regions");
+
+		if (json_array_size(regions) == 0)
+			printf("%-24s %-10s %-8s\n", ctl_str(t, "key"), "-", "no data");
+		json_array_foreach(regions, j, r) {
+			json_t *ph = json_object_get(r, "phases_us");
+
+			printf("%-24s %-10s %-8s %-6lld %-10s %7.1fms %7.1fms %6.1fs\n",
+			    ctl_str(t, "key"), ctl_str(r, "region"), ctl_str(r, "outcome"),
+			    (long long)json_integer_value(json_object_get(r, "http_status")),
+			    json_is_string(json_object_get(r, "reason")) ? ctl_str(r, "reason") : "-",
+			    json_integer_value(json_object_get(ph, "connect")) / 1000.0,
+			    json_integer_value(json_object_get(ph, "total")) / 1000.0,
+			    json_real_value(json_object_get(r, "age_s")));
+		}
+	}
+}
+
+static void
+ctl_print_agents(json_t *list)
+{
+	size_t i;
+	json_t *a;
+
+	printf("%-16s %-10s %-9s %-26s %10s %10s\n", "AGENT", "REGION", "CONNECTED", "LAST SEEN",
+	    "RECEIVED", "SPOOL");
+	json_array_foreach(list, i, a) {
+		printf("%-16s %-10s %-9s %-26s %10lld %10lld\n", ctl_str(a, "name"),
+		    ctl_str(a, "region"), json_is_true(json_object_get(a, "connected")) ? "yes" : "no",
+		    ctl_str(a, "last_seen"),
+		    (long long)json_integer_value(json_object_get(a, "results_received")),
+		    (long long)json_integer_value(json_object_get(a, "spool_depth")));
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "token", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *url = getenv("VANTAGE_URL"), *token = getenv("VANTAGE_TOKEN");
+	const char *cmd, *path;
+	char full[2048], err[CURL_ERROR_SIZE + 64];
+	struct buf body;
+	json_error_t jerr;
+	json_t *doc;
+	bool as_json = false;
+	long status;
+	int ch, rc = 0;
+
+	while ((ch = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'u':
+			url = optarg;
+			break;
+		case 't':
+			token = optarg;
+			break;
+		case 'j':
+			as_json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("vantagectl %s\n", VANTAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (url == NULL || *url == '\0')
+		url = "http://127.0.0.1:8080";
+	cmd = argv[optind];
+	if (strcmp(cmd, "health") == 0 && optind + 1 == argc) {
+		path = "/healthz";
+	} else if (strcmp(cmd, "targets") == 0 && optind + 1 == argc) {
+		path = "/api/v1/targets";
+	} else if (strcmp(cmd, "agents") == 0 && optind + 1 == argc) {
+		path = "/api/v1/agents";
+	} else if (strcmp(cmd, "target") == 0 && optind + 2 == argc) {
+		char *escaped = curl_easy_escape(NULL, argv[optind + 1], 0);
+
+		snprintf(full, sizeof(full), "%s/api/v1/targets/%s", url, escaped ? escaped : "");
+		curl_free(escaped);
+		path = NULL;
+	} else {
+		fprintf(stderr, "vantagectl: unknown command or wrong arguments: \"%s\"\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	if (path != NULL)
+		snprintf(full, sizeof(full), "%s%s", url, path);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	buf_init(&body);
+	status = http_client_get(full, token, 10000, &body, err, sizeof(err));
+	if (status < 0) {
+		fprintf(stderr, "vantagectl: cannot reach the aggregator at \"%s\": %s\n", url, err);
+		rc = 1;
+		goto out;
+	}
+	doc = json_loadb((const char *)body.data, body.len, 0, &jerr);
+	if (doc == NULL) {
+		fprintf(stderr, "vantagectl: the aggregator answered %ld with invalid JSON: %s\n",
+		    status, jerr.text);
+		rc = 1;
+		goto out;
+	}
+	if (status != 200) {
+		fprintf(stderr, "vantagectl: %s (HTTP %ld)\n", ctl_str(doc, "error"), status);
+		rc = 1;
+	} else if (as_json || strcmp(cmd, "health") == 0) {
+		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		putchar('\n');
+	} else if (strcmp(cmd, "targets") == 0) {
+		ctl_print_targets(json_object_get(doc, "targets"));
+	} else if (strcmp(cmd, "target") == 0) {
+		json_t *one = json_array();
+
+		json_array_append(one, doc);
+		ctl_print_targets(one);
+		json_decref(one);
+	} else {
+		ctl_print_agents(json_object_get(doc, "agents"));
+	}
+	json_decref(doc);
+out:
+	buf_free(&body);
+	curl_global_cleanup();
+	return rc;
+}
