@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -43,6 +44,12 @@ struct http_sock {
 
 struct probe_http {
 	struct event_base *base;
+	// Watched sockets by descriptor.  The table, not curl's socketp, is
+	// the truth: it lets the close callback drop a socket's event before
+	// the descriptor is closed and its number reused (epoll would
+	// otherwise lose the registration of the next socket with that number).
+	struct http_sock **socks;
+	size_t n_socks;
 	CURLM *multi;
 	struct event *timer;
 	char *source_ip;
@@ -78,33 +85,58 @@ http_on_timer(evutil_socket_t fd, short what, void *arg)
 	http_check_done(h);
 }
 
+static void
+http_sock_drop(struct probe_http *h, curl_socket_t s)
+{
+	if (s < 0 || (size_t)s >= h->n_socks || h->socks[s] == NULL)
+		return;
+	event_free(h->socks[s]->ev);
+	free(h->socks[s]);
+	h->socks[s] = NULL;
+}
+
 static int
 http_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
 	struct probe_http *h = userp;
-	struct http_sock *sock = socketp;
+	struct http_sock *sock;
 	short kind;
 
+	if (s < 0)
+		return -1;
 	if (what == CURL_POLL_REMOVE) {
-		if (sock != NULL) {
-			event_free(sock->ev);
-			free(sock);
-			curl_multi_assign(h->multi, s, NULL);
-		}
+		http_sock_drop(h, s);
 		return 0;
+	}
+	if ((size_t)s >= h->n_socks) {
+		size_t n = h->n_socks ? h->n_socks : 64;
+
+		while (n <= (size_t)s)
+			n *= 2;
+		h->socks = xreallocarray(h->socks, n, sizeof(*h->socks));
+		memset(h->socks + h->n_socks, 0, (n - h->n_socks) * sizeof(*h->socks));
+		h->n_socks = n;
 	}
 	kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
 	    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+	sock = h->socks[s];
 	if (sock == NULL) {
 		sock = xcalloc(1, sizeof(*sock));
 		sock->fd = s;
-		curl_multi_assign(h->multi, s, sock);
+		h->socks[s] = sock;
 	} else {
 		event_free(sock->ev);
 	}
 	sock->ev = event_new(h->base, s, kind, http_on_socket_event, h);
 	event_add(sock->ev, NULL);
 	return 0;
+}
+
+static int
+http_close_cb(void *clientp, curl_socket_t s)
+{
+	http_sock_drop(clientp, s);
+	return close(s);
 }
 
 static int
@@ -379,6 +411,9 @@ probe_http_free(struct probe_http *h)
 		free(job);
 	}
 	curl_multi_cleanup(h->multi);
+	for (size_t i = 0; i < h->n_socks; i++)
+		http_sock_drop(h, (curl_socket_t)i);
+	free(h->socks);
 	event_free(h->timer);
 	free(h->source_ip);
 	free(h);
@@ -423,6 +458,8 @@ probe_http_start(struct probe_http *h, const struct probe_target *t, struct prob
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, job->errbuf);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, job);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, http_close_cb);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, h);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
