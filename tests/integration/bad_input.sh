@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Bad input never kills vantage.  A malformed config makes both daemons
+# print FILE:LINE and exit 2.  Garbage frames on the aggregator's ROUTER
+# port (random bytes, truncated protobuf, wrong frame counts, out-of-range
+# fields, results without Hello, a frame over the size limit, plain HTTP on
+# the ZeroMQ port) are counted and dropped, and the aggregator keeps
+# storing a real agent's results.
+. "$(dirname "$0")/../lib/common.sh"
+vt_setup
+
+# --- config errors: FILE:LINE and exit 2 ---
+check_conf_error() { # BINARY FILE LINE
+	local out rc=0
+	out=$("$BIN/$1" -n -f "$2" 2>&1) || rc=$?
+	[ "$rc" = 2 ] || vt_fail "$1 -n on a bad config exited $rc, want 2 ($out)"
+	case $out in
+	"$2:$3: "*) ;;
+	*) vt_fail "$1: want \"$2:$3: ...\", got \"$out\"" ;;
+	esac
+	vt_ok "$1 reports $(basename "$2"):$3 and exits 2"
+}
+cat >"$VT_DIR/bad1.yml" <<'YML'
+listen: { zmq: "tcp://127.0.0.1:1", http: "127.0.0.1:2" }
+security: { insecure: true }
+targts:
+  - { name: a, http: { url: "http://x/" } }
+YML
+check_conf_error vantage-aggregator "$VT_DIR/bad1.yml" 3
+cat >"$VT_DIR/bad2.yml" <<'YML'
+security: { insecure: true }
+defaults: { interval: 5 parsecs }
+targets:
+  - { name: a, http: { url: "http://x/" } }
+YML
+check_conf_error vantage-aggregator "$VT_DIR/bad2.yml" 2
+printf 'name: eu\nregion: eu\naggregator: { endpoint: "tcp://h:1" }\ninsecure: true\nspool_max: lots\n' >"$VT_DIR/bad3.yml"
+check_conf_error vantage-agent "$VT_DIR/bad3.yml" 5
+printf 'name: eu\nregion: [eu\n' >"$VT_DIR/bad4.yml"
+rc=0
+out=$("$BIN/vantage-agent" -f "$VT_DIR/bad4.yml" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ $out == "$VT_DIR/bad4.yml:"[0-9]*": "* ]] ||
+	vt_fail "agent on a YAML syntax error: exit $rc, \"$out\""
+vt_ok "YAML syntax error reported with FILE:LINE, exit 2 (without -n too)"
+
+# --- hostile frames ---
+vt_start_target
+vt_write_conf 1s 2s "  - { name: t01, http: { url: \"http://127.0.0.1:$VT_TARGET_PORT/ok\" } }"
+vt_start_aggregator
+vt_start_agent eu-west eu-west
+vt_wait_for 15 "first results" bash -c "[ \$(psql -X -h $VT_DIR/state/pg -U vantage vantage -Atc 'SELECT count(*) FROM results') -gt 2 ]"
+
+for mode in random truncated frames invalid nohello; do
+	"$BIN/fakes/zsend" "$VT_ZMQ" "$mode" 20 || vt_fail "zsend $mode failed"
+done
+"$BIN/fakes/zsend" "$VT_ZMQ" oversized 1 || vt_fail "zsend oversized failed"
+exec 3<>"/dev/tcp/127.0.0.1/$VT_ZMQ_PORT" && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && exec 3>&-
+vt_wait_for 10 "bad frames to be counted" bash -c \
+	"curl -sf http://$VT_HTTP/healthz | grep -q '\"bad_frames\": [1-9][0-9][0-9]'"
+health=$(vt_api /healthz)
+bad=$(sed -n 's/.*"bad_frames": \([0-9]*\).*/\1/p' <<<"$health")
+dropped=$(sed -n 's/.*"batches_dropped": \([0-9]*\).*/\1/p' <<<"$health")
+# 20 x (random 1 + truncated 1 + frames 2 + invalid 3) = 140, give or take
+# random bytes that happen to parse as an empty message (also bad).
+[ "$bad" -ge 140 ] || vt_fail "only $bad bad frames counted, want >= 140"
+[ "$dropped" -ge 20 ] || vt_fail "only $dropped batches without Hello dropped, want >= 20"
+kill -0 "$VT_AGG_PID" || vt_fail "the aggregator died"
+vt_ok "aggregator alive after hostile frames: $bad bad frames and $dropped unsolicited batches dropped"
+grep -q 'dropping a bad message' "$VT_DIR/aggregator.log" || vt_fail "bad frames were not logged"
+logged=$(grep -c 'dropping a bad message' "$VT_DIR/aggregator.log")
+[ "$logged" -lt 50 ] || vt_fail "bad frames flooded the log ($logged lines)"
+vt_ok "bad frames logged $logged times (rate-limited)"
+
+# Still storing the real agent's results, and a new agent can still join.
+n1=$(vt_psql "SELECT count(*) FROM results")
+vt_start_agent us-east us-east
+vt_wait_for 15 "results from the new agent" bash -c \
+	"[ \$(psql -X -h $VT_DIR/state/pg -U vantage vantage -Atc \"SELECT count(*) FROM results r JOIN agents a ON a.id = r.agent_id WHERE a.name = 'us-east'\") -gt 0 ]"
+sleep 2
+n2=$(vt_psql "SELECT count(*) FROM results")
+[ "$n2" -gt "$n1" ] || vt_fail "results stopped being stored ($n1 -> $n2)"
+for r in eu-west us-east; do
+	read -r e p a < <(vt_stop_agent "$r")
+	[ "$p" = "$a" ] || vt_fail "agent $r: produced $p, acknowledged $a"
+	stored=$(vt_psql "SELECT count(*) FROM results r JOIN agents a ON a.id = r.agent_id WHERE a.name = '$r'")
+	[ "$stored" = "$p" ] || vt_fail "agent $r produced $p, stored $stored"
+done
+vt_ok "real agents unaffected: every result stored once"

@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# Shared helpers for the integration tests (bash).  Each test sources this,
+# calls vt_setup, starts what it needs with the vt_start_* functions (which
+# remember every PID they start), and relies on the EXIT trap to stop those
+# processes (and the embedded PostgreSQL they started) and remove the work
+# directory, even when the test fails.  Nothing here touches a process the
+# test did not start.
+set -euo pipefail
+
+B=${B:-build}
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=$TOP/$B
+VT_PIDS=()
+VT_DIR=
+VT_KEEP=${VT_KEEP:-0}
+
+vt_log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*"; }
+vt_fail() { printf 'FAIL: %s\n' "$*"; exit 1; }
+vt_skip() { printf 'SKIP: %s\n' "$*"; exit 77; }
+vt_ok() { printf 'ok - %s\n' "$*"; }
+
+vt_cleanup() {
+	local rc=$? pid pgpid
+	set +e
+	for pid in "${VT_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${VT_PIDS[@]}"; do
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null
+	done
+	# An aggregator killed with -9 leaves its embedded cluster running.
+	if [ -n "$VT_DIR" ] && [ -f "$VT_DIR/state/pg/postmaster.pid" ]; then
+		pgpid=$(head -n 1 "$VT_DIR/state/pg/postmaster.pid")
+		if [ -n "$pgpid" ] && kill -0 "$pgpid" 2>/dev/null; then
+			kill -INT "$pgpid"
+			for _ in $(seq 1 100); do
+				kill -0 "$pgpid" 2>/dev/null || break
+				sleep 0.1
+			done
+		fi
+	fi
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "$VT_DIR" ]; then
+		for f in "$VT_DIR"/*.log; do
+			[ -f "$f" ] || continue
+			echo "--- last lines of $(basename "$f")"
+			tail -n 15 "$f"
+		done
+	fi
+	if [ -n "$VT_DIR" ] && [ "$VT_KEEP" != 1 ]; then
+		rm -rf "$VT_DIR"
+	fi
+	exit "$rc"
+}
+
+vt_setup() {
+	[ -x "$BIN/vantage-aggregator" ] || vt_fail "$BIN/vantage-aggregator not built"
+	command -v psql >/dev/null || vt_skip "psql is not installed (make deps)"
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null ||
+		vt_skip "PostgreSQL server binaries are not installed (make deps)"
+	if [ "$(id -u)" = 0 ] && ! id vantage >/dev/null 2>&1; then
+		vt_skip "running as root without the system user \"vantage\" for PostgreSQL (make deps)"
+	fi
+	VT_DIR=$(mktemp -d /tmp/vantage-test.XXXXXX)
+	chmod 0711 "$VT_DIR"
+	trap vt_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on now.
+vt_free_port() {
+	local port
+	for _ in $(seq 1 50); do
+		port=$((20000 + RANDOM % 40000))
+		if ! ss -Htln "sport = :$port" | grep -q .; then
+			echo "$port"
+			return 0
+		fi
+	done
+	vt_fail "no free port found"
+}
+
+# vt_start NAME CMD... : starts CMD in the background with output to
+# $VT_DIR/NAME.log and records its PID in VT_LAST_PID.
+vt_start() {
+	local name=$1
+	shift
+	"$@" >"$VT_DIR/$name.log" 2>&1 &
+	VT_LAST_PID=$!
+	VT_PIDS+=("$VT_LAST_PID")
+}
+
+# vt_wait_for SECONDS DESCRIPTION COMMAND... : polls COMMAND every 0.1 s.
+vt_wait_for() {
+	local limit=$1 what=$2 i
+	shift 2
+	for i in $(seq 1 $((limit * 10))); do
+		if "$@" >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	vt_fail "timed out after ${limit}s waiting for $what"
+}
+
+# Starts the fake target on a free port; sets VT_TARGET_PORT.
+vt_start_target() {
+	vt_start target "$BIN/fakes/target" -l 127.0.0.1:0 "$@"
+	VT_TARGET_PID=$VT_LAST_PID
+	vt_wait_for 10 "the fake target" grep -q '^listening on' "$VT_DIR/target.log"
+	VT_TARGET_PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$VT_DIR/target.log" | head -n 1)
+}
+
+vt_target_rules() {
+	curl -sf -X PUT --data "$1" "http://127.0.0.1:$VT_TARGET_PORT/_fake/rules" >/dev/null
+}
+
+# vt_write_conf INTERVAL TIMEOUT TARGETS_YAML : vantage.yml in $VT_DIR with
+# free ports; sets VT_ZMQ, VT_HTTP.
+vt_write_conf() {
+	VT_ZMQ_PORT=$(vt_free_port)
+	VT_HTTP_PORT=$(vt_free_port)
+	VT_ZMQ=tcp://127.0.0.1:$VT_ZMQ_PORT
+	VT_HTTP=127.0.0.1:$VT_HTTP_PORT
+	cat >"$VT_DIR/vantage.yml" <<YML
+listen: { zmq: "$VT_ZMQ", http: "$VT_HTTP" }
+state_dir: $VT_DIR/state
+security: { insecure: true }
+regions:
+  - { name: eu-west, domain: aws }
+  - { name: us-east, domain: gcp }
+  - { name: ap-south, domain: hetzner }
+defaults: { interval: $1, timeout: $2 }
+targets:
+$3
+YML
+}
+
+vt_start_aggregator() {
+	vt_start aggregator "$BIN/vantage-aggregator" -d -f "$VT_DIR/vantage.yml"
+	VT_AGG_PID=$VT_LAST_PID
+	vt_wait_for 60 "the aggregator API" curl -sf "http://$VT_HTTP/healthz"
+}
+
+# vt_start_agent NAME REGION
+vt_start_agent() {
+	cat >"$VT_DIR/agent-$1.yml" <<YML
+name: $1
+region: $2
+aggregator: { endpoint: "$VT_ZMQ" }
+insecure: true
+spool_dir: $VT_DIR/spool-$1
+YML
+	vt_start "agent-$1" "$BIN/vantage-agent" -d -f "$VT_DIR/agent-$1.yml"
+	eval "VT_AGENT_PID_$(echo "$1" | tr -c 'A-Za-z0-9\n' _)=$VT_LAST_PID"
+}
+
+vt_agent_pid() {
+	local var
+	var="VT_AGENT_PID_$(echo "$1" | tr -c 'A-Za-z0-9\n' _)"
+	echo "${!var}"
+}
+
+# Stops an agent with SIGTERM (it flushes and waits for its last Acks) and
+# prints "EPOCH PRODUCED ACKED" from its final log line.
+vt_stop_agent() {
+	local pid
+	pid=$(vt_agent_pid "$1")
+	kill -TERM "$pid"
+	for _ in $(seq 1 300); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && vt_fail "agent $1 did not exit within 30 s of SIGTERM"
+	wait "$pid" 2>/dev/null || true
+	sed -n 's/.*agent "'"$1"'" epoch \([0-9]*\): produced \([0-9]*\) results, acknowledged through \([0-9]*\).*/\1 \2 \3/p' \
+		"$VT_DIR/agent-$1.log" | tail -n 1
+}
+
+vt_psql() {
+	psql -X -q -h "$VT_DIR/state/pg" -U vantage -d vantage -v ON_ERROR_STOP=1 -Atc "$1"
+}
+
+vt_api() {
+	curl -sf "http://$VT_HTTP$1"
+}
+
+# CPU seconds (user + system) used so far by PID.
+vt_cpu_seconds() {
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$1/stat"
+}
