@@ -93,5 +93,5 @@ if [ -n "$skips" ]; then
 	echo "skipped:$skips"
 fi
 [ -n "$fails" ] && echo "failed:$fails"
-echo "$passed passed, $failed failed, $skipped skipped"
+echo "$passed passed, $failed failed, $skipped skipped" | tee "$logs/summary"
 [ "$failed" -eq 0 ]

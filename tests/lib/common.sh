@@ -33,9 +33,10 @@ vt_cleanup() {
 		done
 		kill -KILL "$pid" 2>/dev/null
 	done
-	# An aggregator killed with -9 leaves its embedded cluster running.
-	if [ -n "$VT_DIR" ] && [ -f "$VT_DIR/state/pg/postmaster.pid" ]; then
-		pgpid=$(head -n 1 "$VT_DIR/state/pg/postmaster.pid")
+	# An aggregator killed with -9 leaves its embedded cluster running;
+	# a test may also have started a cluster of its own.
+	for pidfile in $( [ -n "$VT_DIR" ] && find "$VT_DIR" -maxdepth 3 -name postmaster.pid); do
+		pgpid=$(head -n 1 "$pidfile")
 		if [ -n "$pgpid" ] && kill -0 "$pgpid" 2>/dev/null; then
 			kill -INT "$pgpid"
 			for _ in $(seq 1 100); do
@@ -43,7 +44,7 @@ vt_cleanup() {
 				sleep 0.1
 			done
 		fi
-	fi
+	done
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "$VT_DIR" ]; then
 		for f in "$VT_DIR"/*.log; do
 			[ -f "$f" ] || continue
@@ -181,8 +182,30 @@ vt_stop_agent() {
 		"$VT_DIR/agent-$1.log" | tail -n 1
 }
 
+# Queries the embedded cluster, or VT_PGHOST/VT_PGDB when a test set them.
 vt_psql() {
-	psql -X -q -h "$VT_DIR/state/pg" -U vantage -d vantage -v ON_ERROR_STOP=1 -Atc "$1"
+	psql -X -q -h "${VT_PGHOST:-$VT_DIR/state/pg}" -U vantage -d "${VT_PGDB:-vantage}" \
+		-v ON_ERROR_STOP=1 -Atc "$1"
+}
+
+# Runs a PostgreSQL server binary as the user the cluster belongs to.
+vt_as_pg_user() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u vantage -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# A PostgreSQL bin directory with initdb and pg_ctl.
+vt_pg_bindir() {
+	local d
+	d=$(pg_config --bindir 2>/dev/null)
+	if [ -n "$d" ] && [ -x "$d/initdb" ]; then
+		echo "$d"
+		return
+	fi
+	ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1
 }
 
 vt_api() {
