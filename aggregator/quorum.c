@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Quorum logic; see quorum.h.  Must stay pure: no I/O, no clock, no
+// allocation, no globals, so that unit tests can enumerate every case and
+// `vantagectl replay` can rerun history through exactly this code.
+#include "quorum.h"
+
+bool
+quorum_agent_result(struct quorum_agent *a, bool up, int64_t started_at, unsigned confirm)
+{
+	if (a->last_at != 0 && started_at <= a->last_at)
+		return false;
+	a->last_at = started_at;
+	if (up) {
+		a->fails = 0;
+		a->has_vote = true;
+		a->vote = VOTE_UP;
+		return true;
+	}
+	if (a->fails == 0)
+		a->streak_start = started_at;
+	a->fails++;
+	if (a->fails >= (confirm > 0 ? confirm : 1)) {
+		if (!a->has_vote || a->vote != VOTE_DOWN)
+			a->down_since = a->streak_start;
+		a->has_vote = true;
+		a->vote = VOTE_DOWN;
+	}
+	return true;
+}
+
+enum quorum_vote
+quorum_agent_vote(const struct quorum_agent *a, const struct quorum_agent_ctx *c)
+{
+	if (c->impaired || !c->connected || !a->has_vote)
+		return VOTE_ABSTAIN;
+	// Stale: more than 2.5 intervals since the newest result.
+	if ((c->now - a->last_at) * 2 > c->interval_us * 5)
+		return VOTE_ABSTAIN;
+	return a->vote;
+}
+
+enum quorum_vote
+quorum_region_vote(const enum quorum_vote *agent_votes, size_t n)
+{
+	size_t up = 0, down = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (agent_votes[i] == VOTE_UP)
+			up++;
+		else if (agent_votes[i] == VOTE_DOWN)
+			down++;
+	}
+	if (up > down)
+		return VOTE_UP;
+	if (down > up)
+		return VOTE_DOWN;
+	return VOTE_ABSTAIN;
+}
+
+unsigned
+quorum_needed(struct quorum_need need, size_t n_regions)
+{
+	unsigned n = (unsigned)n_regions, k;
+
+	switch (need.mode) {
+	case QMODE_COUNT:
+		k = need.value;
+		break;
+	case QMODE_PERCENT:
+		k = (n * need.value + 99) / 100;
+		break;
+	case QMODE_MAJORITY:
+	default:
+		k = n / 2 + 1;
+		break;
+	}
+	if (k > n)
+		k = n;
+	return k > 0 ? k : 1;
+}
+
+static unsigned
+quorum_distinct_down_domains(const struct quorum_region *regions, size_t n)
+{
+	unsigned distinct = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+
+		if (regions[i].vote != VOTE_DOWN)
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = regions[j].vote == VOTE_DOWN && regions[j].domain == regions[i].domain;
+		if (!seen)
+			distinct++;
+	}
+	return distinct;
+}
+
+// Keeps the open times of the last hour and says whether they exceed the limit.
+static bool
+quorum_flapping(struct quorum_target *t, const struct quorum_params *p, int64_t now)
+{
+	unsigned limit = p->flap_limit > 0 ? p->flap_limit : 4, kept = 0;
+
+	for (unsigned i = 0; i < t->n_opened; i++)
+		if (now - t->opened[i] < QUORUM_FLAP_WINDOW_US)
+			t->opened[kept++] = t->opened[i];
+	t->n_opened = kept;
+	return t->n_opened > limit;
+}
+
+static void
+quorum_note_open(struct quorum_target *t, int64_t now)
+{
+	if (t->n_opened == QUORUM_FLAP_MAX) {
+		for (unsigned i = 1; i < QUORUM_FLAP_MAX; i++)
+			t->opened[i - 1] = t->opened[i];
+		t->n_opened--;
+	}
+	t->opened[t->n_opened++] = now;
+}
+
+void
+quorum_eval(struct quorum_target *t, const struct quorum_params *p,
+    const struct quorum_region *regions, size_t n_regions, int64_t now, bool new_data,
+    struct quorum_outcome *out)
+{
+	unsigned need = quorum_needed(p->quorum, n_regions);
+	unsigned min_voters = p->min_voters > 0 ? p->min_voters : need;
+	unsigned recover_for = p->recover_for > 0 ? p->recover_for : 2;
+	enum quorum_state candidate;
+	int64_t newest_up = 0;
+
+	*out = (struct quorum_outcome){ .previous = t->state, .needed = need };
+	for (size_t i = 0; i < n_regions; i++) {
+		switch (regions[i].vote) {
+		case VOTE_UP:
+			out->regions_up++;
+			if (regions[i].up_since > newest_up)
+				newest_up = regions[i].up_since;
+			break;
+		case VOTE_DOWN:
+			out->regions_down++;
+			if (out->started_at == 0 || regions[i].down_since < out->started_at)
+				out->started_at = regions[i].down_since;
+			break;
+		default:
+			out->regions_abstain++;
+		}
+	}
+
+	if (out->regions_up + out->regions_down < min_voters)
+		candidate = QSTATE_UNKNOWN;
+	else if (out->regions_down >= need &&
+	    (p->distinct_domains <= 1 ||
+		quorum_distinct_down_domains(regions, n_regions) >= p->distinct_domains))
+		candidate = QSTATE_DOWN;
+	else if (out->regions_down > 0)
+		candidate = QSTATE_DEGRADED;
+	else
+		candidate = QSTATE_UP;
+	out->blind = candidate == QSTATE_UNKNOWN;
+
+	if (t->state == QSTATE_DOWN && candidate != QSTATE_DOWN) {
+		// Leaving an outage is stricter than entering one.
+		if (out->regions_up >= quorum_needed(p->recover, n_regions)) {
+			if (new_data) {
+				if (t->recover_streak == 0)
+					t->recover_since = newest_up;
+				t->recover_streak++;
+			}
+			if (t->recover_streak >= recover_for) {
+				out->resolved_at = t->recover_since;
+				t->state = candidate;
+				t->recover_streak = 0;
+			}
+		} else {
+			t->recover_streak = 0;
+		}
+	} else {
+		if (candidate == QSTATE_DOWN && t->state != QSTATE_DOWN)
+			quorum_note_open(t, now);
+		t->recover_streak = 0;
+		t->state = candidate;
+	}
+	t->flapping = quorum_flapping(t, p, now);
+	out->state = t->state;
+	out->changed = out->state != out->previous;
+	out->flapping = t->flapping;
+	if (out->state != QSTATE_DOWN)
+		out->started_at = 0;
+}
+
+const char *
+quorum_state_name(enum quorum_state s)
+{
+	switch (s) {
+	case QSTATE_UP:
+		return "up";
+	case QSTATE_DEGRADED:
+		return "degraded";
+	case QSTATE_DOWN:
+		return "down";
+	default:
+		return "unknown";
+	}
+}
+
+const char *
+quorum_vote_name(enum quorum_vote v)
+{
+	switch (v) {
+	case VOTE_UP:
+		return "up";
+	case VOTE_DOWN:
+		return "down";
+	default:
+		return "abstain";
+	}
+}
