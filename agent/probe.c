@@ -39,6 +39,7 @@ struct probe {
 	void *arg;
 	unsigned max_concurrency;
 	size_t in_flight;
+	size_t retrying;          // targets with a retry pending
 	bool stopped;
 	struct probe_table *table; // current; never NULL
 	struct probe_slot *free_slots;
@@ -118,6 +119,37 @@ probe_slot_put(struct probe *p, struct probe_slot *s)
 }
 
 static void
+probe_retry_clear(struct probe *p, struct probe_target *t)
+{
+	if (t->retry_at != 0) {
+		t->retry_at = 0;
+		p->retrying--;
+	}
+}
+
+// The retry rule: after a failure, again in retry_interval, until
+// `confirm` failures in a row or one success.
+static void
+probe_follow_up(struct probe *p, struct probe_target *t, int outcome)
+{
+	unsigned confirm = t->confirm > 0 ? t->confirm : 1;
+
+	if (outcome == VANTAGE__OUTCOME__OUTCOME_UP) {
+		t->fails = 0;
+		probe_retry_clear(p, t);
+	} else if (outcome == VANTAGE__OUTCOME__OUTCOME_DOWN) {
+		t->fails++;
+		if (t->fails < confirm && !p->stopped) {
+			if (t->retry_at == 0)
+				p->retrying++;
+			t->retry_at = clock_mono_us() + (int64_t)t->retry_interval_ms * 1000;
+		} else {
+			probe_retry_clear(p, t);
+		}
+	}
+}
+
+static void
 probe_on_http_done(struct probe_result *r, void *arg)
 {
 	struct probe *p = arg;
@@ -126,6 +158,8 @@ probe_on_http_done(struct probe_result *r, void *arg)
 	p->in_flight--;
 	s->table->targets[s->target].in_flight = false;
 	p->done(r, p->arg);
+	if (s->table == p->table)
+		probe_follow_up(p, &p->table->targets[s->target], r->outcome);
 	probe_slot_put(p, s);
 	probe_arm(p);
 }
@@ -184,16 +218,43 @@ probe_on_timer(evutil_socket_t fd, short what, void *arg)
 		}
 		probe_start(p, idx, VANTAGE__TRIGGER__TRIGGER_SCHEDULED, due, now);
 	}
+	for (size_t i = 0; p->retrying > 0 && i < p->table->n_targets; i++) {
+		struct probe_target *t = &p->table->targets[i];
+
+		if (p->stopped || p->in_flight >= p->max_concurrency)
+			break;
+		if (t->retry_at == 0 || t->retry_at > now || t->in_flight)
+			continue;
+		probe_retry_clear(p, t);
+		probe_start(p, i, VANTAGE__TRIGGER__TRIGGER_RETRY, now, now);
+	}
 	probe_arm(p);
+}
+
+// Earliest pending retry, or INT64_MAX.
+static int64_t
+probe_next_retry(const struct probe *p)
+{
+	int64_t next = INT64_MAX;
+
+	for (size_t i = 0; p->retrying > 0 && i < p->table->n_targets; i++) {
+		const struct probe_target *t = &p->table->targets[i];
+
+		if (t->retry_at != 0 && !t->in_flight && t->retry_at < next)
+			next = t->retry_at;
+	}
+	return next;
 }
 
 static void
 probe_arm(struct probe *p)
 {
-	int64_t next = sched_next_due(p->sched);
+	int64_t next = sched_next_due(p->sched), retry = probe_next_retry(p);
 	int64_t now = clock_mono_us();
 	struct timeval tv;
 
+	if (retry < next)
+		next = retry;
 	if (p->stopped || next == INT64_MAX)
 		return;
 	// At the concurrency limit, a finishing probe re-arms us.
@@ -256,6 +317,7 @@ probe_set_config(struct probe *p, const Vantage__Config *config)
 	}
 	probe_table_unref(p->table);
 	p->table = tb;
+	p->retrying = 0;
 	log_info("probing %zu targets (config version %llu)", tb->n_targets,
 	    (unsigned long long)config->version);
 	evtimer_del(p->timer);

@@ -5,7 +5,10 @@
 // prober of its kind (probe_http.c), and reports every finished probe as one
 // probe_result.  Never blocks and never starts a thread per probe; at most
 // max_concurrency probes are in flight, and a target whose previous probe
-// is still running is not started again.
+// is still running is not started again.  Fast confirmation (DESIGN.md §6):
+// after a failure the target is retried every retry_interval until it has
+// `confirm` consecutive failures or one success, so a region's vote is
+// settled in seconds whatever the interval.
 #ifndef VANTAGE_PROBE_H
 #define VANTAGE_PROBE_H
 
@@ -35,6 +38,8 @@ struct probe_target {
 	bool follow_redirects;
 	uint32_t tls_min_days;
 	bool in_flight;            // set by probe.c while a probe runs
+	unsigned fails;            // consecutive DOWN results
+	int64_t retry_at;          // monotonic µs of the pending retry, 0 if none
 };
 
 // One finished probe; valid only during the done callback.
