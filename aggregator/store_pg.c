@@ -82,6 +82,7 @@ struct store {
 	struct event *ev;            // socket readiness
 	short ev_what;
 	struct event *retry;         // reconnect backoff
+	struct event *kick;          // starts the head operation from the loop
 	int backoff_ms;
 	struct op *head, *tail;
 	struct op *open_txn;         // txn accepting rows (not started)
@@ -128,6 +129,11 @@ op_free(struct op *op)
 	free(op);
 }
 
+// The operation starts on the next turn of the loop, never inside the
+// caller's call: a transaction started by its first row would take that row
+// alone, COMMIT it without the progress step that covers it, and put the
+// rest of the batch in the next transaction, breaking exactly-once.  It
+// also keeps callbacks of a failed send from running inside store_add_*.
 static void
 store_enqueue(struct store *s, struct op *op)
 {
@@ -136,7 +142,7 @@ store_enqueue(struct store *s, struct op *op)
 	else
 		s->head = op;
 	s->tail = op;
-	store_kick(s);
+	event_active(s->kick, EV_TIMEOUT, 0);
 }
 
 static struct op *
@@ -368,12 +374,21 @@ store_op_send(struct store *s, struct op *op)
 
 // --- connection ---
 
+// Also the end of a failed connection attempt, which is not a lost
+// connection: it is not counted, and warned about once per outage (a
+// missing unix socket fails inside PQconnectStart, at every retry).
 static void
 store_lost(struct store *s, const char *why)
 {
 	struct op *op = s->head;
 
-	log_warnx("lost the database connection: %s", why);
+	if (s->state == CONN_READY) {
+		log_warnx("lost the database connection: %s", why);
+		s->stats.reconnects++;
+	} else if (!s->warned_down) {
+		log_warnx("cannot connect to the database: %s", why);
+		s->warned_down = true;
+	}
 	if (s->conn != NULL) {
 		PQfinish(s->conn);
 		s->conn = NULL;
@@ -383,7 +398,6 @@ store_lost(struct store *s, const char *why)
 		s->ev = NULL;
 	}
 	s->state = CONN_DOWN;
-	s->stats.reconnects++;
 	// A transaction cut off may or may not have committed: report it
 	// failed so the caller re-reads progress.  Other operations are
 	// idempotent and simply run again.
@@ -410,6 +424,12 @@ static void
 store_on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	store_connect(arg);
+}
+
+static void
+store_on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	store_kick(arg);
 }
 
 // Sends COPY data as far as the socket takes it; 1 when all is sent.
@@ -540,11 +560,7 @@ store_on_io(evutil_socket_t fd, short what, void *arg)
 			store_kick(s);
 			return;
 		default:
-			if (!s->warned_down)
-				log_warnx("cannot connect to the database: %s", PQerrorMessage(s->conn));
-			s->warned_down = true;
-			s->stats.reconnects--;
-			store_lost(s, "connection attempt failed");
+			store_lost(s, PQerrorMessage(s->conn));
 			return;
 		}
 	}
@@ -648,6 +664,7 @@ store_new(struct event_base *base, const char *conninfo)
 	s->conninfo = xstrdup(conninfo);
 	s->backoff_ms = STORE_BACKOFF_MIN_MS;
 	s->retry = evtimer_new(base, store_on_retry, s);
+	s->kick = event_new(base, -1, 0, store_on_kick, s);
 	s->ts_cache_sec = INT64_MIN;
 	buf_init(&s->params);
 	store_connect(s);
@@ -668,6 +685,7 @@ store_free(struct store *s)
 	if (s->ev != NULL)
 		event_free(s->ev);
 	event_free(s->retry);
+	event_free(s->kick);
 	if (s->conn != NULL)
 		PQfinish(s->conn);
 	buf_free(&s->params);
