@@ -53,7 +53,7 @@ sched_count(const struct sched *s)
 int64_t
 sched_phase(const char *key, int64_t interval_us)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = 14695981039346656037ULL; // the FNV-1a 64-bit offset basis
 
 	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
 		h ^= *p;
@@ -119,6 +119,7 @@ int64_t
 sched_add(struct sched *s, size_t id, const char *key, int64_t interval_us, int64_t now_us)
 {
 	struct sched_entry *e;
+	int64_t due_us;
 
 	if (interval_us <= 0)
 		interval_us = 1;
@@ -130,10 +131,11 @@ sched_add(struct sched *s, size_t id, const char *key, int64_t interval_us, int6
 	e->id = id;
 	e->interval_us = interval_us;
 	e->phase_us = sched_phase(key, interval_us);
-	e->due_us = sched_grid_at_or_after(now_us, e->phase_us, interval_us);
+	e->due_us = due_us = sched_grid_at_or_after(now_us, e->phase_us, interval_us);
 	s->count++;
+	// Not e->due_us: sifting up may move another entry into that slot.
 	sched_sift_up(s, s->count - 1);
-	return e->due_us;
+	return due_us;
 }
 
 int64_t

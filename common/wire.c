@@ -143,6 +143,12 @@ wire_text_ok(const char *s, size_t max, bool allow_empty)
 		} else {
 			return false;
 		}
+		// Overlong forms, UTF-16 surrogates and code points past U+10FFFF
+		// are not UTF-8 (RFC 3629); PostgreSQL refuses them, which would
+		// fail the whole COPY of every batch committed with this one.
+		if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) ||
+		    (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+			return false;
 		p++;
 		len++;
 		for (int i = 0; i < extra; i++, p++, len++)
