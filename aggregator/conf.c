@@ -46,6 +46,8 @@ static const char *const agg_conf_region_keys[] = { "name", "domain", NULL };
 static const char *const agg_conf_defaults_keys[] = { "interval", "timeout",
 						      "confirm",  "retry_interval",
 						      "quorum",	  "recover",
+						      "min_voters", "distinct_domains",
+						      "recover_for", "flap_limit",
 						      NULL };
 
 static const char *const agg_conf_http_keys[] = {
@@ -61,7 +63,8 @@ static const char *const agg_conf_icmp_keys[] = { "host", NULL };
 static const char *const agg_conf_target_keys[] = {
 	"name",	   "group",   "kind",	"http",	  "tcp",	    "dns",
 	"icmp",	   "interval", "timeout", "confirm", "retry_interval", "quorum",
-	"recover", "regions",  NULL,
+	"recover", "regions",  "min_voters", "distinct_domains", "recover_for",
+	"flap_limit", NULL,
 };
 static const char *const agg_conf_control_keys[] = {
 	"name",	    "kind",	"http",	   "tcp",	     "dns", "icmp",
@@ -232,6 +235,18 @@ agg_conf_timing(const struct yconf_doc *doc, const struct yconf_node *map,
 		return -1;
 	if ((node = yconf_get(map, "recover")) != NULL &&
 	    agg_conf_quorum(doc, node, &target->recover) < 0)
+		return -1;
+	if ((node = yconf_get(map, "min_voters")) != NULL &&
+	    agg_conf_uint32(doc, node, 1, AGG_CONF_QUORUM_MAX, &target->min_voters) < 0)
+		return -1;
+	if ((node = yconf_get(map, "distinct_domains")) != NULL &&
+	    agg_conf_uint32(doc, node, 1, AGG_CONF_QUORUM_MAX, &target->distinct_domains) < 0)
+		return -1;
+	if ((node = yconf_get(map, "recover_for")) != NULL &&
+	    agg_conf_uint32(doc, node, 1, 100, &target->recover_for) < 0)
+		return -1;
+	if ((node = yconf_get(map, "flap_limit")) != NULL &&
+	    agg_conf_uint32(doc, node, 1, 100, &target->flap_limit) < 0)
 		return -1;
 	return 0;
 }
@@ -790,6 +805,8 @@ agg_conf_defaults(const struct yconf_doc *doc, struct agg_conf *conf,
 	conf->defaults.retry_interval_ms = MS_SECOND;
 	conf->defaults.quorum.mode = QUORUM_MAJORITY;
 	conf->defaults.recover.mode = QUORUM_MAJORITY;
+	conf->defaults.recover_for = 2;
+	conf->defaults.flap_limit = 4;
 	if ((map = yconf_get(root, "defaults")) == NULL)
 		return 0;
 	conf->defaults.line = map->line;

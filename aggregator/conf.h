@@ -49,6 +49,10 @@ struct target_conf {
 	uint32_t retry_interval_ms;
 	struct quorum_rule quorum;
 	struct quorum_rule recover;
+	uint32_t min_voters;       // 0 = the quorum count
+	uint32_t distinct_domains; // 0 = not required
+	uint32_t recover_for;      // evaluations; default 2
+	uint32_t flap_limit;       // outages per hour before flapping; default 4
 	char **regions;       // NULL/0 = all regions; each must be a known region
 	size_t n_regions;
 	int line;             // line of the entry, for later messages

@@ -28,6 +28,7 @@ struct http_api {
 	struct target_table *targets;
 	struct store *store;
 	struct ingest *ingest;
+	struct verdict *verdict;
 	int64_t started_wall;
 };
 
@@ -75,6 +76,46 @@ api_text_or_null(const char *s)
 
 static const char *const api_kind_names[] = { "", "http", "tcp", "dns", "icmp" };
 
+// The quorum verdict of a target, merged into object o.
+static void
+api_target_state(struct http_api *api, size_t idx, json_t *o)
+{
+	const struct target_verdict *tv = targets_verdict(api->targets, idx);
+
+	json_object_set_new(o, "state", json_string(quorum_state_name(tv->last.state)));
+	json_object_set_new(o, "state_since", api_time(tv->state_since));
+	json_object_set_new(o, "regions_up", json_integer(tv->last.regions_up));
+	json_object_set_new(o, "regions_down", json_integer(tv->last.regions_down));
+	json_object_set_new(o, "regions_abstaining", json_integer(tv->last.regions_abstain));
+	json_object_set_new(o, "quorum", json_integer(tv->last.needed));
+	json_object_set_new(o, "flapping", json_boolean(tv->last.flapping));
+}
+
+// Overall state: the worst of the targets (down > degraded > unknown > up).
+static void
+api_status(struct http_api *api, struct evhttp_request *req)
+{
+	static const int rank[] = { [QSTATE_UP] = 0, [QSTATE_UNKNOWN] = 1, [QSTATE_DEGRADED] = 2,
+		[QSTATE_DOWN] = 3 };
+	enum quorum_state worst = QSTATE_UP;
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < targets_count(api->targets); i++) {
+		const struct target_verdict *tv = targets_verdict(api->targets, i);
+		const struct target_conf *tc = targets_conf(api->targets, i);
+		json_t *t = json_object();
+
+		json_object_set_new(t, "key", json_string(tc->key));
+		json_object_set_new(t, "group", api_text_or_null(tc->group));
+		api_target_state(api, i, t);
+		json_array_append_new(list, t);
+		if (rank[tv->last.state] > rank[worst])
+			worst = tv->last.state;
+	}
+	api_reply(req, HTTP_OK, "OK", json_pack("{s:s,s:o,s:o}", "status", quorum_state_name(worst),
+	    "time", api_time(clock_wall_us()), "targets", list));
+}
+
 static json_t *
 api_target(struct http_api *api, size_t idx, int64_t now)
 {
@@ -90,6 +131,7 @@ api_target(struct http_api *api, size_t idx, int64_t now)
 		json_object_set_new(t, "url", json_string(tc->http.url));
 	json_object_set_new(t, "interval_s", json_real(tc->interval_ms / 1000.0));
 	json_object_set_new(t, "timeout_s", json_real(tc->timeout_ms / 1000.0));
+	api_target_state(api, idx, t);
 	latest = targets_latest(api->targets, idx, &n);
 	for (size_t i = 0; i < n; i++) {
 		const struct latest_result *l = &latest[i];
@@ -99,6 +141,8 @@ api_target(struct http_api *api, size_t idx, int64_t now)
 		json_object_set_new(r, "region", json_string(ai ? ai->region : "unknown"));
 		json_object_set_new(r, "agent", json_string(ai ? ai->name : "unknown"));
 		json_object_set_new(r, "outcome", json_string(wire_outcome_name(l->outcome)));
+		json_object_set_new(r, "vote",
+		    json_string(quorum_vote_name(verdict_agent_vote(api->verdict, idx, l, now))));
 		json_object_set_new(r, "reason", l->reason ? json_string(wire_reason_name(l->reason))
 							   : json_null());
 		json_object_set_new(r, "trigger", json_string(wire_trigger_name(l->trigger)));
@@ -245,6 +289,8 @@ api_dispatch(struct evhttp_request *req, void *arg)
 			    "a target key is 1 to 128 characters of A-Z a-z 0-9 . _ -");
 		else
 			api_targets(api, req, key);
+	} else if (strcmp(decoded, "/api/v1/status") == 0) {
+		api_status(api, req);
 	} else if (strcmp(decoded, "/api/v1/agents") == 0) {
 		api_agents(api, req);
 	} else {
@@ -258,7 +304,8 @@ done:
 
 struct http_api *
 http_api_new(struct event_base *base, const char *addr, struct agents *agents,
-    struct target_table *targets, struct store *store, struct ingest *ingest)
+    struct target_table *targets, struct store *store, struct ingest *ingest,
+    struct verdict *verdict)
 {
 	struct http_api *api = xcalloc(1, sizeof(*api));
 	char host[256];
@@ -283,6 +330,7 @@ http_api_new(struct event_base *base, const char *addr, struct agents *agents,
 	api->targets = targets;
 	api->store = store;
 	api->ingest = ingest;
+	api->verdict = verdict;
 	api->started_wall = clock_wall_us();
 	api->http = evhttp_new(base);
 	evhttp_set_timeout(api->http, 30);

@@ -13,12 +13,14 @@
 #include "ingest.h"
 #include "store_pg.h"
 #include "targets.h"
+#include "verdict.h"
 
 struct http_api;
 
 // Binds addr ("HOST:PORT").  All pointers borrowed.  NULL after logging why.
 struct http_api *http_api_new(struct event_base *base, const char *addr, struct agents *agents,
-    struct target_table *targets, struct store *store, struct ingest *ingest);
+    struct target_table *targets, struct store *store, struct ingest *ingest,
+    struct verdict *verdict);
 void http_api_set_targets(struct http_api *api, struct target_table *targets);
 void http_api_free(struct http_api *api);
 

@@ -65,6 +65,7 @@ struct ingest {
 	struct store *store;
 	struct agents *agents;
 	struct target_table *targets;
+	struct verdict *verdict;
 	void *sock;
 	struct zloop *z;
 	struct event *reaper;
@@ -85,7 +86,7 @@ ingest_send(struct ingest *in, struct session *s, const Vantage__AggMsg *m)
 	const void *data[2];
 	size_t len[2];
 
-	if (s == NULL || s->gone)
+	if (s == NULL || s->gone || in->z == NULL)
 		return;
 	if (wire_encode_agg(m, &in->enc) < 0) {
 		log_warnx("message to agent exceeds %d bytes: not sent", WIRE_MAX_MSG);
@@ -281,6 +282,7 @@ ingest_on_commit(int status, uint64_t acked_seq, void *arg)
 		ai->acked_seq = st->acked_seq;
 	if (!st->resyncing)
 		ingest_send_ack(st->in, st);
+	verdict_eval_dirty(st->in->verdict, clock_wall_us());
 }
 
 struct hello_ctx {
@@ -374,6 +376,36 @@ ingest_on_hello(struct ingest *in, struct session *s, const Vantage__Hello *hell
 	store_hello(in->store, h->name, h->region, h->version, h->epoch, ingest_on_hello_done, h);
 }
 
+// Fast confirmation: the first DOWN result for a target makes every other
+// connected agent that probes it probe it at once.
+static void
+ingest_probe_now(struct ingest *in, size_t idx, const struct stream *from, int64_t now)
+{
+	struct target_verdict *tv = targets_verdict(in->targets, idx);
+	const struct target_conf *tc = targets_conf(in->targets, idx);
+	Vantage__AggMsg m = VANTAGE__AGG_MSG__INIT;
+	Vantage__ProbeNow pn = VANTAGE__PROBE_NOW__INIT;
+	char *key = tc->key;
+
+	if (tv->qt.state == QSTATE_DOWN ||
+	    (tv->probe_now_at != 0 && now - tv->probe_now_at < (int64_t)tc->interval_ms * 1000))
+		return;
+	tv->probe_now_at = now;
+	pn.n_targets = 1;
+	pn.targets = &key;
+	m.msg_case = VANTAGE__AGG_MSG__MSG_PROBE_NOW;
+	m.probe_now = &pn;
+	for (struct stream *st = in->streams; st != NULL; st = st->next) {
+		if (st == from || st->peer == NULL || st->peer->gone ||
+		    !verdict_agent_probes(in->verdict, idx, st->region))
+			continue;
+		ingest_send(in, st->peer, &m);
+		in->stats.probe_now_sent++;
+	}
+	log_debug("target \"%s\" failed from \"%s\": asked the other agents to probe it now",
+	    tc->key, from->name);
+}
+
 static void
 ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch *b)
 {
@@ -405,7 +437,9 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 		} else {
 			store_add_result(in->store, st->agent_id, st->epoch,
 			    targets_id(in->targets, (size_t)idx), r);
-			targets_record(in->targets, (size_t)idx, st->agent_slot, r, now);
+			if (targets_record(in->targets, (size_t)idx, st->agent_slot, r, now) &&
+			    r->outcome == VANTAGE__OUTCOME__OUTCOME_DOWN)
+				ingest_probe_now(in, (size_t)idx, st, now);
 		}
 		new_seq = r->seq;
 		in->stats.results_received++;
@@ -544,7 +578,7 @@ ingest_setsockopt_int(void *sock, int opt, int value)
 
 struct ingest *
 ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, struct store *store,
-    struct agents *agents, struct target_table *targets)
+    struct agents *agents, struct target_table *targets, struct verdict *verdict)
 {
 	struct ingest *in = xcalloc(1, sizeof(*in));
 	int64_t maxmsg = WIRE_MAX_MSG;
@@ -555,6 +589,7 @@ ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, str
 	in->store = store;
 	in->agents = agents;
 	in->targets = targets;
+	in->verdict = verdict;
 	in->config_version = (uint64_t)(clock_wall_us() / 1000000);
 	in->arena = wire_arena_new();
 	buf_init(&in->enc);
@@ -591,6 +626,17 @@ ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, str
 }
 
 void
+ingest_close(struct ingest *in)
+{
+	if (in == NULL || in->z == NULL)
+		return;
+	zloop_free(in->z);
+	zmq_close(in->sock);
+	in->z = NULL;
+	in->sock = NULL;
+}
+
+void
 ingest_free(struct ingest *in)
 {
 	struct session *s, *sn;
@@ -598,8 +644,7 @@ ingest_free(struct ingest *in)
 
 	if (in == NULL)
 		return;
-	zloop_free(in->z);
-	zmq_close(in->sock);
+	ingest_close(in);
 	event_free(in->reaper);
 	for (s = in->sessions; s != NULL; s = sn) {
 		sn = s->next;

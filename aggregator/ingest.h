@@ -4,7 +4,10 @@
 // (Hello -> Welcome + Config, ResultBatch -> rows in the store -> Ack after
 // COMMIT, Heartbeat -> registry), drops duplicates by seq against the
 // stream's progress, and counts and drops every bad frame without ever
-// exiting because of what a peer sent.
+// exiting because of what a peer sent.  After each COMMIT it has the
+// verdict evaluate the targets that got results; on a target's first DOWN
+// result it asks every other agent probing it to probe it now (ProbeNow, at
+// most once per target per interval), so an outage is confirmed in seconds.
 #ifndef VANTAGE_INGEST_H
 #define VANTAGE_INGEST_H
 
@@ -16,6 +19,7 @@
 #include "conf.h"
 #include "store_pg.h"
 #include "targets.h"
+#include "verdict.h"
 
 struct ingest;
 
@@ -25,11 +29,16 @@ struct ingest_stats {
 	uint64_t results_unknown;    // target key not configured (stored with target 0)
 	uint64_t batches_dropped;    // valid but refused (no Hello yet, resync)
 	uint64_t bad_frames;         // malformed, oversized or invalid
+	uint64_t probe_now_sent;     // ProbeNow messages sent to agents
 };
 
 // All borrowed.  Binds conf->listen_zmq; returns NULL after logging why.
 struct ingest *ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf,
-    struct store *store, struct agents *agents, struct target_table *targets);
+    struct store *store, struct agents *agents, struct target_table *targets,
+    struct verdict *verdict);
+// Stops receiving and sending; streams stay for the store's callbacks
+// still to come.  ingest_free after the store is idle.
+void ingest_close(struct ingest *in);
 void ingest_free(struct ingest *in);
 // Switches to a reloaded config and target table and pushes the new Config
 // to every connected agent.

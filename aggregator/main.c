@@ -25,6 +25,7 @@
 #include "pgembed.h"
 #include "store_pg.h"
 #include "targets.h"
+#include "verdict.h"
 #include "xmalloc.h"
 
 #define DRAIN_TIMEOUT_US (10 * 1000000)
@@ -42,6 +43,8 @@ struct aggregator {
 	struct agents *agents;
 	struct ingest *ingest;
 	struct http_api *api;
+	struct verdict *verdict;
+	struct event *verdict_timer;
 	struct event *drain_timer;
 	struct event *maintain_timer;
 	int64_t drain_deadline;
@@ -97,6 +100,7 @@ agg_on_reload_sync(int status, const int *ids, void *arg)
 		targets_set_id(agg->next_targets, i, ids[i]);
 	targets_adopt_latest(agg->next_targets, agg->targets);
 	ingest_reconfigure(agg->ingest, agg->next_conf, agg->next_targets);
+	verdict_reconfigure(agg->verdict, agg->next_conf, agg->next_targets);
 	http_api_set_targets(agg->api, agg->next_targets);
 	targets_free(agg->targets);
 	agg_conf_free(agg->conf);
@@ -184,13 +188,20 @@ agg_on_stop(evutil_socket_t sig, short what, void *arg)
 	log_info("received signal %d: finishing database work and exiting", (int)sig);
 	agg->stopping = true;
 	// No new results: what is not acked is resent by the agents later.
-	ingest_free(agg->ingest);
-	agg->ingest = NULL;
+	ingest_close(agg->ingest);
 	http_api_free(agg->api);
 	agg->api = NULL;
 	agg->drain_deadline = clock_mono_us() + DRAIN_TIMEOUT_US;
 	agg->drain_timer = event_new(agg->base, -1, EV_PERSIST, agg_on_drain, agg);
 	event_add(agg->drain_timer, &tv);
+}
+
+static void
+agg_on_verdict_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct aggregator *agg = arg;
+
+	verdict_eval_all(agg->verdict, clock_wall_us());
 }
 
 static void
@@ -275,11 +286,13 @@ main(int argc, char **argv)
 	agg.store = store_new(agg.base, conninfo);
 	// Queued first: every batch is written after targets have ids.
 	agg_sync_targets(&agg, agg.targets, agg_on_initial_sync);
-	agg.ingest = ingest_new(agg.base, zctx, agg.conf, agg.store, agg.agents, agg.targets);
+	agg.verdict = verdict_new(agg.conf, agg.targets, agg.agents, NULL, &agg);
+	agg.ingest = ingest_new(agg.base, zctx, agg.conf, agg.store, agg.agents, agg.targets,
+	    agg.verdict);
 	if (agg.ingest == NULL)
 		goto out_loop;
 	agg.api = http_api_new(agg.base, agg.conf->listen_http, agg.agents, agg.targets, agg.store,
-	    agg.ingest);
+	    agg.ingest, agg.verdict);
 	if (agg.api == NULL)
 		goto out_loop;
 	sighup = evsignal_new(agg.base, SIGHUP, agg_on_sighup, &agg);
@@ -290,6 +303,8 @@ main(int argc, char **argv)
 	event_add(sigint, NULL);
 	agg.maintain_timer = event_new(agg.base, -1, EV_PERSIST, agg_on_maintain, &agg);
 	event_add(agg.maintain_timer, &maintain);
+	agg.verdict_timer = event_new(agg.base, -1, EV_PERSIST, agg_on_verdict_timer, &agg);
+	event_add(agg.verdict_timer, &(struct timeval){ 1, 0 });
 	log_info("aggregator ready");
 
 	event_base_dispatch(agg.base);
@@ -301,6 +316,9 @@ main(int argc, char **argv)
 out_loop:
 	if (agg.maintain_timer != NULL)
 		event_free(agg.maintain_timer);
+	if (agg.verdict_timer != NULL)
+		event_free(agg.verdict_timer);
+	verdict_free(agg.verdict);
 	if (agg.drain_timer != NULL)
 		event_free(agg.drain_timer);
 	http_api_free(agg.api);

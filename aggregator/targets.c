@@ -18,6 +18,7 @@ struct target_slot {
 	int id;
 	struct latest_result *latest;
 	size_t n_latest, cap_latest;
+	struct target_verdict verdict;
 };
 
 struct target_table {
@@ -110,7 +111,7 @@ targets_id(const struct target_table *t, size_t idx)
 	return idx < t->n ? t->slots[idx].id : 0;
 }
 
-void
+bool
 targets_record(struct target_table *t, size_t idx, size_t agent_slot, const Vantage__Result *r,
     int64_t now_us)
 {
@@ -128,8 +129,8 @@ targets_record(struct target_table *t, size_t idx, size_t agent_slot, const Vant
 		l = &ts->latest[ts->n_latest++];
 		memset(l, 0, sizeof(*l));
 		l->agent_slot = agent_slot;
-	} else if (l->started_at > r->started_at) {
-		return;
+	} else if (l->started_at >= r->started_at) {
+		return false;
 	}
 	l->started_at = r->started_at;
 	l->received_at = now_us;
@@ -144,6 +145,19 @@ targets_record(struct target_table *t, size_t idx, size_t agent_slot, const Vant
 	l->ttfb_us = r->ttfb_us;
 	l->total_us = r->total_us;
 	snprintf(l->error, sizeof(l->error), "%s", r->error ? r->error : "");
+	l->impaired = r->agent_state == VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED;
+	// An agent error says nothing about the target: no vote either way.
+	if (r->outcome == VANTAGE__OUTCOME__OUTCOME_UP || r->outcome == VANTAGE__OUTCOME__OUTCOME_DOWN)
+		quorum_agent_result(&l->q, r->outcome == VANTAGE__OUTCOME__OUTCOME_UP, r->started_at,
+		    ts->conf->confirm);
+	ts->verdict.dirty = true;
+	return true;
+}
+
+struct target_verdict *
+targets_verdict(struct target_table *t, size_t idx)
+{
+	return idx < t->n ? &t->slots[idx].verdict : NULL;
 }
 
 const struct latest_result *
@@ -216,5 +230,6 @@ targets_adopt_latest(struct target_table *to, const struct target_table *from)
 			memcpy(to->slots[i].latest, src->latest, src->n_latest * sizeof(*src->latest));
 		to->slots[i].n_latest = src->n_latest;
 		to->slots[i].cap_latest = src->cap_latest;
+		to->slots[i].verdict = src->verdict;
 	}
 }

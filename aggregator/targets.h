@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "quorum.h"
 #include "vantage.pb-c.h"
 
 struct latest_result {
@@ -22,6 +23,17 @@ struct latest_result {
 	uint32_t http_status;
 	uint32_t dns_us, connect_us, tls_us, ttfb_us, total_us;
 	char error[129];           // first bytes of the error text
+	bool impaired;             // the agent's self-check state in that result
+	struct quorum_agent q;     // this agent's vote on the target
+};
+
+// A target's quorum state across evaluations (see verdict.c).
+struct target_verdict {
+	struct quorum_target qt;
+	struct quorum_outcome last;   // of the latest evaluation
+	int64_t state_since;          // aggregator time of the last change
+	int64_t probe_now_at;         // when ProbeNow was last sent for it
+	bool dirty;                   // results arrived since the last evaluation
 };
 
 struct target_table;
@@ -35,10 +47,12 @@ const struct target_conf *targets_conf(const struct target_table *t, size_t idx)
 int targets_find(const struct target_table *t, const char *key);
 void targets_set_id(struct target_table *t, size_t idx, int id);
 int targets_id(const struct target_table *t, size_t idx);
-// Records r as the latest of agent_slot for target idx, unless an entry
-// with a later started_at is already there (late results never go back).
-void targets_record(struct target_table *t, size_t idx, size_t agent_slot,
+// Records r as the latest of agent_slot for target idx and feeds it to
+// that agent's vote, unless a result with a later started_at is already
+// there (late results never go back).  Returns false for such a late one.
+bool targets_record(struct target_table *t, size_t idx, size_t agent_slot,
     const Vantage__Result *r, int64_t now_us);
+struct target_verdict *targets_verdict(struct target_table *t, size_t idx);
 const struct latest_result *targets_latest(const struct target_table *t, size_t idx, size_t *n);
 // Copies the latest results of targets that exist in both tables (reload).
 void targets_adopt_latest(struct target_table *to, const struct target_table *from);

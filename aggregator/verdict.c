@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Verdict glue; see verdict.h.  The only place that turns the registry's
+// view of agents (connected, impaired, clock offset) into quorum inputs, so
+// that quorum.c itself stays free of I/O and clocks.
+#include "verdict.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "xmalloc.h"
+
+#define VERDICT_MAX_REGIONS 64
+#define VERDICT_MAX_VOTES 256
+#define VERDICT_CONNECTED_US (15LL * 1000000) // three missed heartbeats
+
+struct verdict {
+	const struct agg_conf *conf;
+	struct target_table *targets;
+	struct agents *agents;
+	verdict_change_cb cb;
+	void *arg;
+};
+
+struct verdict *
+verdict_new(const struct agg_conf *conf, struct target_table *targets, struct agents *agents,
+    verdict_change_cb cb, void *arg)
+{
+	struct verdict *v = xcalloc(1, sizeof(*v));
+
+	v->conf = conf;
+	v->targets = targets;
+	v->agents = agents;
+	v->cb = cb;
+	v->arg = arg;
+	return v;
+}
+
+void
+verdict_free(struct verdict *v)
+{
+	free(v);
+}
+
+void
+verdict_reconfigure(struct verdict *v, const struct agg_conf *conf, struct target_table *targets)
+{
+	v->conf = conf;
+	v->targets = targets;
+}
+
+static struct quorum_need
+verdict_need(struct quorum_rule r)
+{
+	switch (r.mode) {
+	case QUORUM_COUNT:
+		return (struct quorum_need){ QMODE_COUNT, r.value };
+	case QUORUM_PERCENT:
+		return (struct quorum_need){ QMODE_PERCENT, r.value };
+	default:
+		return (struct quorum_need){ QMODE_MAJORITY, 0 };
+	}
+}
+
+void
+verdict_params(const struct target_conf *tc, struct quorum_params *p)
+{
+	p->quorum = verdict_need(tc->quorum);
+	p->recover = verdict_need(tc->recover);
+	p->min_voters = tc->min_voters;
+	p->distinct_domains = tc->distinct_domains;
+	p->recover_for = tc->recover_for;
+	p->flap_limit = tc->flap_limit;
+}
+
+bool
+verdict_agent_probes(const struct verdict *v, size_t idx, const char *region)
+{
+	const struct target_conf *tc = targets_conf(v->targets, idx);
+
+	if (tc->n_regions == 0)
+		return true;
+	for (size_t i = 0; i < tc->n_regions; i++)
+		if (strcmp(tc->regions[i], region) == 0)
+			return true;
+	return false;
+}
+
+enum quorum_vote
+verdict_agent_vote(const struct verdict *v, size_t idx, const struct latest_result *l, int64_t now)
+{
+	const struct target_conf *tc = targets_conf(v->targets, idx);
+	const struct agent_info *ai = agents_get(v->agents, l->agent_slot);
+	struct quorum_agent_ctx ctx;
+
+	if (ai == NULL)
+		return VOTE_ABSTAIN;
+	ctx.connected = ai->connected && now - ai->last_seen < VERDICT_CONNECTED_US;
+	ctx.impaired = ai->impaired || l->impaired;
+	// Staleness is judged in the agent's clock, where its probe times are.
+	ctx.now = now - ai->clock_offset_us;
+	ctx.interval_us = (int64_t)tc->interval_ms * 1000;
+	return quorum_agent_vote(&l->q, &ctx);
+}
+
+static const char *
+verdict_domain_of(const struct agg_conf *c, const char *region)
+{
+	for (size_t k = 0; k < c->n_regions; k++)
+		if (strcmp(c->regions[k].name, region) == 0)
+			return c->regions[k].domain;
+	return NULL;
+}
+
+// The regions that judge a target: its own list, else every configured
+// region, else (no regions configured) every region an agent reported from.
+static size_t
+verdict_regions(const struct verdict *v, size_t idx, const char **names, int *domains)
+{
+	const struct target_conf *tc = targets_conf(v->targets, idx);
+	const struct agg_conf *c = v->conf;
+	size_t n = 0;
+
+	if (tc->n_regions > 0) {
+		for (size_t i = 0; i < tc->n_regions && n < VERDICT_MAX_REGIONS; i++)
+			names[n++] = tc->regions[i];
+	} else if (c->n_regions > 0) {
+		for (size_t i = 0; i < c->n_regions && n < VERDICT_MAX_REGIONS; i++)
+			names[n++] = c->regions[i].name;
+	} else {
+		const struct latest_result *latest;
+		size_t nl;
+
+		latest = targets_latest(v->targets, idx, &nl);
+		for (size_t i = 0; i < nl && n < VERDICT_MAX_REGIONS; i++) {
+			const struct agent_info *ai = agents_get(v->agents, latest[i].agent_slot);
+			bool seen = false;
+
+			for (size_t k = 0; ai != NULL && k < n && !seen; k++)
+				seen = strcmp(names[k], ai->region) == 0;
+			if (ai != NULL && !seen)
+				names[n++] = ai->region;
+		}
+	}
+	// Regions share a failure domain id when they name the same domain;
+	// a region without one is a domain of its own.
+	for (size_t i = 0; i < n; i++) {
+		const char *domain = verdict_domain_of(c, names[i]);
+
+		domains[i] = (int)i;
+		for (size_t j = 0; j < i && domain != NULL; j++) {
+			const char *other = verdict_domain_of(c, names[j]);
+
+			if (other != NULL && strcmp(other, domain) == 0) {
+				domains[i] = domains[j];
+				break;
+			}
+		}
+	}
+	return n;
+}
+
+static void
+verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
+{
+	const struct target_conf *tc = targets_conf(v->targets, idx);
+	struct target_verdict *tv = targets_verdict(v->targets, idx);
+	const char *names[VERDICT_MAX_REGIONS];
+	int domains[VERDICT_MAX_REGIONS];
+	struct quorum_region regions[VERDICT_MAX_REGIONS];
+	enum quorum_vote votes[VERDICT_MAX_VOTES];
+	const struct latest_result *latest;
+	struct quorum_params params;
+	size_t n, nl;
+
+	n = verdict_regions(v, idx, names, domains);
+	latest = targets_latest(v->targets, idx, &nl);
+	for (size_t r = 0; r < n; r++) {
+		size_t nv = 0;
+
+		regions[r] = (struct quorum_region){ .domain = domains[r] };
+		for (size_t i = 0; i < nl && nv < VERDICT_MAX_VOTES; i++) {
+			const struct agent_info *ai = agents_get(v->agents, latest[i].agent_slot);
+			enum quorum_vote vote;
+
+			if (ai == NULL || strcmp(ai->region, names[r]) != 0)
+				continue;
+			vote = verdict_agent_vote(v, idx, &latest[i], now);
+			votes[nv++] = vote;
+			if (vote == VOTE_DOWN && (regions[r].down_since == 0 ||
+			    latest[i].q.down_since < regions[r].down_since))
+				regions[r].down_since = latest[i].q.down_since;
+			if (vote == VOTE_UP && latest[i].q.last_at > regions[r].up_since)
+				regions[r].up_since = latest[i].q.last_at;
+		}
+		regions[r].vote = quorum_region_vote(votes, nv);
+	}
+	verdict_params(tc, &params);
+	quorum_eval(&tv->qt, &params, regions, n, now, new_data, &tv->last);
+	tv->dirty = false;
+	if (tv->last.changed) {
+		tv->state_since = now;
+		log_info("target \"%s\" is now %s (was %s): %u of %u regions down, %u up, %u abstaining%s",
+		    tc->key, quorum_state_name(tv->last.state), quorum_state_name(tv->last.previous),
+		    tv->last.regions_down, (unsigned)n, tv->last.regions_up, tv->last.regions_abstain,
+		    tv->last.flapping ? ", flapping" : "");
+		if (v->cb != NULL)
+			v->cb(idx, &tv->last, v->arg);
+	}
+}
+
+void
+verdict_eval_dirty(struct verdict *v, int64_t now)
+{
+	for (size_t i = 0; i < targets_count(v->targets); i++)
+		if (targets_verdict(v->targets, i)->dirty)
+			verdict_eval(v, i, now, true);
+}
+
+void
+verdict_eval_all(struct verdict *v, int64_t now)
+{
+	for (size_t i = 0; i < targets_count(v->targets); i++)
+		verdict_eval(v, i, now, targets_verdict(v->targets, i)->dirty);
+}

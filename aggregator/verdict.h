@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Verdict: the glue between live state and the pure quorum code.  For each
+// target it gathers the votes of the agents that reported on it (with their
+// connection, self-check and clock offset), groups them by region and
+// failure domain, runs quorum_eval, and reports every change of state to a
+// callback (where incidents are opened and closed).  Runs after the COMMIT
+// that stored new results, and on a 1 s timer for staleness.
+#ifndef VANTAGE_VERDICT_H
+#define VANTAGE_VERDICT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agents.h"
+#include "conf.h"
+#include "quorum.h"
+#include "targets.h"
+
+typedef void (*verdict_change_cb)(size_t target_idx, const struct quorum_outcome *out, void *arg);
+
+struct verdict;
+
+// All borrowed.
+struct verdict *verdict_new(const struct agg_conf *conf, struct target_table *targets,
+    struct agents *agents, verdict_change_cb cb, void *arg);
+void verdict_free(struct verdict *v);
+void verdict_reconfigure(struct verdict *v, const struct agg_conf *conf, struct target_table *targets);
+// Evaluates the targets with new results (after their COMMIT).
+void verdict_eval_dirty(struct verdict *v, int64_t now);
+// Evaluates every target (staleness timer).
+void verdict_eval_all(struct verdict *v, int64_t now);
+// The quorum parameters of a target.
+void verdict_params(const struct target_conf *tc, struct quorum_params *p);
+// The vote agent_slot currently casts on target idx (for the API).
+enum quorum_vote verdict_agent_vote(const struct verdict *v, size_t idx,
+    const struct latest_result *l, int64_t now);
+// True when the agent in agent_slot probes target idx (its region is one
+// of the target's regions).
+bool verdict_agent_probes(const struct verdict *v, size_t idx, const char *region);
+
+#endif
