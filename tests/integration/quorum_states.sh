@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Quorum on real agents: three agents bound to 127.0.0.1/.2/.3 (each its own
+# "region" to the fake target, which answers per client address), probing
+# every 30 s with confirm 2.  A target failing everywhere becomes DOWN; one
+# failing from one region only becomes DEGRADED; a healthy one stays UP.
+# Fast confirmation is checked by what is stored, not by a clock: the DOWN
+# verdict is reached from RETRY and PROBE_NOW results before any agent ran
+# a second scheduled probe of that target.
+. "$(dirname "$0")/../lib/common.sh"
+vt_setup
+
+vt_start_target -l 127.0.0.2:0
+vt_target_rules '[{"path":"/everywhere","action":"fail","status":503},
+                  {"path":"/regional","client":"127.0.0.2","action":"fail","status":503}]'
+url=http://127.0.0.1:$VT_TARGET_PORT
+vt_write_conf 30s 3s "  - { name: healthy, http: { url: \"$url/ok\" } }
+  - { name: outage, http: { url: \"$url/everywhere\" } }
+  - { name: regional, http: { url: \"$url/regional\" } }"
+vt_start_aggregator
+declare -A ip=([eu-west]=127.0.0.1 [us-east]=127.0.0.2 [ap-south]=127.0.0.3)
+for r in eu-west us-east ap-south; do
+	vt_start_agent "$r" "$r"
+	# Rewrite with a source address: the fake target tells regions apart by it.
+	kill "$(vt_agent_pid "$r")"
+	wait "$(vt_agent_pid "$r")" 2>/dev/null || true
+	echo "source_ip: ${ip[$r]}" >>"$VT_DIR/agent-$r.yml"
+	vt_start "agent-$r" "$BIN/vantage-agent" -d -f "$VT_DIR/agent-$r.yml"
+	eval "VT_AGENT_PID_$(echo "$r" | tr -c 'A-Za-z0-9\n' _)=$VT_LAST_PID"
+done
+
+state_of() { vt_api "/api/v1/targets/$1" | jq -r .state; }
+# Each target is probed once per 30 s; its phase decides when.  Wait for the
+# first verdicts (bounded by one interval plus slack).
+vt_wait_for 45 "outage to be DOWN" bash -c "[ \"\$(curl -sf http://$VT_HTTP/api/v1/targets/outage | jq -r .state)\" = down ]"
+vt_wait_for 45 "regional to be DEGRADED" bash -c "[ \"\$(curl -sf http://$VT_HTTP/api/v1/targets/regional | jq -r .state)\" = degraded ]"
+vt_wait_for 45 "healthy to be UP" bash -c "[ \"\$(curl -sf http://$VT_HTTP/api/v1/targets/healthy | jq -r .state)\" = up ]"
+vt_ok "outage DOWN, regional DEGRADED, healthy UP"
+
+out=$(vt_api /api/v1/targets/outage)
+[ "$(jq .regions_down <<<"$out")" = 3 ] || vt_fail "outage: $(jq -c '{regions_down, regions_up}' <<<"$out")"
+reg=$(vt_api /api/v1/targets/regional)
+[ "$(jq -r '.regions[] | select(.region == "us-east") | .vote' <<<"$reg")" = down ] ||
+	vt_fail "regional: us-east does not vote down: $reg"
+[ "$(jq -r '[.regions[] | select(.vote == "up")] | length' <<<"$reg")" = 2 ] || vt_fail "regional: $reg"
+[ "$(vt_api /api/v1/status | jq -r .status)" = down ] || vt_fail "overall status is not down"
+
+# How the outage was confirmed: by retries and ProbeNow, not by waiting
+# for the next scheduled round.
+grep -q 'target "outage" is now down' "$VT_DIR/aggregator.log" || vt_fail "no state change logged"
+read -r sched retry pnow <<<"$(vt_psql "SELECT count(*) FILTER (WHERE trigger = 0),
+	count(*) FILTER (WHERE trigger = 1), count(*) FILTER (WHERE trigger = 2)
+	FROM results r JOIN targets t ON t.id = r.target_id WHERE t.key = 'outage'" | tr '|' ' ')"
+[ "$pnow" -ge 1 ] || vt_fail "no PROBE_NOW result stored for the outage (scheduled $sched, retry $retry)"
+[ "$retry" -ge 1 ] || vt_fail "no RETRY result stored for the outage"
+per_agent=$(vt_psql "SELECT max(n) FROM (SELECT count(*) AS n FROM results r JOIN targets t ON t.id = r.target_id
+	WHERE t.key = 'outage' AND trigger = 0 GROUP BY agent_id) s")
+detected=$(grep 'target "outage" is now down' "$VT_DIR/aggregator.log" | head -n 1 | cut -c1-23)
+first_fail=$(vt_psql "SELECT min(started_at) FROM results r JOIN targets t ON t.id = r.target_id WHERE t.key = 'outage'")
+echo "METRIC outage_first_failure=\"$first_fail\" detected=\"$detected UTC\" scheduled_per_agent_max=$per_agent"
+sched_before=$(vt_psql "SELECT count(*) FROM results r JOIN targets t ON t.id = r.target_id
+	WHERE t.key = 'outage' AND trigger = 0 AND r.started_at > (SELECT min(started_at) FROM results r2
+	JOIN targets t2 ON t2.id = r2.target_id WHERE t2.key = 'outage') + interval '29 s'
+	AND r.started_at < '$detected UTC'::timestamptz")
+[ "$sched_before" = 0 ] || vt_fail "a second scheduled round ran before the outage was detected"
+vt_ok "confirmed by $retry retries and $pnow ProbeNow probes within the first round"
+
+for r in eu-west us-east ap-south; do
+	read -r e p a < <(vt_stop_agent "$r")
+	[ "$p" = "$a" ] || vt_fail "agent $r: produced $p, acknowledged $a"
+done
