@@ -32,7 +32,7 @@ ifeq ($(CI),1)
 WARN    += -Werror
 endif
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DVANTAGE_VERSION='"$(VERSION)"' $(WARN) \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) \
 	$(CFLAGS) $(SANFLAGS) -I$(GEN) -Icommon -Iagent -Iaggregator -MMD -MP $(PKG_CFLAGS)
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 
@@ -49,7 +49,7 @@ FAKE_SRC   := $(wildcard tests/fakes/*.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
-COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(B)/obj/gen/vantage.pb-c.o
+COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(B)/obj/gen/vantage.pb-c.o $(B)/obj/gen/version.o
 AGENT_OBJ  := $(call obj,$(AGENT_SRC))
 AGG_OBJ    := $(call obj,$(AGG_SRC)) $(B)/obj/gen/sql_embed.o
 
@@ -57,7 +57,7 @@ BINS  := $(B)/vantage-agent $(B)/vantage-aggregator $(B)/vantagectl
 FAKES := $(patsubst tests/fakes/%.c,$(B)/fakes/%,$(FAKE_SRC))
 UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps demo check unit integration lab fuzz bench lint install clean tests
+.PHONY: all deps demo check unit integration lab fuzz bench lint install clean tests FORCE
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(FAKES)
@@ -67,17 +67,27 @@ $(PROTO_C) $(PROTO_H): proto/vantage.proto
 	@mkdir -p $(GEN)
 	protoc-c --proto_path=proto --c_out=$(GEN) proto/vantage.proto
 
+# Rewritten only when `git describe` changes, so a commit relinks and no more.
+VERSION_C := $(GEN)/version.c
+$(VERSION_C): FORCE
+	@mkdir -p $(GEN)
+	@printf '#include "version.h"\nconst char vantage_version[] = "%s";\n' '$(VERSION)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+
 $(SQL_C): tools/embed-sql.sh $(sort $(wildcard aggregator/sql/*.sql))
 	@mkdir -p $(GEN)
 	sh tools/embed-sql.sh $(sort $(wildcard aggregator/sql/*.sql)) > $@.tmp && mv $@.tmp $@
 
-$(B)/obj/gen/%.o: $(GEN)/%.c
+$(B)/obj/gen/%.o: $(GEN)/%.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Wno-shadow -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -Wno-shadow -c -o $@ $<
 
 $(B)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/libcommon.a: $(COMMON_OBJ)
 	@rm -f $@

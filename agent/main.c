@@ -21,6 +21,7 @@
 #include "log.h"
 #include "probe.h"
 #include "uplink.h"
+#include "version.h"
 
 #define DRAIN_TIMEOUT_US (10 * 1000000)
 
@@ -95,6 +96,15 @@ agent_on_drain(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+agent_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	// Targets come from the aggregator (reloaded there); agent.yml holds
+	// identity and transport, which only a restart may change.
+	log_info("SIGHUP ignored: targets are reloaded on the aggregator; restart the agent to "
+		 "apply changes to its own configuration");
+}
+
+static void
 agent_on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct agent *a = arg;
@@ -119,7 +129,7 @@ main(int argc, char **argv)
 	const char *path = "/etc/vantage/agent.yml";
 	struct agent a = { 0 };
 	struct uplink_handlers handlers = { agent_on_config, agent_on_probe_now, &a };
-	struct event *sigterm, *sigint;
+	struct event *sigterm, *sigint, *sighup;
 	bool check_only = false, verbose = false;
 	char err[512];
 	void *zctx;
@@ -142,7 +152,7 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("vantage-agent %s\n", VANTAGE_VERSION);
+			printf("vantage-agent %s\n", vantage_version);
 			return 0;
 		default:
 			usage(stderr);
@@ -157,6 +167,13 @@ main(int argc, char **argv)
 	a.conf = agent_conf_load(path, err, sizeof(err));
 	if (a.conf == NULL) {
 		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	if (!a.conf->insecure) {
+		// Refuse rather than silently run in plaintext with keys set.
+		fprintf(stderr, "%s: CurveZMQ encryption is not available in this version yet; "
+				"set \"insecure: true\" to run without it (development only)\n", path);
+		agent_conf_free(a.conf);
 		return 2;
 	}
 	if (check_only) {
@@ -179,6 +196,8 @@ main(int argc, char **argv)
 	sigint = evsignal_new(a.base, SIGINT, agent_on_signal, &a);
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
+	sighup = evsignal_new(a.base, SIGHUP, agent_on_sighup, &a);
+	event_add(sighup, NULL);
 
 	event_base_dispatch(a.base);
 
@@ -188,6 +207,7 @@ main(int argc, char **argv)
 	    (unsigned long long)uplink_acked_seq(a.uplink));
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
 	if (a.drain_timer != NULL)
 		event_free(a.drain_timer);
 	probe_free(a.probe);

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "probe.h"
 #include "xmalloc.h"
+#include "version.h"
 
 #define BODY_KEEP (64 * 1024) // bytes kept for body_contains
 
@@ -57,6 +58,7 @@ struct probe_http {
 	void *arg;
 	struct http_job *free_jobs;
 	struct http_job *all_jobs;
+	char user_agent[96];
 };
 
 static void http_check_done(struct probe_http *h);
@@ -383,6 +385,7 @@ probe_http_new(struct event_base *base, const char *source_ip, probe_http_done_c
 	h->done = done;
 	h->arg = arg;
 	h->source_ip = source_ip != NULL ? xstrdup(source_ip) : NULL;
+	snprintf(h->user_agent, sizeof(h->user_agent), "vantage-agent/%s", vantage_version);
 	h->multi = curl_multi_init();
 	if (h->multi == NULL)
 		fatalx("cannot initialise libcurl");
@@ -470,7 +473,7 @@ probe_http_start(struct probe_http *h, const struct probe_target *t, struct prob
 	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "vantage-agent/" VANTAGE_VERSION);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->method);
 	if (strcmp(t->method, "HEAD") == 0)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);

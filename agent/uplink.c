@@ -21,6 +21,7 @@
 #include "wire.h"
 #include "xmalloc.h"
 #include "zloop.h"
+#include "version.h"
 
 #define UPLINK_WINDOW 16              // batches in flight without an Ack
 #define UPLINK_TICK_MS 500
@@ -94,7 +95,7 @@ uplink_send_hello(struct uplink *u)
 
 	hello.name = u->conf->name;
 	hello.region = u->conf->region;
-	hello.version = (char *)VANTAGE_VERSION;
+	hello.version = (char *)vantage_version;
 	hello.epoch = u->epoch;
 	hello.config_version = u->config_version;
 	hello.spool_oldest_seq = outbox_oldest_seq(u->outbox);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "wire.h"
 #include "xmalloc.h"
+#include "version.h"
 
 #define API_PREFIX_TARGETS "/api/v1/targets"
 
@@ -229,7 +230,7 @@ api_healthz(struct http_api *api, struct evhttp_request *req)
 	ingest_get_stats(api->ingest, &is);
 	api_reply(req, HTTP_OK, "OK", json_pack(
 	    "{s:s,s:s,s:s,s:o,s:{s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
-	    "status", "ok", "version", VANTAGE_VERSION,
+	    "status", "ok", "version", vantage_version,
 	    "database", store_connected(api->store) ? "up" : "down",
 	    "started_at", api_time(api->started_wall),
 	    "ingest", "results_received", (json_int_t)is.results_received,

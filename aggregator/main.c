@@ -27,6 +27,7 @@
 #include "targets.h"
 #include "verdict.h"
 #include "xmalloc.h"
+#include "version.h"
 
 #define DRAIN_TIMEOUT_US (10 * 1000000)
 #define MAINTAIN_INTERVAL_S 3600
@@ -242,7 +243,7 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("vantage-aggregator %s\n", VANTAGE_VERSION);
+			printf("vantage-aggregator %s\n", vantage_version);
 			return 0;
 		default:
 			usage(stderr);
@@ -257,6 +258,14 @@ main(int argc, char **argv)
 	agg.conf = agg_conf_load(agg.conf_path, err, sizeof(err));
 	if (agg.conf == NULL) {
 		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	if (!agg.conf->insecure) {
+		// Refuse rather than silently accept plaintext agents with keys set.
+		fprintf(stderr, "%s: CurveZMQ encryption is not available in this version yet; "
+				"set \"security: { insecure: true }\" to run without it (development only)\n",
+		    agg.conf_path);
+		agg_conf_free(agg.conf);
 		return 2;
 	}
 	if (check_only) {

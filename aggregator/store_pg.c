@@ -901,6 +901,5 @@ store_prepare(const char *conninfo, int wait_s)
 	}
 	PQclear(res);
 	PQfinish(conn);
-	log_info("database schema at version %d", version);
 	return 0;
 }

@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "http_client.h"
+#include "version.h"
 
 static void
 usage(FILE *out)
@@ -122,7 +123,7 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("vantagectl %s\n", VANTAGE_VERSION);
+			printf("vantagectl %s\n", vantage_version);
 			return 0;
 		default:
 			usage(stderr);

@@ -1457,13 +1457,13 @@ target_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 static noreturn void
-usage(void)
+usage(FILE *out, int status)
 {
-	fprintf(stderr,
+	fprintf(out,
 	    "usage: target -l ADDR:PORT [-l ADDR:PORT ...] [-f rules.json] "
 	    "[-p pidfile] [-q]\n"
-	    "              [-c max_connections] [-t io_timeout_s] [-s seed]\n");
-	exit(1);
+	    "              [-c max_connections] [-t io_timeout_s] [-s seed] [-h]\n");
+	exit(status);
 }
 
 int
@@ -1483,7 +1483,7 @@ main(int argc, char **argv)
 	t.max_conns = TARGET_DEFAULT_CONNS;
 	t.rng_state = 1;
 	log_init("target", LOG_LEVEL_INFO);
-	while ((ch = getopt(argc, argv, "c:f:l:p:qs:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:f:hl:p:qs:t:")) != -1) {
 		switch (ch) {
 		case 'c':
 			if (parse_ulong(optarg, TARGET_MAX_CONNS, &num) == -1 || num == 0)
@@ -1515,12 +1515,15 @@ main(int argc, char **argv)
 				fatalx("-t must be 1 to 3600 seconds");
 			timeout_sec = num;
 			break;
+		case 'h':
+			usage(stdout, 0);
+			break;
 		default:
-			usage();
+			usage(stderr, 1);
 		}
 	}
 	if (optind != argc || nspecs == 0)
-		usage();
+		usage(stderr, 1);
 	if (quiet)
 		log_set_level(LOG_LEVEL_WARN);
 	// A client that hangs up mid-reply must not kill the server.
