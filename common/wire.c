@@ -346,6 +346,51 @@ wire_check_agg(const Vantage__AggMsg *m, char *err, size_t errlen)
 	}
 }
 
+// protobuf-c keeps fields it does not know as unknown fields, and checks
+// only the first byte of a tag against 0: a stretched-out tag 0 ("80 00")
+// gets through, is stored, and would be re-encoded as an invalid "00".
+// Field number 0 is never valid, so such a message is refused whole.
+static bool
+wire_unknown_ok(const ProtobufCMessage *m, int depth)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+
+	if (depth > 8)
+		return false; // the schema has no recursion; deeper is hostile
+	for (unsigned i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return false;
+	for (unsigned f = 0; f < d->n_fields; f++) {
+		const ProtobufCFieldDescriptor *fd = &d->fields[f];
+		const char *base = (const char *)m;
+
+		if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + fd->quantifier_offset);
+			ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + fd->offset);
+
+			for (size_t k = 0; k < n; k++)
+				if (!wire_unknown_ok(v[k], depth + 1))
+					return false;
+		} else {
+			const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + fd->offset);
+
+			// A oneof member that is not the chosen case shares the
+			// pointer of the chosen one: check only the chosen case.
+			if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+				uint32_t chosen = *(const uint32_t *)(base + fd->quantifier_offset);
+
+				if (chosen != fd->id)
+					continue;
+			}
+			if (sub != NULL && !wire_unknown_ok(sub, depth + 1))
+				return false;
+		}
+	}
+	return true;
+}
+
 static int
 wire_precheck(size_t len, char *err, size_t errlen)
 {
@@ -364,7 +409,7 @@ wire_decode_agent(struct wire_arena *a, const uint8_t *data, size_t len, int64_t
 	if (wire_precheck(len, err, errlen) < 0)
 		return NULL;
 	m = vantage__agent_msg__unpack(&a->alloc, len, data);
-	if (m == NULL) {
+	if (m == NULL || !wire_unknown_ok(&m->base, 0)) {
 		snprintf(err, errlen, "malformed protobuf (or over %d bytes unpacked)", WIRE_ARENA_MAX);
 		return NULL;
 	}
@@ -382,7 +427,7 @@ wire_decode_agg(struct wire_arena *a, const uint8_t *data, size_t len, char *err
 	if (wire_precheck(len, err, errlen) < 0)
 		return NULL;
 	m = vantage__agg_msg__unpack(&a->alloc, len, data);
-	if (m == NULL) {
+	if (m == NULL || !wire_unknown_ok(&m->base, 0)) {
 		snprintf(err, errlen, "malformed protobuf (or over %d bytes unpacked)", WIRE_ARENA_MAX);
 		return NULL;
 	}

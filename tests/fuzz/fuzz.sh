@@ -25,7 +25,7 @@ out=$B/fuzz
 # reach every check far faster.  Configs beyond 16 KiB only repeat structure.
 targets="wire:65536 conf:16384"
 
-bash tests/fuzz/build.sh
+bash tests/fuzz/build-fuzzers
 rc=$?
 [ $rc -eq 77 ] && exit 77
 if [ $rc -ne 0 ]; then

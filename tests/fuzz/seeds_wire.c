@@ -4,7 +4,7 @@
 // agent and aggregator message body, built with the generated protobuf-c
 // structs and checked by wire.c itself, so the seeds follow the schema and
 // the validation rules as they change instead of going stale as committed
-// binaries would.  Run by tests/fuzz/build.sh; writes only into the
+// binaries would.  Run by tests/fuzz/build-fuzzers; writes only into the
 // directory it is given.
 //
 //   seeds_wire DIR

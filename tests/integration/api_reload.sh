@@ -15,8 +15,10 @@ vt_write_conf 1s 2s "  - { name: web, group: \"Public\", http: { url: \"http://1
 vt_start_aggregator
 vt_start_agent eu-west eu-west
 vt_start_agent us-east us-east
-vt_wait_for 15 "results from two regions" bash -c \
-	"curl -sf http://$VT_HTTP/api/v1/targets/broken | grep -c '\"region\"' | grep -qx 2"
+for key in broken web; do
+	vt_wait_for 15 "results for $key from two regions" bash -c \
+		"curl -sf http://$VT_HTTP/api/v1/targets/$key | grep -c '\"region\"' | grep -qx 2"
+done
 
 status() { curl -s -o "$VT_DIR/body" -w '%{http_code}' "$@"; }
 [ "$(status "http://$VT_HTTP/healthz")" = 200 ] || vt_fail "/healthz"

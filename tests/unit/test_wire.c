@@ -1425,6 +1425,27 @@ test_names(void **state)
 	assert_string_equal(wire_trigger_name(3), "unknown");
 }
 
+// Found by fuzz_wire: a stretched-out tag of field number 0 ("80 00") after
+// a valid message was accepted by protobuf-c and re-encoded as an invalid
+// "00".  Field number 0 is never valid: the whole frame must be refused.
+static void
+test_field_number_zero(void **state)
+{
+	static const uint8_t agent[] = { 0x0a, 0x08, 0x0a, 0x01, 0x61, 0x12, 0x01, 0x72, 0x20,
+		0x01, 0x80, 0x00, 0x00 };
+	static const uint8_t agg[] = { 0x0a, 0x02, 0x10, 0x01, 0x80, 0x00, 0x00 };
+	struct wire_arena *a = wire_arena_new();
+	char err[256];
+
+	assert_null(wire_decode_agent(a, agent, sizeof(agent), 0, err, sizeof(err)));
+	assert_non_null(strstr(err, "malformed"));
+	assert_null(wire_decode_agg(a, agg, sizeof(agg), err, sizeof(err)));
+	// The same messages without the bad tail decode.
+	assert_non_null(wire_decode_agent(a, agent, sizeof(agent) - 3, 0, err, sizeof(err)));
+	assert_non_null(wire_decode_agg(a, agg, sizeof(agg) - 3, err, sizeof(err)));
+	wire_arena_free(a);
+}
+
 int
 main(void)
 {
@@ -1449,6 +1470,7 @@ main(void)
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_arena_cap),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_field_number_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
