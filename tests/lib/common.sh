@@ -72,12 +72,14 @@ vt_setup() {
 	trap 'exit 130' INT TERM
 }
 
-# A TCP port on 127.0.0.1 that nothing listens on now.
+# A TCP port on 127.0.0.1 that no socket uses now.  Below the kernel's
+# ephemeral range (32768+), so a client connection cannot take it between
+# this check and the bind.
 vt_free_port() {
 	local port
 	for _ in $(seq 1 50); do
-		port=$((20000 + RANDOM % 40000))
-		if ! ss -Htln "sport = :$port" | grep -q .; then
+		port=$((20000 + RANDOM % 12000))
+		if ! ss -Htan "sport = :$port" | grep -q .; then
 			echo "$port"
 			return 0
 		fi
@@ -144,7 +146,10 @@ YML
 vt_start_aggregator() {
 	vt_start aggregator "$BIN/vantage-aggregator" -d -f "$VT_DIR/vantage.yml"
 	VT_AGG_PID=$VT_LAST_PID
-	vt_wait_for 60 "the aggregator API" curl -sf "http://$VT_HTTP/healthz"
+	# Fails at once if the aggregator exits instead of serving.
+	vt_wait_for 60 "the aggregator API" bash -c \
+		"kill -0 $VT_AGG_PID || exit 0; curl -sf http://$VT_HTTP/healthz"
+	kill -0 "$VT_AGG_PID" 2>/dev/null || vt_fail "the aggregator exited at start"
 }
 
 # vt_start_agent NAME REGION
