@@ -26,7 +26,7 @@
 #define STORE_BACKOFF_MAX_MS 5000
 #define STORE_COPY_CHUNK (256 * 1024)
 
-enum op_kind { OP_HELLO, OP_TARGETS, OP_TXN, OP_EXEC };
+enum op_kind { OP_HELLO, OP_TARGETS, OP_TXN, OP_EXEC, OP_QUERY };
 
 // Steps of a transaction, in order; a step with nothing to do is skipped.
 enum txn_step { TXN_BEGIN, TXN_COPY, TXN_GAPS, TXN_PROGRESS, TXN_COMMIT, TXN_ROLLBACK, TXN_DONE };
@@ -61,6 +61,12 @@ struct op {
 	int *ids;
 	store_targets_cb targets_cb;
 	void *arg;
+	// OP_QUERY
+	char *sql;
+	char **values;
+	int n_values;
+	store_query_cb query_cb;
+	PGresult *result;
 	// OP_TXN
 	struct buf copy;
 	size_t rows;
@@ -126,6 +132,12 @@ op_free(struct op *op)
 	buf_free(&op->copy);
 	free(op->progress);
 	free(op->gaps);
+	free(op->sql);
+	for (int i = 0; i < op->n_values; i++)
+		free(op->values[i]);
+	free(op->values);
+	if (op->result != NULL)
+		PQclear(op->result);
 	free(op);
 }
 
@@ -174,6 +186,10 @@ store_complete(struct store *s, struct op *op)
 		op->targets_cb(status, op->ids, op->arg);
 		break;
 	case OP_EXEC:
+		break;
+	case OP_QUERY:
+		op->query_cb(status, status == 0 ? (const struct store_result *)op->result : NULL,
+		    op->arg);
 		break;
 	case OP_TXN:
 		if (status == 0) {
@@ -368,6 +384,9 @@ store_op_send(struct store *s, struct op *op)
 		return store_txn_send(s, op);
 	case OP_EXEC:
 		return PQsendQuery(s->conn, sql_maintain);
+	case OP_QUERY:
+		return PQsendQueryParams(s->conn, op->sql, op->n_values, NULL,
+		    (const char *const *)op->values, NULL, NULL, 0);
 	}
 	return 0;
 }
@@ -455,8 +474,9 @@ store_copy_push(struct store *s, struct op *op)
 	return 1;
 }
 
-// Handles one PGresult of the running operation.
-static void
+// Handles one PGresult of the running operation.  Returns true when it
+// kept the result (the caller must not clear it).
+static bool
 store_on_result(struct store *s, struct op *op, PGresult *res)
 {
 	ExecStatusType st = PQresultStatus(res);
@@ -467,10 +487,11 @@ store_on_result(struct store *s, struct op *op, PGresult *res)
 		log_warnx("database error in %s: %.*s",
 		    op->kind == OP_TXN ? "result transaction" :
 		    op->kind == OP_HELLO ? "agent registration" :
-		    op->kind == OP_EXEC ? "maintenance" : "target sync",
+		    op->kind == OP_EXEC ? "maintenance" :
+		    op->kind == OP_QUERY ? "query" : "target sync",
 		    (int)strcspn(msg, "\n"), msg);
 		op->failed = true;
-		return;
+		return false;
 	}
 	switch (op->kind) {
 	case OP_HELLO:
@@ -493,6 +514,13 @@ store_on_result(struct store *s, struct op *op, PGresult *res)
 		break;
 	case OP_EXEC:
 		break;
+	case OP_QUERY:
+		// A statement has one result; keep it for the callback.
+		if (op->result == NULL && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) {
+			op->result = res;
+			return true;
+		}
+		break;
 	case OP_TXN:
 		if (st == PGRES_COPY_IN) {
 			int rc = store_copy_push(s, op);
@@ -508,7 +536,7 @@ store_on_result(struct store *s, struct op *op, PGresult *res)
 			op->failed = true;
 		}
 		break;
-	}
+	}	return false;
 }
 
 // The running command returned all its results: next step or complete.
@@ -595,8 +623,8 @@ store_on_io(evutil_socket_t fd, short what, void *arg)
 			store_step_done(s, op);
 			continue;
 		}
-		store_on_result(s, op, res);
-		PQclear(res);
+		if (!store_on_result(s, op, res))
+			PQclear(res);
 		if (PQstatus(s->conn) != CONNECTION_OK) {
 			store_lost(s, PQerrorMessage(s->conn));
 			return;
@@ -902,4 +930,42 @@ store_prepare(const char *conninfo, int wait_s)
 	PQclear(res);
 	PQfinish(conn);
 	return 0;
+}
+
+void
+store_query(struct store *s, const char *sql, int n, const char *const *values, store_query_cb cb,
+    void *arg)
+{
+	struct op *op = op_new(OP_QUERY);
+
+	op->sql = xstrdup(sql);
+	op->n_values = n;
+	op->values = xcalloc(n > 0 ? (size_t)n : 1, sizeof(char *));
+	for (int i = 0; i < n; i++)
+		op->values[i] = values[i] != NULL ? xstrdup(values[i]) : NULL;
+	op->query_cb = cb;
+	op->arg = arg;
+	store_enqueue(s, op);
+}
+
+int
+store_result_rows(const struct store_result *r)
+{
+	return r != NULL ? PQntuples((const PGresult *)r) : 0;
+}
+
+const char *
+store_result_value(const struct store_result *r, int row, int col)
+{
+	const PGresult *res = (const PGresult *)r;
+
+	if (r == NULL || row >= PQntuples(res) || col >= PQnfields(res) || PQgetisnull(res, row, col))
+		return NULL;
+	return PQgetvalue(res, row, col);
+}
+
+long long
+store_result_affected(const struct store_result *r)
+{
+	return r != NULL ? strtoll(PQcmdTuples((PGresult *)r), NULL, 10) : 0;
 }

@@ -62,6 +62,21 @@ void store_add_gap(struct store *s, int agent_id, uint64_t epoch, uint64_t first
 void store_add_progress(struct store *s, int agent_id, uint64_t epoch, uint64_t old_seq,
     uint64_t new_seq, store_commit_cb cb, void *arg);
 
+// One parameterised statement, run in its own implicit transaction in
+// queue order (after everything queued before it).  values are copied; a
+// NULL value is SQL NULL.  The callback gets the rows (valid only during
+// the call) or status -1.  The SQL must be a constant string: values go
+// only through parameters.
+struct store_result;
+typedef void (*store_query_cb)(int status, const struct store_result *r, void *arg);
+void store_query(struct store *s, const char *sql, int n, const char *const *values,
+    store_query_cb cb, void *arg);
+int store_result_rows(const struct store_result *r);
+// Text of a value, or NULL for SQL NULL or out of range.
+const char *store_result_value(const struct store_result *r, int row, int col);
+// Rows affected by an INSERT/UPDATE/DELETE.
+long long store_result_affected(const struct store_result *r);
+
 struct store_stats {
 	uint64_t rows_committed;
 	uint64_t txns_committed;
