@@ -1,0 +1,520 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# The lab (TESTPLAN.md §3): vantage in real "regions" made of network
+# namespaces.  A scenario (tests/lab/*.sh, run with bash) sources this file,
+# calls lab_up, starts what it needs with the lab_start_* functions, injects
+# faults, and ends with lab_invariant.  lab_down runs on EXIT, also on
+# failure or Ctrl-C: it stops every process the scenario started (by PID),
+# the embedded PostgreSQL if one is left running, deletes every namespace of
+# this run and the work directory.  See tests/lab/README.md.
+#
+# Topology (one run; PREFIX is "vt<pid>-"):
+#
+#   PREFIXsw: bridge br0, one port per host (named after the host)
+#   PREFIXhub  10.77.0.1   aggregator + embedded PostgreSQL
+#   PREFIXtgt  10.77.0.2   fake target server (tests/fakes/target)
+#   PREFIXr1   10.77.0.11  agent, region r1, domain aws
+#   PREFIXr2   10.77.0.12  agent, region r2, domain aws
+#   PREFIXr3   10.77.0.13  agent, region r3, domain gcp
+#   PREFIXr4   10.77.0.14  agent, region r4, domain gcp
+#   PREFIXr5   10.77.0.15  agent, region r5, domain hetzner
+#
+# Every host has lo up and eth0 (a veth whose peer is the bridge port in sw)
+# with its address in 10.77.0.0/24.  Nothing is created in, or routed
+# through, the root namespace; only the filesystem is shared (the work dir,
+# the PostgreSQL unix socket).
+set -euo pipefail
+
+LAB_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+B=${B:-build}
+case $B in
+/*) LAB_BIN=$B ;;
+*) LAB_BIN=$LAB_TOP/$B ;;
+esac
+
+LAB_HOSTS=(hub tgt r1 r2 r3 r4 r5)
+LAB_REGIONS=(r1 r2 r3 r4 r5)
+declare -A LAB_IP=([hub]=10.77.0.1 [tgt]=10.77.0.2 [r1]=10.77.0.11 [r2]=10.77.0.12
+	[r3]=10.77.0.13 [r4]=10.77.0.14 [r5]=10.77.0.15)
+declare -A LAB_DOMAIN=([r1]=aws [r2]=aws [r3]=gcp [r4]=gcp [r5]=hetzner)
+LAB_HUB_IP=${LAB_IP[hub]}
+LAB_TGT_IP=${LAB_IP[tgt]}
+LAB_ZMQ=tcp://$LAB_HUB_IP:7500
+LAB_HTTP=$LAB_HUB_IP:8080
+LAB_TGT_PORT=80
+LAB_TGT_URL=http://$LAB_TGT_IP:$LAB_TGT_PORT
+
+LAB_PREFIX=
+LAB_DIR=
+LAB_KEEP=${LAB_KEEP:-0}
+LAB_UP=0
+LAB_T0=$(date +%s)
+LAB_PIDS=()              # every PID lab_start started, in start order
+declare -A LAB_PID=()    # NAME -> PID of its latest start
+declare -A LAB_NAME_OF=() # PID -> NAME
+LAB_LAST_PID=
+
+lab_log() { printf '%s [%3ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - LAB_T0))" "$*"; }
+lab_ok() { printf 'ok - %s\n' "$*"; }
+lab_fail() {
+	printf 'FAIL: %s\n' "$*"
+	exit 1
+}
+lab_skip() {
+	printf 'SKIP: %s\n' "$*"
+	exit 77
+}
+
+# lab_ns HOST: the namespace name of HOST in this run.
+lab_ns() { echo "$LAB_PREFIX$1"; }
+
+# lab_exec HOST CMD...: runs CMD inside HOST's namespace (foreground).
+lab_exec() {
+	local host=$1
+	shift
+	ip netns exec "$LAB_PREFIX$host" "$@"
+}
+
+# ---- setup and teardown ----------------------------------------------------
+
+lab_preflight() {
+	local bin tool
+	[ "$(id -u)" = 0 ] || lab_skip "the lab needs root (network namespaces)"
+	for tool in ip curl jq psql; do
+		command -v "$tool" >/dev/null 2>&1 || lab_skip "\"$tool\" is not installed (make deps)"
+	done
+	for bin in vantage-aggregator vantage-agent fakes/target; do
+		[ -x "$LAB_BIN/$bin" ] || lab_skip "$LAB_BIN/$bin is not built (make)"
+	done
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null ||
+		lab_skip "PostgreSQL server binaries are not installed (make deps)"
+	id vantage >/dev/null 2>&1 ||
+		lab_skip "no system user \"vantage\" to run the embedded PostgreSQL (make deps)"
+}
+
+# lab_up: checks the machine (exit 77 when the lab cannot run here), makes
+# the work dir and the topology above, and installs the EXIT trap.
+lab_up() {
+	local h i ns
+	lab_preflight
+	LAB_PREFIX=vt$$-
+	# A namespace left by an earlier run that had our PID (killed with -9):
+	# never reuse or delete it, take another prefix.
+	while ip netns list 2>/dev/null | awk '{ print $1 }' | grep -q "^$LAB_PREFIX"; do
+		LAB_PREFIX=vt$$r$RANDOM-
+	done
+	LAB_DIR=$(mktemp -d /tmp/vantage-lab.XXXXXX)
+	chmod 0711 "$LAB_DIR" # the embedded PostgreSQL runs as "vantage"
+	trap lab_down EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	if ! ip netns add "${LAB_PREFIX}sw" 2>"$LAB_DIR/netns.err"; then
+		lab_skip "cannot create a network namespace: $(head -n 1 "$LAB_DIR/netns.err")"
+	fi
+	LAB_UP=1
+	ip -n "${LAB_PREFIX}sw" link set dev lo up
+	ip -n "${LAB_PREFIX}sw" link add name br0 type bridge
+	ip -n "${LAB_PREFIX}sw" link set dev br0 up
+	for h in "${LAB_HOSTS[@]}"; do
+		ns=$LAB_PREFIX$h
+		ip netns add "$ns"
+		# Both ends are born inside namespaces: the root namespace never
+		# sees them.
+		ip -n "${LAB_PREFIX}sw" link add name "$h" type veth peer name eth0 netns "$ns"
+		ip -n "${LAB_PREFIX}sw" link set dev "$h" master br0 up
+		ip -n "$ns" link set dev lo up
+		ip -n "$ns" addr add "${LAB_IP[$h]}/24" dev eth0
+		ip -n "$ns" link set dev eth0 up
+	done
+	# The bridge forwards at once (no STP); wait for carrier on every eth0.
+	for h in "${LAB_HOSTS[@]}"; do
+		for i in $(seq 1 50); do
+			ip -n "$LAB_PREFIX$h" link show dev eth0 | grep -q LOWER_UP && break
+			sleep 0.1
+		done
+	done
+	lab_log "lab up: prefix $LAB_PREFIX, work dir $LAB_DIR"
+}
+
+# Stops PID: SIGTERM, up to SECS seconds (default 10), then SIGKILL.
+lab_kill_wait() {
+	local pid=$1 secs=${2:-10} i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for i in $(seq 1 $((secs * 10))); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	echo "lab: PID $pid did not stop within ${secs}s of SIGTERM; SIGKILL" >&2
+	kill -KILL "$pid" 2>/dev/null
+	return 0
+}
+
+# lab_term_all SECS NAME_PREFIX: SIGTERM to every live process started under
+# a NAME beginning with NAME_PREFIX; after SECS a second SIGTERM, after 5 s
+# more SIGKILL.
+lab_term_all() {
+	local secs=$1 prefix=$2 i n pid name live=()
+	for ((i = ${#LAB_PIDS[@]} - 1; i >= 0; i--)); do
+		pid=${LAB_PIDS[$i]}
+		name=${LAB_NAME_OF[$pid]}
+		[ "${name#"$prefix"}" != "$name" ] || [ -z "$prefix" ] || continue
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -CONT "$pid" 2>/dev/null
+			kill -TERM "$pid" 2>/dev/null
+			live+=("$pid")
+		fi
+	done
+	for i in $(seq 1 $(((secs + 5) * 10))); do
+		n=0
+		for pid in "${live[@]}"; do
+			kill -0 "$pid" 2>/dev/null && n=$((n + 1))
+		done
+		[ "$n" = 0 ] && break
+		if [ "$i" = $((secs * 10)) ]; then
+			for pid in "${live[@]}"; do
+				kill -TERM "$pid" 2>/dev/null
+			done
+		fi
+		sleep 0.1
+	done
+	for pid in "${live[@]}"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "lab: ${LAB_NAME_OF[$pid]} (PID $pid) ignored SIGTERM; SIGKILL" >&2
+			kill -KILL "$pid" 2>/dev/null
+		fi
+		wait "$pid" 2>/dev/null
+	done
+}
+
+lab_down() {
+	local rc=$? i pid pidfile pgpid ns f
+	set +e
+	trap - EXIT INT TERM
+	# Every process by the PID we got when starting it (SIGCONT first, in
+	# case one is SIGSTOPped).  Agents first, all at once: a second SIGTERM
+	# after 1 s makes an agent exit without waiting for its last Acks (a
+	# scenario that wants an orderly stop does lab_stop_agents itself);
+	# then the rest, newest first: the aggregator stops its PostgreSQL.
+	lab_term_all 1 agent-
+	lab_term_all 15 ""
+	# An aggregator killed with -9 leaves its embedded cluster running.
+	if [ -n "$LAB_DIR" ]; then
+		while read -r pidfile; do
+			pgpid=$(head -n 1 "$pidfile" 2>/dev/null)
+			if [ -n "$pgpid" ] && kill -0 "$pgpid" 2>/dev/null; then
+				kill -INT "$pgpid"
+				for i in $(seq 1 100); do
+					kill -0 "$pgpid" 2>/dev/null || break
+					sleep 0.1
+				done
+			fi
+		done < <(find "$LAB_DIR" -maxdepth 4 -name postmaster.pid 2>/dev/null)
+	fi
+	if [ -n "$LAB_PREFIX" ] && [ "$LAB_UP" = 1 ]; then
+		for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep "^$LAB_PREFIX"); do
+			# Anything still inside a namespace of this run descends
+			# from this scenario; say so, it is a leak to fix.
+			for pid in $(ip netns pids "$ns" 2>/dev/null); do
+				echo "lab: PID $pid ($(cat /proc/"$pid"/comm 2>/dev/null)) still in $ns; SIGKILL" >&2
+				kill -KILL "$pid" 2>/dev/null
+			done
+			ip netns del "$ns" 2>/dev/null || echo "lab: cannot delete namespace $ns" >&2
+		done
+	fi
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "$LAB_DIR" ]; then
+		for f in "$LAB_DIR"/*.log; do
+			[ -f "$f" ] || continue
+			echo "--- last lines of $(basename "$f")"
+			tail -n 20 "$f"
+		done
+	fi
+	if [ -n "$LAB_DIR" ]; then
+		if [ "$LAB_KEEP" = 1 ]; then
+			echo "lab: work dir kept: $LAB_DIR"
+		else
+			rm -rf "$LAB_DIR"
+		fi
+	fi
+	# A skip's last line must stay its "SKIP:" line.
+	[ "$rc" = 77 ] || lab_log "lab down (exit $rc)"
+	exit "$rc"
+}
+
+# ---- processes ---------------------------------------------------------------
+
+# lab_start HOST NAME CMD...: runs CMD in HOST's namespace in the background,
+# output appended to $LAB_DIR/NAME.log (a restart under the same NAME keeps
+# the earlier lines).  Sets LAB_LAST_PID and LAB_PID[NAME].
+lab_start() {
+	local host=$1 name=$2
+	shift 2
+	# ip netns exec execs CMD in place: $! is CMD's own PID.
+	ip netns exec "$LAB_PREFIX$host" "$@" </dev/null >>"$LAB_DIR/$name.log" 2>&1 &
+	LAB_LAST_PID=$!
+	LAB_PIDS+=("$LAB_LAST_PID")
+	LAB_PID[$name]=$LAB_LAST_PID
+	LAB_NAME_OF[$LAB_LAST_PID]=$name
+}
+
+# lab_signal NAME SIG: sends SIG to the process started as NAME.
+lab_signal() {
+	kill -"$2" "${LAB_PID[$1]}"
+}
+
+# lab_stop NAME [SECS]: SIGTERM, wait up to SECS (10), then SIGKILL; reaps it.
+lab_stop() {
+	local pid=${LAB_PID[$1]}
+	lab_kill_wait "$pid" "${2:-10}"
+	wait "$pid" 2>/dev/null || true
+}
+
+# lab_sleep SECONDS: like sleep, but a SIGTERM/SIGINT to the scenario runs
+# the cleanup at once instead of after the sleep (bash defers traps while a
+# foreground child runs, but not during wait).
+lab_sleep() {
+	sleep "$1" &
+	wait $! || true
+}
+
+# lab_wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.2 s; fails the
+# scenario when it never succeeds.
+lab_wait_for() {
+	local limit=$1 what=$2 i
+	shift 2
+	for i in $(seq 1 $((limit * 5))); do
+		if "$@" >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	lab_fail "timed out after ${limit}s waiting for $what"
+}
+
+# ---- faults --------------------------------------------------------------------
+
+# lab_link_down HOST / lab_link_up HOST: ip link set down/up on HOST's own
+# end of its veth (eth0 in HOST's namespace): HOST loses its route to
+# 10.77.0.0/24, its sends fail at once (ENETUNREACH), its peers time out.
+# lab_link_up brings it back; the kernel restores the subnet route.
+lab_link_down() {
+	ip -n "$LAB_PREFIX$1" link set dev eth0 down
+}
+lab_link_up() {
+	ip -n "$LAB_PREFIX$1" link set dev eth0 up
+}
+
+# lab_port_down HOST / lab_port_up HOST: the bridge's end instead; HOST keeps
+# its route and sees NO-CARRIER: its packets vanish silently, like a cut
+# cable further away (timeouts rather than immediate errors).
+lab_port_down() {
+	ip -n "${LAB_PREFIX}sw" link set dev "$1" down
+}
+lab_port_up() {
+	ip -n "${LAB_PREFIX}sw" link set dev "$1" up
+}
+
+# lab_blackhole HOST DEST_IP / lab_unblackhole HOST DEST_IP: a blackhole
+# route in HOST for DEST_IP/32: HOST's packets to DEST_IP are discarded
+# (new connects fail at once, an open connection stalls and times out),
+# while every other path, and DEST_IP's packets to HOST, still work.
+lab_blackhole() {
+	ip -n "$LAB_PREFIX$1" route add blackhole "$2/32"
+}
+lab_unblackhole() {
+	ip -n "$LAB_PREFIX$1" route del blackhole "$2/32"
+}
+
+# ---- the fake target -----------------------------------------------------------
+
+# lab_start_target [RULES_JSON]: the fake target in tgt on 10.77.0.2:80.
+lab_start_target() {
+	lab_start tgt target "$LAB_BIN/fakes/target" -q -l "$LAB_TGT_IP:$LAB_TGT_PORT"
+	lab_wait_for 10 "the fake target" grep -q '^listening on' "$LAB_DIR/target.log"
+	[ $# -eq 0 ] || lab_target_rules "$1"
+}
+
+# lab_target_rules JSON: replaces the target's rules (see tests/fakes/README.md).
+lab_target_rules() {
+	local out
+	out=$(lab_exec tgt curl -sS -X PUT --data "$1" -w ' %{http_code}' \
+		"$LAB_TGT_URL/_fake/rules") || lab_fail "cannot reach the fake target: $out"
+	case $out in
+	*' 200') ;;
+	*) lab_fail "the fake target refused the rules: $out" ;;
+	esac
+}
+
+lab_target_stats() {
+	lab_exec tgt curl -sf "$LAB_TGT_URL/_fake/stats"
+}
+
+# ---- aggregator and agents ---------------------------------------------------
+
+# lab_write_conf INTERVAL TIMEOUT TARGETS_YAML [EXTRA_YAML]: $LAB_DIR/vantage.yml
+# with the five regions; EXTRA_YAML is appended (alerts, controls, ...).
+lab_write_conf() {
+	local r
+	{
+		cat <<YML
+listen: { zmq: "$LAB_ZMQ", http: "$LAB_HTTP" }
+state_dir: $LAB_DIR/state
+security: { insecure: true }
+regions:
+YML
+		for r in "${LAB_REGIONS[@]}"; do
+			echo "  - { name: $r, domain: ${LAB_DOMAIN[$r]} }"
+		done
+		cat <<YML
+defaults: { interval: $1, timeout: $2 }
+targets:
+$3
+${4:-}
+YML
+	} >"$LAB_DIR/vantage.yml"
+}
+
+# lab_start_aggregator: in hub, with its embedded PostgreSQL under
+# $LAB_DIR/state; waits for the API (initdb on the first start is slow).
+lab_start_aggregator() {
+	lab_start hub aggregator "$LAB_BIN/vantage-aggregator" -d -f "$LAB_DIR/vantage.yml"
+	LAB_AGG_PID=$LAB_LAST_PID
+	lab_wait_for 90 "the aggregator API" lab_api /healthz
+}
+
+# lab_api PATH: GET http://10.77.0.1:8080PATH from inside hub; prints the body.
+lab_api() {
+	lab_exec hub curl -sf -m 5 "http://$LAB_HTTP$1"
+}
+
+# lab_start_agent REGION [NAME]: an agent named NAME (default: the region)
+# in REGION's namespace; log in $LAB_DIR/agent-NAME.log.
+lab_start_agent() {
+	local region=$1 name=${2:-$1}
+	cat >"$LAB_DIR/agent-$name.yml" <<YML
+name: $name
+region: $region
+aggregator: { endpoint: "$LAB_ZMQ" }
+insecure: true
+spool_dir: $LAB_DIR/spool-$name
+YML
+	lab_start "$region" "agent-$name" "$LAB_BIN/vantage-agent" -d -f "$LAB_DIR/agent-$name.yml"
+}
+
+# lab_start_agents: one agent per region, named after the region.
+lab_start_agents() {
+	local r
+	for r in "${LAB_REGIONS[@]}"; do
+		lab_start_agent "$r"
+	done
+}
+
+# The last final line `agent "NAME" epoch E: produced N results,
+# acknowledged through M` of agent NAME, as "E N M".
+lab_agent_final() {
+	sed -n 's/.*agent "'"$1"'" epoch \([0-9]*\): produced \([0-9]*\) results, acknowledged through \([0-9]*\).*/\1 \2 \3/p' \
+		"$LAB_DIR/agent-$1.log" | tail -n 1
+}
+
+# lab_stop_agent NAME: SIGTERM (the agent flushes and waits up to 10 s for
+# its last Acks), waits for it to exit and prints "EPOCH PRODUCED ACKED".
+lab_stop_agent() {
+	lab_stop_agents "$1"
+	lab_agent_final "$1"
+}
+
+# lab_stop_agents [NAME...] (default: r1..r5): SIGTERM to all at once, then
+# waits for each; fails if one does not exit within 30 s, logs no final
+# count, or exits with results the aggregator never acknowledged (with a
+# healthy aggregator the agent's drain gets every Ack).  A scenario whose
+# aggregator is down on purpose sets LAB_ALLOW_UNACKED=1: then it is only
+# reported, and lab_invariant decides whether they are missing from the store.
+lab_stop_agents() {
+	local names=("$@") n pid i e p a
+	[ ${#names[@]} -gt 0 ] || names=("${LAB_REGIONS[@]}")
+	for n in "${names[@]}"; do
+		kill -TERM "${LAB_PID[agent-$n]}" 2>/dev/null || true
+	done
+	for n in "${names[@]}"; do
+		pid=${LAB_PID[agent-$n]}
+		for i in $(seq 1 300); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -0 "$pid" 2>/dev/null && lab_fail "agent $n did not exit within 30 s of SIGTERM"
+		wait "$pid" 2>/dev/null || true
+		read -r e p a < <(lab_agent_final "$n") || true
+		[ -n "${p:-}" ] || lab_fail "agent $n logged no final count"
+		if [ "$p" != "$a" ]; then
+			[ "${LAB_ALLOW_UNACKED:-0}" = 1 ] ||
+				lab_fail "agent $n epoch $e: produced $p results but the aggregator acknowledged only through $a"
+			echo "note: agent $n epoch $e: produced $p, acknowledged through $a" >&2
+		fi
+	done
+}
+
+# ---- database and invariant ----------------------------------------------------
+
+# lab_psql SQL: runs SQL on the embedded cluster (unix socket under the work
+# dir, reachable from the root namespace); unaligned, tuples only, "|" between columns.
+lab_psql() {
+	psql -X -q -h "$LAB_DIR/state/pg" -U vantage -d vantage -v ON_ERROR_STOP=1 -Atc "$1"
+}
+
+# An unsigned 64-bit epoch as logged, as the signed bigint the table holds.
+lab_epoch_sql() {
+	echo "($1::numeric - CASE WHEN $1::numeric > 9223372036854775807
+		THEN 18446744073709551616 ELSE 0 END)::bigint"
+}
+
+# lab_check_stream NAME EPOCH PRODUCED: every seq 1..PRODUCED of (NAME, EPOCH)
+# is stored exactly once or covered by a gap marker, nothing else is stored.
+lab_check_stream() {
+	local name=$1 e=$2 p=$3 row rows distinct outside missing dropped
+	row=$(lab_psql "WITH a AS (SELECT id FROM agents WHERE name = '$name'),
+		r AS MATERIALIZED (SELECT seq FROM results WHERE agent_id = (SELECT id FROM a)
+			AND epoch = $(lab_epoch_sql "$e")),
+		g AS MATERIALIZED (SELECT first_seq, last_seq FROM gaps WHERE agent_id = (SELECT id FROM a)
+			AND epoch = $(lab_epoch_sql "$e")),
+		s AS MATERIALIZED (SELECT s, EXISTS (SELECT 1 FROM r WHERE r.seq = s) AS stored,
+			EXISTS (SELECT 1 FROM g WHERE s BETWEEN g.first_seq AND g.last_seq) AS gap
+			FROM generate_series(1, $p::bigint) s)
+		SELECT (SELECT count(*) FROM r), (SELECT count(DISTINCT seq) FROM r),
+			(SELECT count(*) FROM r WHERE seq < 1 OR seq > $p),
+			(SELECT count(*) FROM s WHERE NOT stored AND NOT gap),
+			(SELECT count(*) FROM s WHERE NOT stored AND gap)")
+	IFS='|' read -r rows distinct outside missing dropped <<<"$row"
+	[ "$distinct" = "$rows" ] ||
+		lab_fail "agent $name epoch $e: $rows rows but $distinct distinct seqs (duplicates)"
+	[ "$outside" = 0 ] || lab_fail "agent $name epoch $e: $outside rows with seqs outside 1..$p"
+	[ "$missing" = 0 ] ||
+		lab_fail "agent $name epoch $e: produced $p, stored $rows; $missing seqs neither stored nor in a gap marker"
+	lab_ok "agent $name epoch $e: produced $p, stored $rows, $dropped in gap markers, no duplicates"
+}
+
+# lab_invariant: for every final count any agent logged (every agent-*.log,
+# every epoch: a restarted agent logs one per process), the stream's rows
+# match; and no (agent, epoch, seq) is stored twice anywhere.  Call it after
+# the agents have stopped.  An agent process without a final line (killed
+# with -9) is reported; its epoch cannot be checked from its log.
+lab_invariant() {
+	local f name e p a n=0 dups starts finals
+	for f in "$LAB_DIR"/agent-*.log; do
+		[ -f "$f" ] || continue
+		name=$(basename "$f" .log)
+		name=${name#agent-}
+		while read -r e p a; do
+			lab_check_stream "$name" "$e" "$p"
+			n=$((n + 1))
+		done < <(sed -n 's/.*agent "'"$name"'" epoch \([0-9]*\): produced \([0-9]*\) results, acknowledged through \([0-9]*\).*/\1 \2 \3/p' "$f")
+		starts=$(grep -c 'in region .*: epoch [0-9]*, aggregator' "$f" || true)
+		finals=$(grep -c 'epoch [0-9]*: produced [0-9]* results' "$f" || true)
+		[ "$starts" = "$finals" ] ||
+			echo "note: agent $name started $starts times but logged $finals final counts (killed?)"
+	done
+	[ "$n" -gt 0 ] || lab_fail "lab_invariant: no agent logged a final count"
+	dups=$(lab_psql "SELECT count(*) FROM (SELECT 1 FROM results
+		GROUP BY agent_id, epoch, seq HAVING count(*) > 1) d")
+	[ "$dups" = 0 ] || lab_fail "$dups (agent, epoch, seq) are stored more than once"
+	lab_ok "invariant: $n agent epochs checked, every result stored exactly once"
+}
