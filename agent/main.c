@@ -188,7 +188,8 @@ main(int argc, char **argv)
 	zctx = zmq_ctx_new();
 	if (a.base == NULL || zctx == NULL)
 		fatalx("cannot create the event loop");
-	a.probe = probe_new(a.base, a.conf->max_concurrency, a.conf->source_ip, agent_on_result, &a);
+	a.probe = probe_new(a.base, a.conf->max_concurrency, a.conf->source_ip, a.conf->name,
+	    agent_on_result, &a);
 	a.uplink = uplink_new(a.base, zctx, a.conf, &handlers);
 	if (a.uplink == NULL)
 		return 1;

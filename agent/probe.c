@@ -40,6 +40,7 @@ struct probe {
 	unsigned max_concurrency;
 	size_t in_flight;
 	size_t retrying;          // targets with a retry pending
+	char *phase_salt;
 	bool stopped;
 	struct probe_table *table; // current; never NULL
 	struct probe_slot *free_slots;
@@ -266,10 +267,11 @@ probe_arm(struct probe *p)
 
 struct probe *
 probe_new(struct event_base *base, unsigned max_concurrency, const char *source_ip,
-    probe_done_cb done, void *arg)
+    const char *phase_salt, probe_done_cb done, void *arg)
 {
 	struct probe *p = xcalloc(1, sizeof(*p));
 
+	p->phase_salt = xstrdup(phase_salt != NULL ? phase_salt : "");
 	p->base = base;
 	p->done = done;
 	p->arg = arg;
@@ -297,6 +299,7 @@ probe_free(struct probe *p)
 	probe_table_unref(p->table);
 	sched_free(p->sched);
 	event_free(p->timer);
+	free(p->phase_salt);
 	free(p);
 }
 
@@ -313,7 +316,10 @@ probe_set_config(struct probe *p, const Vantage__Config *config)
 	sched_clear(p->sched);
 	for (size_t i = 0; i < tb->n_targets; i++) {
 		probe_target_copy(&tb->targets[i], config->targets[i]);
-		sched_add(p->sched, i, tb->targets[i].key, (int64_t)tb->targets[i].interval_ms * 1000, now);
+		char phase_key[256];
+
+		snprintf(phase_key, sizeof(phase_key), "%s/%s", p->phase_salt, tb->targets[i].key);
+		sched_add(p->sched, i, phase_key, (int64_t)tb->targets[i].interval_ms * 1000, now);
 	}
 	probe_table_unref(p->table);
 	p->table = tb;

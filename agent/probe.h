@@ -63,9 +63,13 @@ typedef void (*probe_done_cb)(const struct probe_result *r, void *arg);
 
 struct probe;
 
-// base is borrowed.  source_ip may be NULL.
+// base is borrowed.  source_ip may be NULL.  phase_salt (the agent name)
+// is mixed into each target's phase, so agents in different regions probe
+// a target at different moments of its interval: the load on the target is
+// spread, and a failure seen by one agent is confirmed by the others
+// through ProbeNow rather than by their own schedule.
 struct probe *probe_new(struct event_base *base, unsigned max_concurrency,
-    const char *source_ip, probe_done_cb done, void *arg);
+    const char *source_ip, const char *phase_salt, probe_done_cb done, void *arg);
 // Finishes nothing: probes in flight are abandoned without results.
 void probe_free(struct probe *p);
 // Replaces the target table with the Config's targets (copied).  Probes in

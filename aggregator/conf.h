@@ -60,6 +60,28 @@ struct target_conf {
 
 struct region_conf { char *name; char *domain; };
 
+// Alert events a channel subscribes to (`on:`); default: outage, recovery,
+// blind, flapping.  Regional incidents are opt-in.
+#define ALERT_ON_OUTAGE (1u << 0)    // outage opened
+#define ALERT_ON_RECOVERY (1u << 1)  // outage resolved
+#define ALERT_ON_REGIONAL (1u << 2)  // regional incident opened and resolved
+#define ALERT_ON_BLIND (1u << 3)     // monitoring blind opened and resolved
+#define ALERT_ON_FLAPPING (1u << 4)  // target started flapping (alerts grouped)
+
+enum alert_format { ALERT_FORMAT_JSON, ALERT_FORMAT_SLACK, ALERT_FORMAT_PAGERDUTY };
+
+struct alert_conf {
+	char *name;              // channel name, unique, [A-Za-z0-9._-]
+	bool is_exec;            // exec: { command } instead of webhook: { url }
+	char *url;               // webhook URL (http:// or https://)
+	enum alert_format format; // webhook format: json (default), slack, pagerduty
+	char *routing_key;       // pagerduty: integration key (or NULL)
+	char **argv;             // exec: command split on spaces, NULL-terminated
+	unsigned events;         // ALERT_ON_* bits
+	uint32_t timeout_ms;     // per delivery attempt; default 10 s
+	int line;
+};
+
 struct api_token_conf { char *name; char *token_file; char *role; };
 
 struct agg_conf {
@@ -82,6 +104,8 @@ struct agg_conf {
 	size_t n_controls;
 	struct target_conf *targets;
 	size_t n_targets;
+	struct alert_conf *alerts;
+	size_t n_alerts;
 };
 
 // Reads and validates path.  On error writes "FILE:LINE: message" into err

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "http_api.h"
+#include "incident.h"
 #include "ingest.h"
 #include "log.h"
 #include "pgembed.h"
@@ -45,6 +46,7 @@ struct aggregator {
 	struct ingest *ingest;
 	struct http_api *api;
 	struct verdict *verdict;
+	struct incidents *incidents;
 	struct event *verdict_timer;
 	struct event *drain_timer;
 	struct event *maintain_timer;
@@ -102,6 +104,7 @@ agg_on_reload_sync(int status, const int *ids, void *arg)
 	targets_adopt_latest(agg->next_targets, agg->targets);
 	ingest_reconfigure(agg->ingest, agg->next_conf, agg->next_targets);
 	verdict_reconfigure(agg->verdict, agg->next_conf, agg->next_targets);
+	incidents_reconfigure(agg->incidents, agg->next_conf, agg->next_targets);
 	http_api_set_targets(agg->api, agg->next_targets);
 	targets_free(agg->targets);
 	agg_conf_free(agg->conf);
@@ -195,6 +198,14 @@ agg_on_stop(evutil_socket_t sig, short what, void *arg)
 	agg->drain_deadline = clock_mono_us() + DRAIN_TIMEOUT_US;
 	agg->drain_timer = event_new(agg->base, -1, EV_PERSIST, agg_on_drain, agg);
 	event_add(agg->drain_timer, &tv);
+}
+
+static void
+agg_on_restored(void *arg)
+{
+	struct aggregator *agg = arg;
+
+	verdict_enable(agg->verdict);
 }
 
 static void
@@ -295,7 +306,12 @@ main(int argc, char **argv)
 	agg.store = store_new(agg.base, conninfo);
 	// Queued first: every batch is written after targets have ids.
 	agg_sync_targets(&agg, agg.targets, agg_on_initial_sync);
-	agg.verdict = verdict_new(agg.conf, agg.targets, agg.agents, NULL, &agg);
+	agg.incidents = incidents_new(agg.store, agg.conf, agg.targets, NULL);
+	agg.verdict = verdict_new(agg.conf, agg.targets, agg.agents, incidents_on_change,
+	    incidents_on_region, agg.incidents);
+	// Queued after the target sync: verdicts start once open incidents
+	// are back in the quorum state, so a restart opens no duplicate.
+	incidents_restore(agg.incidents, agg_on_restored, &agg);
 	agg.ingest = ingest_new(agg.base, zctx, agg.conf, agg.store, agg.agents, agg.targets,
 	    agg.verdict);
 	if (agg.ingest == NULL)
@@ -328,6 +344,7 @@ out_loop:
 	if (agg.verdict_timer != NULL)
 		event_free(agg.verdict_timer);
 	verdict_free(agg.verdict);
+	incidents_free(agg.incidents);
 	if (agg.drain_timer != NULL)
 		event_free(agg.drain_timer);
 	http_api_free(agg.api);

@@ -34,7 +34,13 @@ struct target_verdict {
 	int64_t state_since;          // aggregator time of the last change
 	int64_t probe_now_at;         // when ProbeNow was last sent for it
 	bool dirty;                   // results arrived since the last evaluation
+	unsigned open_incidents;      // INCIDENT_* bits of the kinds open now
+	uint8_t region_votes[64];     // each region's vote at the last evaluation
 };
+
+#define INCIDENT_OUTAGE (1u << 0)
+#define INCIDENT_REGIONAL (1u << 1)
+#define INCIDENT_BLIND (1u << 2)
 
 struct target_table;
 

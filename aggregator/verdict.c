@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "log.h"
+#include "wire.h"
 #include "xmalloc.h"
 
 #define VERDICT_MAX_REGIONS 64
@@ -20,12 +23,14 @@ struct verdict {
 	struct target_table *targets;
 	struct agents *agents;
 	verdict_change_cb cb;
+	verdict_region_cb region_cb;
 	void *arg;
+	bool enabled;
 };
 
 struct verdict *
 verdict_new(const struct agg_conf *conf, struct target_table *targets, struct agents *agents,
-    verdict_change_cb cb, void *arg)
+    verdict_change_cb cb, verdict_region_cb region_cb, void *arg)
 {
 	struct verdict *v = xcalloc(1, sizeof(*v));
 
@@ -33,6 +38,7 @@ verdict_new(const struct agg_conf *conf, struct target_table *targets, struct ag
 	v->targets = targets;
 	v->agents = agents;
 	v->cb = cb;
+	v->region_cb = region_cb;
 	v->arg = arg;
 	return v;
 }
@@ -169,6 +175,7 @@ verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
 	const char *names[VERDICT_MAX_REGIONS];
 	int domains[VERDICT_MAX_REGIONS];
 	struct quorum_region regions[VERDICT_MAX_REGIONS];
+	struct verdict_region parts[VERDICT_MAX_REGIONS];
 	enum quorum_vote votes[VERDICT_MAX_VOTES];
 	const struct latest_result *latest;
 	struct quorum_params params;
@@ -180,6 +187,7 @@ verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
 		size_t nv = 0;
 
 		regions[r] = (struct quorum_region){ .domain = domains[r] };
+		parts[r] = (struct verdict_region){ .name = names[r] };
 		for (size_t i = 0; i < nl && nv < VERDICT_MAX_VOTES; i++) {
 			const struct agent_info *ai = agents_get(v->agents, latest[i].agent_slot);
 			enum quorum_vote vote;
@@ -191,10 +199,20 @@ verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
 			if (vote == VOTE_DOWN && (regions[r].down_since == 0 ||
 			    latest[i].q.down_since < regions[r].down_since))
 				regions[r].down_since = latest[i].q.down_since;
+			if (vote == VOTE_DOWN) {
+				if (latest[i].http_status != 0)
+					snprintf(parts[r].why, sizeof(parts[r].why), "%u %s",
+					    latest[i].http_status, wire_reason_name(latest[i].reason));
+				else
+					snprintf(parts[r].why, sizeof(parts[r].why), "%s",
+					    wire_reason_name(latest[i].reason));
+			}
 			if (vote == VOTE_UP && latest[i].q.last_at > regions[r].up_since)
 				regions[r].up_since = latest[i].q.last_at;
 		}
 		regions[r].vote = quorum_region_vote(votes, nv);
+		parts[r].vote = regions[r].vote;
+		parts[r].down_since = regions[r].down_since;
 	}
 	verdict_params(tc, &params);
 	quorum_eval(&tv->qt, &params, regions, n, now, new_data, &tv->last);
@@ -206,13 +224,29 @@ verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
 		    tv->last.regions_down, (unsigned)n, tv->last.regions_up, tv->last.regions_abstain,
 		    tv->last.flapping ? ", flapping" : "");
 		if (v->cb != NULL)
-			v->cb(idx, &tv->last, v->arg);
+			v->cb(idx, &tv->last, parts, n, v->arg);
 	}
+	for (size_t r = 0; r < n && r < sizeof(tv->region_votes); r++) {
+		enum quorum_vote before = (enum quorum_vote)tv->region_votes[r];
+
+		// A state change already reported every region with it.
+		if (before != parts[r].vote && !tv->last.changed && v->region_cb != NULL)
+			v->region_cb(idx, &parts[r], before, v->arg);
+		tv->region_votes[r] = (uint8_t)parts[r].vote;
+	}
+}
+
+void
+verdict_enable(struct verdict *v)
+{
+	v->enabled = true;
 }
 
 void
 verdict_eval_dirty(struct verdict *v, int64_t now)
 {
+	if (!v->enabled)
+		return;
 	for (size_t i = 0; i < targets_count(v->targets); i++)
 		if (targets_verdict(v->targets, i)->dirty)
 			verdict_eval(v, i, now, true);
@@ -221,6 +255,8 @@ verdict_eval_dirty(struct verdict *v, int64_t now)
 void
 verdict_eval_all(struct verdict *v, int64_t now)
 {
+	if (!v->enabled)
+		return;
 	for (size_t i = 0; i < targets_count(v->targets); i++)
 		verdict_eval(v, i, now, targets_verdict(v->targets, i)->dirty);
 }

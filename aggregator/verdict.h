@@ -17,15 +17,32 @@
 #include "quorum.h"
 #include "targets.h"
 
-typedef void (*verdict_change_cb)(size_t target_idx, const struct quorum_outcome *out, void *arg);
+// One region's part in a verdict, for incidents and their timeline.
+struct verdict_region {
+	const char *name;
+	enum quorum_vote vote;
+	int64_t down_since;   // DOWN: first failure of its failing agents
+	char why[96];         // DOWN: what its latest failure was ("503 http_status")
+};
+
+typedef void (*verdict_change_cb)(size_t target_idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n_regions, void *arg);
+
+// A region's vote changed while the target's state did not (a region
+// failing or recovering during an incident).
+typedef void (*verdict_region_cb)(size_t target_idx, const struct verdict_region *region,
+    enum quorum_vote previous, void *arg);
 
 struct verdict;
 
 // All borrowed.
 struct verdict *verdict_new(const struct agg_conf *conf, struct target_table *targets,
-    struct agents *agents, verdict_change_cb cb, void *arg);
+    struct agents *agents, verdict_change_cb cb, verdict_region_cb region_cb, void *arg);
 void verdict_free(struct verdict *v);
 void verdict_reconfigure(struct verdict *v, const struct agg_conf *conf, struct target_table *targets);
+// Until this is called (incidents restored from the database), nothing is
+// evaluated: a state change before that could open a duplicate incident.
+void verdict_enable(struct verdict *v);
 // Evaluates the targets with new results (after their COMMIT).
 void verdict_eval_dirty(struct verdict *v, int64_t now);
 // Evaluates every target (staleness timer).

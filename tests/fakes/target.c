@@ -1538,7 +1538,15 @@ main(int argc, char **argv)
 		t.rules = xcalloc(1, sizeof(*t.rules));
 	}
 
-	t.base = ev_check(event_base_new(), "event base");
+	// libevent's default monotonic clock is CLOCK_MONOTONIC_COARSE (4 ms
+	// steps here): delays could end early and tests measure them.
+	{
+		struct event_config *cfg = ev_check(event_config_new(), "event config");
+
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+		t.base = ev_check(event_base_new_with_config(cfg), "event base");
+		event_config_free(cfg);
+	}
 	t.http = ev_check(evhttp_new(t.base), "HTTP server");
 	evhttp_set_timeout(t.http, (int)timeout_sec);
 	evhttp_set_max_body_size(t.http, TARGET_MAX_BODY);

@@ -70,3 +70,18 @@ for r in eu-west us-east ap-south; do
 	read -r e p a < <(vt_stop_agent "$r")
 	[ "$p" = "$a" ] || vt_fail "agent $r: produced $p, acknowledged $a"
 done
+
+# Incidents: one outage and one regional incident, none for the healthy target.
+rows=$(vt_psql "SELECT t.key || ':' || i.kind || ':' || i.state FROM incidents i JOIN targets t ON t.id = i.target_id ORDER BY 1")
+[ "$rows" = "outage:outage:open
+regional:regional:open" ] || vt_fail "incidents: $rows"
+read -r started detected <<<"$(vt_psql "SELECT extract(epoch FROM i.started_at), extract(epoch FROM i.detected_at)
+	FROM incidents i JOIN targets t ON t.id = i.target_id WHERE t.key = 'outage'" | tr '|' ' ')"
+first=$(vt_psql "SELECT extract(epoch FROM min(started_at)) FROM results r JOIN targets t ON t.id = r.target_id WHERE t.key = 'outage'")
+[ "$started" = "$first" ] || vt_fail "outage started_at $started, first failing probe $first"
+awk -v s="$started" -v d="$detected" 'BEGIN { exit !(d >= s) }' || vt_fail "detected before started"
+events=$(vt_psql "SELECT string_agg(e.kind || '/' || coalesce(e.region, '-'), ' ' ORDER BY e.kind, e.region)
+	FROM incident_events e JOIN incidents i ON i.id = e.incident_id JOIN targets t ON t.id = i.target_id WHERE t.key = 'outage'")
+[ "$events" = "first_failure/ap-south first_failure/eu-west first_failure/us-east quorum/-" ] ||
+	vt_fail "outage timeline: $events"
+vt_ok "incidents recorded: outage (started at the first failing probe) and regional; timeline $events"

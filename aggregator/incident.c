@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Incidents from verdict changes; see incident.h.  Every change is one SQL
+// statement (CTEs) that updates the incident, appends its timeline and
+// queues its alerts together.  All values travel as parameters; the
+// statements are constants.
+#include "incident.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct incidents {
+	struct store *store;
+	const struct agg_conf *conf;
+	struct target_table *targets;
+	struct incident_hooks hooks;
+	void (*restored)(void *arg);
+	void *restored_arg;
+};
+
+// What one statement changes, kept until its callback.
+struct incident_op {
+	struct incidents *ins;
+	char key[129];
+	const char *kind;
+	bool open;
+};
+
+static const char sql_open[] =
+    "WITH i AS ("
+    " INSERT INTO incidents (target_id, kind, started_at, detected_at, regions)"
+    " VALUES ($1, $2, $3::timestamptz, $4::timestamptz, $5::text[])"
+    " ON CONFLICT (target_id, kind) WHERE state = 'open' DO NOTHING RETURNING id),"
+    " ev AS (INSERT INTO incident_events (incident_id, at, kind, region, message)"
+    " SELECT i.id, e.at, e.kind, e.region, e.message FROM i,"
+    " jsonb_to_recordset($6::jsonb) AS e(at timestamptz, kind text, region text, message text)),"
+    " al AS (INSERT INTO alert_outbox (incident_id, channel, event, payload)"
+    " SELECT i.id, a.channel, a.event, a.payload FROM i,"
+    " jsonb_to_recordset($7::jsonb) AS a(channel text, event text, payload jsonb)"
+    " WHERE NOT EXISTS (SELECT 1 FROM silences s WHERE (s.target_key IS NULL OR"
+    " s.target_key = $8) AND now() >= s.starts_at AND now() < s.ends_at))"
+    " SELECT id FROM i";
+
+// An outage while the target flaps reopens its latest outage (resolved in
+// the last hour) instead of opening another; the first reopen sends the
+// one "flapping" alert ($10), later ones send nothing.
+static const char sql_open_outage[] =
+    "WITH prev AS ("
+    " SELECT id, flapping FROM incidents WHERE target_id = $1 AND kind = 'outage'"
+    " AND state = 'resolved' AND resolved_at > now() - interval '1 hour' AND $9::boolean"
+    " ORDER BY id DESC LIMIT 1),"
+    " re AS (UPDATE incidents x SET state = 'open', resolved_at = NULL, flapping = true"
+    " FROM prev WHERE x.id = prev.id RETURNING x.id, prev.flapping AS was_flapping),"
+    " ins AS (INSERT INTO incidents (target_id, kind, started_at, detected_at, regions)"
+    " SELECT $1, $2, $3::timestamptz, $4::timestamptz, $5::text[]"
+    " WHERE NOT EXISTS (SELECT 1 FROM re)"
+    " ON CONFLICT (target_id, kind) WHERE state = 'open' DO NOTHING RETURNING id),"
+    " i AS (SELECT id, true AS reopened, was_flapping FROM re"
+    " UNION ALL SELECT id, false, false FROM ins),"
+    " ev AS (INSERT INTO incident_events (incident_id, at, kind, region, message)"
+    " SELECT i.id, e.at, e.kind, e.region, e.message FROM i,"
+    " jsonb_to_recordset($6::jsonb) AS e(at timestamptz, kind text, region text, message text)),"
+    " al AS (INSERT INTO alert_outbox (incident_id, channel, event, payload)"
+    " SELECT i.id, a.channel, a.event, a.payload FROM i, jsonb_to_recordset("
+    " CASE WHEN NOT i.reopened THEN $7::jsonb WHEN i.was_flapping THEN '[]'::jsonb"
+    " ELSE $10::jsonb END) AS a(channel text, event text, payload jsonb)"
+    " WHERE NOT EXISTS (SELECT 1 FROM silences s WHERE (s.target_key IS NULL OR"
+    " s.target_key = $8) AND now() >= s.starts_at AND now() < s.ends_at))"
+    " SELECT id, reopened FROM i";
+
+// Resolving a flapping outage sends no recovery alert: its alerts are grouped.
+static const char sql_resolve[] =
+    "WITH i AS (UPDATE incidents SET state = 'resolved',"
+    " resolved_at = GREATEST($3::timestamptz, started_at)"
+    " WHERE target_id = $1 AND kind = $2 AND state = 'open' RETURNING id, flapping),"
+    " ev AS (INSERT INTO incident_events (incident_id, at, kind, region, message)"
+    " SELECT i.id, e.at, e.kind, e.region, e.message FROM i,"
+    " jsonb_to_recordset($4::jsonb) AS e(at timestamptz, kind text, region text, message text)),"
+    " al AS (INSERT INTO alert_outbox (incident_id, channel, event, payload)"
+    " SELECT i.id, a.channel, a.event, a.payload FROM i,"
+    " jsonb_to_recordset($5::jsonb) AS a(channel text, event text, payload jsonb)"
+    " WHERE NOT i.flapping AND NOT EXISTS (SELECT 1 FROM silences s WHERE"
+    " (s.target_key IS NULL OR s.target_key = $6) AND now() >= s.starts_at"
+    " AND now() < s.ends_at))"
+    " SELECT id, flapping FROM i";
+
+static const char sql_region_event[] =
+    "INSERT INTO incident_events (incident_id, at, kind, region, message)"
+    " SELECT id, $3::timestamptz, $4, $5, $6 FROM incidents"
+    " WHERE target_id = $1 AND kind = $2 AND state = 'open'";
+
+static const char sql_restore[] =
+    "SELECT t.key, i.kind FROM incidents i JOIN targets t ON t.id = i.target_id"
+    " WHERE i.state = 'open'";
+
+struct incidents *
+incidents_new(struct store *store, const struct agg_conf *conf, struct target_table *targets,
+    const struct incident_hooks *hooks)
+{
+	struct incidents *ins = xcalloc(1, sizeof(*ins));
+
+	ins->store = store;
+	ins->conf = conf;
+	ins->targets = targets;
+	if (hooks != NULL)
+		ins->hooks = *hooks;
+	return ins;
+}
+
+void
+incidents_free(struct incidents *ins)
+{
+	free(ins);
+}
+
+void
+incidents_reconfigure(struct incidents *ins, const struct agg_conf *conf,
+    struct target_table *targets)
+{
+	ins->conf = conf;
+	ins->targets = targets;
+}
+
+static json_t *
+incident_time(int64_t us)
+{
+	char iso[40];
+
+	if (us <= 0)
+		return json_null();
+	clock_iso8601(us, iso, sizeof(iso));
+	return json_string(iso);
+}
+
+static const char *
+incident_kind_name(unsigned kind)
+{
+	return kind == INCIDENT_OUTAGE ? "outage" : kind == INCIDENT_REGIONAL ? "regional" : "blind";
+}
+
+// The neutral event of incident.h.
+static json_t *
+incident_payload(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n, const char *event, unsigned kind,
+    bool resolved, int64_t now)
+{
+	const struct target_conf *tc = targets_conf(ins->targets, idx);
+	json_t *down = json_array(), *up = json_array(), *abstain = json_array();
+	json_t *reasons = json_object();
+	struct buf summary;
+	json_t *p;
+
+	buf_init(&summary);
+	for (size_t i = 0; i < n; i++) {
+		if (regions[i].vote == VOTE_DOWN) {
+			json_array_append_new(down, json_string(regions[i].name));
+			json_object_set_new(reasons, regions[i].name, json_string(regions[i].why));
+		} else if (regions[i].vote == VOTE_UP) {
+			json_array_append_new(up, json_string(regions[i].name));
+		} else {
+			json_array_append_new(abstain, json_string(regions[i].name));
+		}
+	}
+	if (kind == INCIDENT_BLIND)
+		buf_printf(&summary, "%s: monitoring blind, only %u of %zu regions report (%u needed)",
+		    tc->key, out->regions_up + out->regions_down, n, out->needed);
+	else
+		buf_printf(&summary, "%s is %s: down in %u of %zu regions, up in %u", tc->key,
+		    resolved ? "back up" : kind == INCIDENT_OUTAGE ? "DOWN" : "degraded",
+		    out->regions_down, n, out->regions_up);
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (regions[i].vote == VOTE_DOWN)
+			buf_printf(&summary, "%s%s: %s", k++ == 0 ? " (" : ", ", regions[i].name,
+			    regions[i].why);
+	if (out->regions_down > 0)
+		buf_putc(&summary, ')');
+	p = json_pack("{s:s,s:s,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:s%}", "event", event,
+	    "target", tc->key, "group", tc->group ? json_string(tc->group) : json_null(), "url",
+	    tc->kind == PROBE_HTTP ? json_string(tc->http.url) : json_null(), "kind",
+	    incident_kind_name(kind), "state", resolved ? "resolved" : "open", "started_at",
+	    incident_time(out->started_at > 0 ? out->started_at : now), "detected_at",
+	    incident_time(now), "resolved_at", incident_time(resolved ? (out->resolved_at > 0 ?
+	    out->resolved_at : now) : 0), "regions_down", down, "regions_up", up,
+	    "regions_abstaining", abstain, "reasons", reasons, "summary", summary.data, summary.len);
+	buf_free(&summary);
+	return p;
+}
+
+// [{channel, event, payload}] for the channels subscribed to this event.
+static char *
+incident_alerts(struct incidents *ins, const char *event, unsigned on_bit, json_t *payload)
+{
+	json_t *list = json_array();
+	char *text;
+
+	for (size_t i = 0; i < ins->conf->n_alerts; i++) {
+		const struct alert_conf *ch = &ins->conf->alerts[i];
+
+		if (!(ch->events & on_bit))
+			continue;
+		json_array_append_new(list, json_pack("{s:s,s:s,s:O}", "channel", ch->name, "event",
+		    event, "payload", payload));
+	}
+	text = json_dumps(list, JSON_COMPACT);
+	json_decref(list);
+	return text;
+}
+
+static void
+incident_event(json_t *events, int64_t at, const char *kind, const char *region, const char *fmt,
+    ...) __attribute__((format(printf, 5, 6)));
+
+static void
+incident_event(json_t *events, int64_t at, const char *kind, const char *region, const char *fmt,
+    ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_array_append_new(events, json_pack("{s:o,s:s,s:o,s:s}", "at", incident_time(at), "kind",
+	    kind, "region", region ? json_string(region) : json_null(), "message", msg));
+}
+
+static char *
+incident_regions_array(const struct verdict_region *regions, size_t n, enum quorum_vote vote)
+{
+	struct buf b;
+	char *out;
+
+	buf_init(&b);
+	buf_putc(&b, '{');
+	for (size_t i = 0; i < n; i++) {
+		if (regions[i].vote != vote)
+			continue;
+		// Region names are [A-Za-z0-9._-]: nothing to escape inside quotes.
+		buf_printf(&b, "%s\"%s\"", b.len > 1 ? "," : "", regions[i].name);
+	}
+	buf_putc(&b, '}');
+	out = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	return out;
+}
+
+static void
+incident_on_done(int status, const struct store_result *r, void *arg)
+{
+	struct incident_op *op = arg;
+	struct incidents *ins = op->ins;
+
+	if (status < 0) {
+		log_warnx("could not record the %s %s of target \"%s\"; the database keeps the last "
+			  "recorded state", op->kind, op->open ? "opening" : "resolution", op->key);
+	} else if (store_result_rows(r) == 1) {
+		const char *id = store_result_value(r, 0, 0);
+		const char *flag = store_result_value(r, 0, 1);
+
+		if (op->open)
+			log_info("incident %s: %s of target \"%s\" %s", id, op->kind, op->key,
+			    flag != NULL && strcmp(flag, "t") == 0 ? "reopened (flapping)" : "opened");
+		else
+			log_info("incident %s: %s of target \"%s\" resolved", id, op->kind, op->key);
+		if (ins->hooks.queued != NULL)
+			ins->hooks.queued(ins->hooks.arg);
+		if (!op->open && strcmp(op->kind, "outage") == 0 && ins->hooks.resolved != NULL)
+			ins->hooks.resolved(strtoll(id, NULL, 10), ins->hooks.arg);
+	}
+	free(op);
+}
+
+static void
+incident_open(struct incidents *ins, size_t idx, unsigned kind, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n, int64_t now)
+{
+	const struct target_conf *tc = targets_conf(ins->targets, idx);
+	struct target_verdict *tv = targets_verdict(ins->targets, idx);
+	const char *event = kind == INCIDENT_OUTAGE ? "outage" : incident_kind_name(kind);
+	unsigned bit = kind == INCIDENT_OUTAGE ? ALERT_ON_OUTAGE :
+	    kind == INCIDENT_REGIONAL ? ALERT_ON_REGIONAL : ALERT_ON_BLIND;
+	json_t *payload = incident_payload(ins, idx, out, regions, n, event, kind, false, now);
+	json_t *events = json_array();
+	struct incident_op *op = xcalloc(1, sizeof(*op));
+	char id[24], started[40], detected[40], *regions_text, *events_text, *alerts_text,
+	    *flap_text = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (regions[i].vote == VOTE_DOWN)
+			incident_event(events, regions[i].down_since, "first_failure", regions[i].name,
+			    "first failure in \"%s\": %s", regions[i].name, regions[i].why);
+	if (kind == INCIDENT_BLIND)
+		incident_event(events, now, "blind", NULL, "only %u of %zu regions report",
+		    out->regions_up + out->regions_down, n);
+	else
+		incident_event(events, now, "quorum", NULL, "%s: %u of %zu regions down (quorum %u)",
+		    event, out->regions_down, n, out->needed);
+	snprintf(id, sizeof(id), "%d", targets_id(ins->targets, idx));
+	clock_iso8601(out->started_at > 0 ? out->started_at : now, started, sizeof(started));
+	clock_iso8601(now, detected, sizeof(detected));
+	regions_text = incident_regions_array(regions, n,
+	    kind == INCIDENT_BLIND ? VOTE_ABSTAIN : VOTE_DOWN);
+	events_text = json_dumps(events, JSON_COMPACT);
+	alerts_text = incident_alerts(ins, event, bit, payload);
+	op->ins = ins;
+	snprintf(op->key, sizeof(op->key), "%s", tc->key);
+	op->kind = incident_kind_name(kind);
+	op->open = true;
+	if (kind == INCIDENT_OUTAGE) {
+		json_t *flap = json_deep_copy(payload);
+
+		json_object_set_new(flap, "event", json_string("flapping"));
+		flap_text = incident_alerts(ins, "flapping", ALERT_ON_FLAPPING, flap);
+		json_decref(flap);
+		const char *v[10] = { id, "outage", started, detected, regions_text, events_text,
+			alerts_text, tc->key, out->flapping ? "true" : "false", flap_text };
+		store_query(ins->store, sql_open_outage, 10, v, incident_on_done, op);
+	} else {
+		const char *v[8] = { id, op->kind, started, detected, regions_text, events_text,
+			alerts_text, tc->key };
+		store_query(ins->store, sql_open, 8, v, incident_on_done, op);
+	}
+	tv->open_incidents |= kind;
+	json_decref(payload);
+	json_decref(events);
+	free(regions_text);
+	free(events_text);
+	free(alerts_text);
+	free(flap_text);
+}
+
+static void
+incident_resolve(struct incidents *ins, size_t idx, unsigned kind, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n, int64_t now)
+{
+	const struct target_conf *tc = targets_conf(ins->targets, idx);
+	struct target_verdict *tv = targets_verdict(ins->targets, idx);
+	const char *event = kind == INCIDENT_OUTAGE ? "recovery" :
+	    kind == INCIDENT_REGIONAL ? "regional_recovery" : "blind_recovery";
+	unsigned bit = kind == INCIDENT_OUTAGE ? ALERT_ON_RECOVERY :
+	    kind == INCIDENT_REGIONAL ? ALERT_ON_REGIONAL : ALERT_ON_BLIND;
+	int64_t resolved_at = kind == INCIDENT_OUTAGE && out->resolved_at > 0 ? out->resolved_at : now;
+	json_t *payload = incident_payload(ins, idx, out, regions, n, event, kind, true, now);
+	json_t *events = json_array();
+	struct incident_op *op = xcalloc(1, sizeof(*op));
+	char id[24], resolved[40], *events_text, *alerts_text;
+
+	if (!(tv->open_incidents & kind)) {
+		json_decref(payload);
+		json_decref(events);
+		free(op);
+		return;
+	}
+	incident_event(events, resolved_at, "resolved", NULL, "%s: %u of %zu regions up",
+	    kind == INCIDENT_BLIND ? "monitoring restored" : "recovered", out->regions_up, n);
+	snprintf(id, sizeof(id), "%d", targets_id(ins->targets, idx));
+	clock_iso8601(resolved_at, resolved, sizeof(resolved));
+	events_text = json_dumps(events, JSON_COMPACT);
+	alerts_text = incident_alerts(ins, event, bit, payload);
+	op->ins = ins;
+	snprintf(op->key, sizeof(op->key), "%s", tc->key);
+	op->kind = incident_kind_name(kind);
+	const char *v[6] = { id, op->kind, resolved, events_text, alerts_text, tc->key };
+	store_query(ins->store, sql_resolve, 6, v, incident_on_done, op);
+	tv->open_incidents &= ~kind;
+	json_decref(payload);
+	json_decref(events);
+	free(events_text);
+	free(alerts_text);
+}
+
+void
+incidents_on_change(size_t idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n, void *arg)
+{
+	struct incidents *ins = arg;
+	int64_t now = clock_wall_us();
+
+	if (targets_id(ins->targets, idx) <= 0)
+		return; // not yet recorded in the database
+	if (out->previous == QSTATE_DOWN)
+		incident_resolve(ins, idx, INCIDENT_OUTAGE, out, regions, n, now);
+	if (out->previous == QSTATE_DEGRADED)
+		incident_resolve(ins, idx, INCIDENT_REGIONAL, out, regions, n, now);
+	if (out->previous == QSTATE_UNKNOWN)
+		incident_resolve(ins, idx, INCIDENT_BLIND, out, regions, n, now);
+	if (out->state == QSTATE_DOWN)
+		incident_open(ins, idx, INCIDENT_OUTAGE, out, regions, n, now);
+	else if (out->state == QSTATE_DEGRADED)
+		incident_open(ins, idx, INCIDENT_REGIONAL, out, regions, n, now);
+	else if (out->state == QSTATE_UNKNOWN)
+		incident_open(ins, idx, INCIDENT_BLIND, out, regions, n, now);
+}
+
+static void
+incident_on_region_done(int status, const struct store_result *r, void *arg)
+{
+	if (status < 0)
+		log_warnx("could not record a region change in an incident timeline");
+}
+
+void
+incidents_on_region(size_t idx, const struct verdict_region *region, enum quorum_vote previous,
+    void *arg)
+{
+	struct incidents *ins = arg;
+	struct target_verdict *tv = targets_verdict(ins->targets, idx);
+	unsigned kind = tv->open_incidents & INCIDENT_OUTAGE ? INCIDENT_OUTAGE :
+	    tv->open_incidents & INCIDENT_REGIONAL ? INCIDENT_REGIONAL : 0;
+	char id[24], at[40], msg[256];
+	const char *event;
+
+	if (kind == 0 || targets_id(ins->targets, idx) <= 0)
+		return;
+	if (region->vote == VOTE_DOWN) {
+		event = "first_failure";
+		clock_iso8601(region->down_since, at, sizeof(at));
+		snprintf(msg, sizeof(msg), "first failure in \"%s\": %s", region->name, region->why);
+	} else if (region->vote == VOTE_UP && previous == VOTE_DOWN) {
+		event = "recovering";
+		clock_iso8601(clock_wall_us(), at, sizeof(at));
+		snprintf(msg, sizeof(msg), "\"%s\" sees the target up again", region->name);
+	} else {
+		return;
+	}
+	snprintf(id, sizeof(id), "%d", targets_id(ins->targets, idx));
+	const char *v[6] = { id, incident_kind_name(kind), at, event, region->name, msg };
+	store_query(ins->store, sql_region_event, 6, v, incident_on_region_done, NULL);
+}
+
+static void
+incident_on_restore(int status, const struct store_result *r, void *arg)
+{
+	struct incidents *ins = arg;
+	int restored = 0;
+
+	if (status < 0) {
+		log_warnx("cannot read open incidents; retrying");
+		store_query(ins->store, sql_restore, 0, NULL, incident_on_restore, ins);
+		return;
+	}
+	for (int row = 0; row < store_result_rows(r); row++) {
+		int idx = targets_find(ins->targets, store_result_value(r, row, 0));
+		const char *kind = store_result_value(r, row, 1);
+		struct target_verdict *tv;
+
+		if (idx < 0 || kind == NULL)
+			continue; // a target no longer configured keeps its incident open
+		tv = targets_verdict(ins->targets, (size_t)idx);
+		if (strcmp(kind, "outage") == 0) {
+			// The outage continues until the recovery quorum says so.
+			tv->open_incidents |= INCIDENT_OUTAGE;
+			tv->qt.state = tv->last.state = QSTATE_DOWN;
+		} else if (strcmp(kind, "regional") == 0) {
+			tv->open_incidents |= INCIDENT_REGIONAL;
+			if (tv->qt.state != QSTATE_DOWN)
+				tv->qt.state = tv->last.state = QSTATE_DEGRADED;
+		} else {
+			tv->open_incidents |= INCIDENT_BLIND;
+		}
+		restored++;
+	}
+	if (restored > 0)
+		log_info("%d open incidents restored", restored);
+	ins->restored(ins->restored_arg);
+}
+
+void
+incidents_restore(struct incidents *ins, void (*done)(void *arg), void *arg)
+{
+	ins->restored = done;
+	ins->restored_arg = arg;
+	store_query(ins->store, sql_restore, 0, NULL, incident_on_restore, ins);
+}

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Incidents: what the verdict's state changes mean to people.  An outage
+// (target DOWN: quorum of regions), a regional incident (DEGRADED) and
+// monitoring blind (UNKNOWN) each open and resolve an incident row, with
+// timeline events and, for every alert channel subscribed to the event and
+// not silenced, an alert_outbox row -- all in ONE statement, so a crash
+// loses none and never alerts for a change that was not recorded.  The one
+// open incident of a kind per target is found in the database by
+// (target, kind), never by an id held in memory, so an aggregator restart
+// continues the same incident: on start, open outages are restored into
+// the quorum state and no second "opened" alert is sent.  A target that
+// flaps (quorum.c) reopens its latest outage instead of opening new ones,
+// and sends one "flapping" alert instead of an outage alert per flap.
+//
+// Outbox payload (the neutral event every channel formats from), JSON:
+//   { "event": "outage"|"recovery"|"regional"|"regional_recovery"|"blind"|
+//              "blind_recovery"|"flapping",
+//     "target": KEY, "group": TEXT|null, "url": TEXT|null,
+//     "kind": "outage"|"regional"|"blind",
+//     "state": "open"|"resolved",
+//     "started_at": ISO8601, "detected_at": ISO8601,
+//     "resolved_at": ISO8601|null,
+//     "regions_down": [NAME...], "regions_up": [NAME...],
+//     "regions_abstaining": [NAME...],
+//     "reasons": { REGION: "503 http_status", ... },
+//     "summary": "api is down in 3 of 3 regions (eu-west: 503, ...)" }
+#ifndef VANTAGE_INCIDENT_H
+#define VANTAGE_INCIDENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "quorum.h"
+#include "store_pg.h"
+#include "targets.h"
+#include "verdict.h"
+
+struct incidents;
+
+// Who hears about recorded changes: queued() after a statement that may
+// have queued alerts (to wake the sender); resolved() after an outage was
+// resolved (to draft its post-mortem).  Either may be NULL.
+struct incident_hooks {
+	void (*queued)(void *arg);
+	void (*resolved)(int64_t incident_id, void *arg);
+	void *arg;
+};
+
+// All borrowed.
+struct incidents *incidents_new(struct store *store, const struct agg_conf *conf,
+    struct target_table *targets, const struct incident_hooks *hooks);
+void incidents_free(struct incidents *ins);
+void incidents_reconfigure(struct incidents *ins, const struct agg_conf *conf,
+    struct target_table *targets);
+// Reads the open incidents and restores the quorum state of their targets
+// (an open outage keeps its target DOWN until it recovers).  done runs once
+// that is in place; the verdict must not evaluate before.
+void incidents_restore(struct incidents *ins, void (*done)(void *arg), void *arg);
+// The verdict's change callback (see verdict.h).
+void incidents_on_change(size_t target_idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n_regions, void *arg);
+
+// The verdict's region callback: a region failing or recovering while an
+// outage or regional incident is open goes into its timeline.
+void incidents_on_region(size_t target_idx, const struct verdict_region *region,
+    enum quorum_vote previous, void *arg);
+
+#endif
