@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -246,6 +247,147 @@ api_healthz(struct http_api *api, struct evhttp_request *req)
 	    "rows_pending", (json_int_t)ss.rows_pending));
 }
 
+// --- incidents: answered from the database, asynchronously ---
+
+// A request waiting for the store.  If the client goes away first, the
+// connection's close callback clears req, and the answer is dropped.
+struct api_pending {
+	struct evhttp_request *req;
+	struct evhttp_connection *conn;
+	bool single;               // one incident: 404 when absent
+};
+
+static const char sql_incident_list[] =
+    "SELECT coalesce(json_agg(x ORDER BY x.id DESC), '[]')::text FROM ("
+    " SELECT i.id, t.key AS target, i.kind, i.state, i.started_at, i.detected_at,"
+    " i.resolved_at, i.regions, i.flapping,"
+    " round(extract(epoch FROM i.detected_at - i.started_at)::numeric, 3) AS time_to_detect_s,"
+    " round(extract(epoch FROM i.resolved_at - i.started_at)::numeric, 3) AS duration_s,"
+    " i.postmortem_state"
+    " FROM incidents i JOIN targets t ON t.id = i.target_id"
+    " WHERE ($1::text IS NULL OR i.state = $1) AND ($2::timestamptz IS NULL OR"
+    " coalesce(i.resolved_at, 'infinity') >= $2)"
+    " ORDER BY i.id DESC LIMIT 500) x";
+
+static const char sql_incident_one[] =
+    "SELECT json_build_object('id', i.id, 'target', t.key, 'kind', i.kind, 'state', i.state,"
+    " 'started_at', i.started_at, 'detected_at', i.detected_at, 'resolved_at', i.resolved_at,"
+    " 'regions', i.regions, 'flapping', i.flapping,"
+    " 'time_to_detect_s', round(extract(epoch FROM i.detected_at - i.started_at)::numeric, 3),"
+    " 'duration_s', round(extract(epoch FROM i.resolved_at - i.started_at)::numeric, 3),"
+    " 'timeline', (SELECT coalesce(json_agg(json_build_object('at', e.at, 'kind', e.kind,"
+    "   'region', e.region, 'message', e.message) ORDER BY e.at, e.id), '[]')"
+    "   FROM incident_events e WHERE e.incident_id = i.id),"
+    " 'updates', (SELECT coalesce(json_agg(json_build_object('at', u.at, 'state', u.state,"
+    "   'message', u.message, 'author', u.author) ORDER BY u.at), '[]')"
+    "   FROM incident_updates u WHERE u.incident_id = i.id),"
+    " 'alerts', (SELECT coalesce(json_agg(json_build_object('channel', a.channel, 'event', a.event,"
+    "   'created_at', a.created_at, 'sent_at', a.sent_at, 'attempts', a.attempts,"
+    "   'last_error', a.last_error) ORDER BY a.id), '[]')"
+    "   FROM alert_outbox a WHERE a.incident_id = i.id),"
+    " 'postmortem', json_build_object('state', i.postmortem_state, 'markdown', i.postmortem_md)"
+    " )::text FROM incidents i JOIN targets t ON t.id = i.target_id WHERE i.id = $1";
+
+static void
+api_pending_closed(struct evhttp_connection *conn, void *arg)
+{
+	struct api_pending *p = arg;
+
+	p->req = NULL;
+}
+
+static void
+api_on_incidents(int status, const struct store_result *r, void *arg)
+{
+	struct api_pending *p = arg;
+	const char *text = status == 0 ? store_result_value(r, 0, 0) : NULL;
+	json_error_t jerr;
+	json_t *doc;
+
+	if (p->req == NULL)
+		goto done; // the client left
+	evhttp_connection_set_closecb(p->conn, NULL, NULL);
+	if (status < 0) {
+		api_error(p->req, 503, "Service Unavailable", "the database did not answer");
+		goto done;
+	}
+	if (text == NULL) {
+		api_error(p->req, HTTP_NOTFOUND, "Not Found", "no such incident");
+		goto done;
+	}
+	doc = json_loads(text, 0, &jerr);
+	if (doc == NULL) {
+		api_error(p->req, HTTP_INTERNAL, "Internal Server Error", "bad JSON from the database");
+		goto done;
+	}
+	api_reply(p->req, HTTP_OK, "OK", p->single ? doc : json_pack("{s:o}", "incidents", doc));
+done:
+	free(p);
+}
+
+static void
+api_query(struct http_api *api, struct evhttp_request *req, const char *sql, int n,
+    const char *const *values, bool single)
+{
+	struct api_pending *p = xcalloc(1, sizeof(*p));
+
+	p->req = req;
+	p->conn = evhttp_request_get_connection(req);
+	p->single = single;
+	evhttp_connection_set_closecb(p->conn, api_pending_closed, p);
+	store_query(api->store, sql, n, values, api_on_incidents, p);
+}
+
+// An ISO-8601 time as PostgreSQL reads it; anything else is refused here
+// so that a bad parameter is a 400, not a database error.
+static bool
+api_time_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 10 && n <= 40 && strspn(s, "0123456789") == 4 && s[4] == '-' &&
+	    strspn(s, "0123456789-:T.Z+ ") == n;
+}
+
+static void
+api_incidents(struct http_api *api, struct evhttp_request *req, const char *id)
+{
+	struct evkeyvalq query;
+	const char *state, *since;
+	const char *uri = evhttp_request_get_uri(req);
+	const char *q = strchr(uri, '?');
+
+	if (id != NULL) {
+		size_t n = strlen(id);
+		const char *v[1] = { id };
+
+		if (n == 0 || n > 18 || strspn(id, "0123456789") != n) {
+			api_error(req, HTTP_BADREQUEST, "Bad Request", "an incident id is a number");
+			return;
+		}
+		api_query(api, req, sql_incident_one, 1, v, true);
+		return;
+	}
+	TAILQ_INIT(&query);
+	if (q != NULL && evhttp_parse_query_str(q + 1, &query) < 0) {
+		api_error(req, HTTP_BADREQUEST, "Bad Request", "malformed query string");
+		return;
+	}
+	state = evhttp_find_header(&query, "state");
+	since = evhttp_find_header(&query, "since");
+	if (state != NULL && strcmp(state, "open") != 0 && strcmp(state, "resolved") != 0) {
+		api_error(req, HTTP_BADREQUEST, "Bad Request", "state must be \"open\" or \"resolved\"");
+	} else if (since != NULL && !api_time_ok(since)) {
+		api_error(req, HTTP_BADREQUEST, "Bad Request",
+		    "since must be an ISO-8601 time such as 2026-01-31T12:00:00Z");
+	} else {
+		const char *v[2] = { state, since };
+
+		api_query(api, req, sql_incident_list, 2, v, false);
+	}
+	evhttp_clear_headers(&query);
+}
+
 // Target keys are [A-Za-z0-9._-]; anything else cannot name a target.
 static bool
 api_key_ok(const char *key)
@@ -290,6 +432,10 @@ api_dispatch(struct evhttp_request *req, void *arg)
 			    "a target key is 1 to 128 characters of A-Z a-z 0-9 . _ -");
 		else
 			api_targets(api, req, key);
+	} else if (strcmp(decoded, "/api/v1/incidents") == 0) {
+		api_incidents(api, req, NULL);
+	} else if (strncmp(decoded, "/api/v1/incidents/", 18) == 0) {
+		api_incidents(api, req, decoded + 18);
 	} else if (strcmp(decoded, "/api/v1/status") == 0) {
 		api_status(api, req);
 	} else if (strcmp(decoded, "/api/v1/agents") == 0) {

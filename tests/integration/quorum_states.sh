@@ -85,3 +85,20 @@ events=$(vt_psql "SELECT string_agg(e.kind || '/' || coalesce(e.region, '-'), ' 
 [ "$events" = "first_failure/ap-south first_failure/eu-west first_failure/us-east quorum/-" ] ||
 	vt_fail "outage timeline: $events"
 vt_ok "incidents recorded: outage (started at the first failing probe) and regional; timeline $events"
+
+# The incidents API agrees with the table.
+list=$(vt_api "/api/v1/incidents?state=open")
+[ "$(jq '.incidents | length' <<<"$list")" = 2 ] || vt_fail "open incidents: $list"
+id=$(jq -r '.incidents[] | select(.target == "outage") | .id' <<<"$list")
+one=$(vt_api "/api/v1/incidents/$id")
+[ "$(jq -r .kind <<<"$one")" = outage ] && [ "$(jq '.timeline | length' <<<"$one")" -ge 3 ] ||
+	vt_fail "incident $id: $one"
+[ "$(vt_api "/api/v1/incidents?state=resolved" | jq '.incidents | length')" = 0 ] || vt_fail "resolved list not empty"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$VT_HTTP/api/v1/incidents/999999")
+[ "$code" = 404 ] || vt_fail "missing incident gave $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$VT_HTTP/api/v1/incidents?state=bogus")
+[ "$code" = 400 ] || vt_fail "bad state gave $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$VT_HTTP/api/v1/incidents?since=yesterday%27;--")
+[ "$code" = 400 ] || vt_fail "bad since gave $code"
+[ "$(vt_api "/api/v1/incidents?since=2000-01-01T00:00:00Z" | jq '.incidents | length')" = 2 ] || vt_fail "since filter"
+vt_ok "incidents API: list, filters, one incident with its timeline, 400/404"
