@@ -27,10 +27,14 @@ usage(FILE *out)
 	    "  targets         targets with the latest result of every region\n"
 	    "  target KEY      one target\n"
 	    "  agents          connected agents\n"
+	    "  status          overall and per-target state (quorum verdicts)\n"
+	    "  incidents       incidents, newest first (--open: only open ones)\n"
+	    "  incident ID     one incident with its timeline and post-mortem\n"
 	    "options:\n"
 	    "  --url URL       aggregator API (default $VANTAGE_URL or http://127.0.0.1:8080)\n"
 	    "  --token TOKEN   API token (default $VANTAGE_TOKEN)\n"
 	    "  --json          print the API's JSON\n"
+	    "  --open          with incidents: only open ones\n"
 	    "  -h, --help      show this help\n"
 	    "  -V, --version   show the version\n");
 }
@@ -87,6 +91,67 @@ ctl_print_agents(json_t *list)
 	}
 }
 
+static void
+ctl_print_status(json_t *doc)
+{
+	size_t i;
+	json_t *t;
+
+	printf("overall: %s\n\n", ctl_str(doc, "status"));
+	printf("%-24s %-9s %4s %4s %4s %6s  %s\n", "TARGET", "STATE", "UP", "DOWN", "ABST", "QUORUM",
+	    "SINCE");
+	json_array_foreach(json_object_get(doc, "targets"), i, t) {
+		printf("%-24s %-9s %4lld %4lld %4lld %6lld  %s%s\n", ctl_str(t, "key"),
+		    ctl_str(t, "state"), (long long)json_integer_value(json_object_get(t, "regions_up")),
+		    (long long)json_integer_value(json_object_get(t, "regions_down")),
+		    (long long)json_integer_value(json_object_get(t, "regions_abstaining")),
+		    (long long)json_integer_value(json_object_get(t, "quorum")), ctl_str(t, "state_since"),
+		    json_is_true(json_object_get(t, "flapping")) ? "  (flapping)" : "");
+	}
+}
+
+static void
+ctl_print_incidents(json_t *list)
+{
+	size_t i;
+	json_t *in;
+
+	printf("%6s %-20s %-9s %-9s %-33s %8s\n", "ID", "TARGET", "KIND", "STATE", "STARTED",
+	    "DETECT");
+	json_array_foreach(list, i, in) {
+		printf("%6lld %-20s %-9s %-9s %-33s %7.1fs%s\n",
+		    (long long)json_integer_value(json_object_get(in, "id")), ctl_str(in, "target"),
+		    ctl_str(in, "kind"), ctl_str(in, "state"), ctl_str(in, "started_at"),
+		    json_number_value(json_object_get(in, "time_to_detect_s")),
+		    json_is_true(json_object_get(in, "flapping")) ? " flapping" : "");
+	}
+}
+
+static void
+ctl_print_incident(json_t *in)
+{
+	json_t *pm = json_object_get(in, "postmortem");
+	size_t i;
+	json_t *e;
+
+	printf("incident %lld: %s of \"%s\", %s\n", (long long)json_integer_value(json_object_get(in, "id")),
+	    ctl_str(in, "kind"), ctl_str(in, "target"), ctl_str(in, "state"));
+	printf("  started   %s\n  detected  %s (%.1f s)\n  resolved  %s\n\ntimeline:\n",
+	    ctl_str(in, "started_at"), ctl_str(in, "detected_at"),
+	    json_number_value(json_object_get(in, "time_to_detect_s")), ctl_str(in, "resolved_at"));
+	json_array_foreach(json_object_get(in, "timeline"), i, e)
+		printf("  %-33s %-14s %s\n", ctl_str(e, "at"), ctl_str(e, "kind"), ctl_str(e, "message"));
+	printf("\nalerts:\n");
+	json_array_foreach(json_object_get(in, "alerts"), i, e)
+		printf("  %-12s %-18s sent %s after %lld attempts%s%s\n", ctl_str(e, "channel"),
+		    ctl_str(e, "event"), ctl_str(e, "sent_at"),
+		    (long long)json_integer_value(json_object_get(e, "attempts")),
+		    json_is_string(json_object_get(e, "last_error")) ? ", last error: " : "",
+		    json_is_string(json_object_get(e, "last_error")) ? ctl_str(e, "last_error") : "");
+	if (json_is_string(json_object_get(pm, "markdown")))
+		printf("\npost-mortem (%s):\n\n%s\n", ctl_str(pm, "state"), ctl_str(pm, "markdown"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -94,6 +159,7 @@ main(int argc, char **argv)
 		{ "url", required_argument, NULL, 'u' },
 		{ "token", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "open", no_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -104,7 +170,7 @@ main(int argc, char **argv)
 	struct buf body;
 	json_error_t jerr;
 	json_t *doc;
-	bool as_json = false;
+	bool as_json = false, only_open = false;
 	long status;
 	int ch, rc = 0;
 
@@ -118,6 +184,9 @@ main(int argc, char **argv)
 			break;
 		case 'j':
 			as_json = true;
+			break;
+		case 'o':
+			only_open = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -143,10 +212,16 @@ main(int argc, char **argv)
 		path = "/api/v1/targets";
 	} else if (strcmp(cmd, "agents") == 0 && optind + 1 == argc) {
 		path = "/api/v1/agents";
-	} else if (strcmp(cmd, "target") == 0 && optind + 2 == argc) {
+	} else if (strcmp(cmd, "status") == 0 && optind + 1 == argc) {
+		path = "/api/v1/status";
+	} else if (strcmp(cmd, "incidents") == 0 && optind + 1 == argc) {
+		path = only_open ? "/api/v1/incidents?state=open" : "/api/v1/incidents";
+	} else if ((strcmp(cmd, "target") == 0 || strcmp(cmd, "incident") == 0) &&
+	    optind + 2 == argc) {
 		char *escaped = curl_easy_escape(NULL, argv[optind + 1], 0);
 
-		snprintf(full, sizeof(full), "%s/api/v1/targets/%s", url, escaped ? escaped : "");
+		snprintf(full, sizeof(full), "%s/api/v1/%s/%s", url,
+		    strcmp(cmd, "target") == 0 ? "targets" : "incidents", escaped ? escaped : "");
 		curl_free(escaped);
 		path = NULL;
 	} else {
@@ -185,6 +260,12 @@ main(int argc, char **argv)
 		json_array_append(one, doc);
 		ctl_print_targets(one);
 		json_decref(one);
+	} else if (strcmp(cmd, "status") == 0) {
+		ctl_print_status(doc);
+	} else if (strcmp(cmd, "incidents") == 0) {
+		ctl_print_incidents(json_object_get(doc, "incidents"));
+	} else if (strcmp(cmd, "incident") == 0) {
+		ctl_print_incident(doc);
 	} else {
 		ctl_print_agents(json_object_get(doc, "agents"));
 	}

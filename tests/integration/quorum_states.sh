@@ -102,3 +102,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://$VT_HTTP/api/v1/incidents?
 [ "$code" = 400 ] || vt_fail "bad since gave $code"
 [ "$(vt_api "/api/v1/incidents?since=2000-01-01T00:00:00Z" | jq '.incidents | length')" = 2 ] || vt_fail "since filter"
 vt_ok "incidents API: list, filters, one incident with its timeline, 400/404"
+ctl() { "$BIN/vantagectl" --url "http://$VT_HTTP" "$@"; }
+ctl status | grep -q '^overall: down' || vt_fail "vantagectl status: $(ctl status)"
+ctl status | grep -q '^regional  *degraded' || vt_fail "vantagectl status lacks the regional target"
+[ "$(ctl incidents --open | tail -n +2 | wc -l)" = 2 ] || vt_fail "vantagectl incidents --open: $(ctl incidents --open)"
+ctl incident "$id" | grep -q 'first_failure' || vt_fail "vantagectl incident: $(ctl incident "$id")"
+ctl --json incidents | jq -e '.incidents | length == 2' >/dev/null || vt_fail "vantagectl --json incidents"
+vt_ok "vantagectl status, incidents --open, incident ID"
