@@ -6,7 +6,6 @@
 // SIGINT stop probing, wait for running probes, flush, wait a bounded time
 // for the last Acks, then log how many results this process produced and
 // how many the aggregator acknowledged (tests compare that with the store).
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <zmq.h>
 
 #include "clock.h"
+#include "daemon.h"
 #include "conf.h"
 #include "log.h"
 #include "probe.h"
@@ -34,19 +34,6 @@ struct agent {
 	int64_t drain_deadline;
 	bool stopping;
 };
-
-static void
-usage(FILE *out)
-{
-	fprintf(out,
-	    "usage: vantage-agent [-dnvhV] [-f agent.yml]\n"
-	    "  -f FILE  configuration file (default /etc/vantage/agent.yml)\n"
-	    "  -d       stay in the foreground, log to stderr\n"
-	    "  -n       check the configuration and exit\n"
-	    "  -v       verbose (debug) logging\n"
-	    "  -h       show this help\n"
-	    "  -V       show the version\n");
-}
 
 static void
 agent_on_result(const struct probe_result *r, void *arg)
@@ -126,43 +113,21 @@ agent_on_signal(evutil_socket_t sig, short what, void *arg)
 int
 main(int argc, char **argv)
 {
-	const char *path = "/etc/vantage/agent.yml";
+	struct daemon_opts opts;
+	const char *path;
 	struct agent a = { 0 };
 	struct uplink_handlers handlers = { agent_on_config, agent_on_probe_now, &a };
 	struct event *sigterm, *sigint, *sighup;
-	bool check_only = false, verbose = false;
+	bool check_only, verbose;
 	char err[512];
 	void *zctx;
-	int ch;
+	int status;
 
-	while ((ch = getopt(argc, argv, "f:dnvhV")) != -1) {
-		switch (ch) {
-		case 'f':
-			path = optarg;
-			break;
-		case 'd':
-			break; // always foreground with logs on stderr (systemd)
-		case 'n':
-			check_only = true;
-			break;
-		case 'v':
-			verbose = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("vantage-agent %s\n", vantage_version);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (daemon_parse_args(argc, argv, "vantage-agent", "/etc/vantage/agent.yml", &opts, &status) < 0)
+		return status;
+	path = opts.conf_path;
+	check_only = opts.check_only;
+	verbose = opts.verbose;
 	log_init("vantage-agent", verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	a.conf = agent_conf_load(path, err, sizeof(err));
 	if (a.conf == NULL) {
