@@ -38,34 +38,17 @@ vt_wait_for 10 "results from all three regions" \
 vt_ok "API shows results from all three regions"
 
 sleep "$RUN_SECONDS"
-declare -A produced epoch
-for r in "${regions[@]}"; do
-	read -r e p a < <(vt_stop_agent "$r")
-	[ -n "${p:-}" ] || vt_fail "agent $r logged no final count"
-	[ "$p" = "$a" ] || vt_fail "agent $r: produced $p but only $a acknowledged"
-	produced[$r]=$p
-	epoch[$r]=$e
-done
-cpu1=$(vt_cpu_seconds "$VT_AGG_PID")
-
 total=0
 for r in "${regions[@]}"; do
-	e=${epoch[$r]}
-	row=$(vt_psql "SELECT count(*), count(DISTINCT seq), min(seq), max(seq), count(DISTINCT target_id)
-		FROM results r JOIN agents a ON a.id = r.agent_id
-		WHERE a.name = '$r' AND r.epoch = ($e::numeric - CASE WHEN $e::numeric > 9223372036854775807
-			THEN 18446744073709551616 ELSE 0 END)::bigint")
-	IFS='|' read -r rows distinct minseq maxseq ntargets <<<"$row"
-	[ "$rows" = "${produced[$r]}" ] || vt_fail "agent $r produced ${produced[$r]} results but $rows are stored"
-	[ "$distinct" = "$rows" ] || vt_fail "agent $r: $rows rows but $distinct distinct seqs (duplicates)"
-	[ "$minseq" = 1 ] && [ "$maxseq" = "$rows" ] || vt_fail "agent $r: seqs $minseq..$maxseq for $rows rows"
-	[ "$ntargets" = $N_TARGETS ] || vt_fail "agent $r: results for $ntargets targets, want $N_TARGETS"
+	vt_check_agent "$r"
+	[ "$VT_TARGETS" = $N_TARGETS ] || vt_fail "agent $r: results for $VT_TARGETS targets, want $N_TARGETS"
 	# At 1 s for RUN_SECONDS, each target is probed about RUN_SECONDS times.
-	[ "$rows" -ge $((N_TARGETS * (RUN_SECONDS - 5))) ] ||
-		vt_fail "agent $r produced only $rows results in ${RUN_SECONDS}s"
-	vt_ok "agent $r: produced ${produced[$r]}, stored $rows, no duplicates"
-	total=$((total + rows))
+	[ "$VT_ROWS" -ge $((N_TARGETS * (RUN_SECONDS - 5))) ] ||
+		vt_fail "agent $r produced only $VT_ROWS results in ${RUN_SECONDS}s"
+	vt_ok "agent $r: produced and stored $VT_ROWS, no duplicates"
+	total=$((total + VT_ROWS))
 done
+cpu1=$(vt_cpu_seconds "$VT_AGG_PID")
 
 bad=$(vt_psql "SELECT count(*) FROM results WHERE total_us <= 0 OR connect_us > total_us
 	OR dns_us > total_us OR ttfb_us > total_us OR (outcome = 1 AND (connect_us <= 0 OR ttfb_us <= 0))")
@@ -82,7 +65,7 @@ vt_ok "phase timings plausible; $up up, $down down with 503, $slow slow"
 committed=$(vt_api /healthz | sed -n 's/.*"rows_committed": \([0-9]*\).*/\1/p')
 [ "$committed" = "$total" ] || vt_fail "aggregator committed $committed rows, table has $total"
 
-cpu=$(echo "$cpu1 - $cpu0" | bc -l 2>/dev/null || awk "BEGIN { print $cpu1 - $cpu0 }")
+cpu=$(awk "BEGIN { printf \"%.2f\", $cpu1 - $cpu0 }")
 echo "METRIC stored_results=$total seconds=$RUN_SECONDS results_per_s=$((total / RUN_SECONDS))"
 echo "METRIC aggregator_cpu_s=$cpu cpu_pct=$(awk "BEGIN { printf \"%.1f\", 100 * $cpu / $RUN_SECONDS }")"
 vt_ok "end to end counts match"

@@ -34,25 +34,9 @@ vt_start_aggregator
 vt_log "aggregator restarted"
 # Agents reconnect, resend and are acked: progress catches up with them.
 sleep 10
-declare -A produced epoch
 for r in "${regions[@]}"; do
-	read -r e p a < <(vt_stop_agent "$r")
-	[ -n "${p:-}" ] || vt_fail "agent $r logged no final count"
-	[ "$p" = "$a" ] || vt_fail "agent $r: produced $p but only $a acknowledged"
-	produced[$r]=$p
-	epoch[$r]=$e
-done
-for r in "${regions[@]}"; do
-	e=${epoch[$r]}
-	row=$(vt_psql "SELECT count(*), count(DISTINCT seq), max(seq)
-		FROM results r JOIN agents a ON a.id = r.agent_id
-		WHERE a.name = '$r' AND r.epoch = ($e::numeric - CASE WHEN $e::numeric > 9223372036854775807
-			THEN 18446744073709551616 ELSE 0 END)::bigint")
-	IFS='|' read -r rows distinct maxseq <<<"$row"
-	[ "$rows" = "${produced[$r]}" ] || vt_fail "agent $r produced ${produced[$r]} results but $rows are stored"
-	[ "$distinct" = "$rows" ] || vt_fail "agent $r: $rows rows but $distinct distinct seqs (duplicates)"
-	[ "$maxseq" = "$rows" ] || vt_fail "agent $r: max seq $maxseq for $rows rows"
-	vt_ok "agent $r: produced ${produced[$r]}, stored $rows after kill -9, no duplicates"
+	vt_check_agent "$r"
+	vt_ok "agent $r: every one of its $VT_ROWS results stored exactly once after kill -9"
 done
 resent=$(grep -h 'results to resend' "$VT_DIR"/agent-*.log | sed -n 's/.*, \([0-9]*\) results to resend/\1/p' | sort -n | tail -n 1)
 [ "${resent:-0}" -gt 0 ] || vt_fail "no agent had results to resend after the restart: the test did not exercise resend"

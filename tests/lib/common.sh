@@ -188,6 +188,27 @@ vt_stop_agent() {
 }
 
 # Queries the embedded cluster, or VT_PGHOST/VT_PGDB when a test set them.
+# The exactly-once check of one agent stream: stops agent NAME (SIGTERM,
+# it flushes), then asserts that every result it produced was acknowledged
+# and is stored exactly once as seqs 1..N.  Sets VT_ROWS (rows stored) and
+# VT_TARGETS (distinct targets in them).
+vt_check_agent() {
+	local name=$1 e p a row distinct minseq maxseq
+	read -r e p a < <(vt_stop_agent "$name")
+	[ -n "${p:-}" ] || vt_fail "agent $name logged no final count"
+	[ "$p" = "$a" ] || vt_fail "agent $name: produced $p but only $a acknowledged"
+	row=$(vt_psql "SELECT count(*), count(DISTINCT seq), coalesce(min(seq), 0),
+		coalesce(max(seq), 0), count(DISTINCT target_id)
+		FROM results r JOIN agents a ON a.id = r.agent_id
+		WHERE a.name = '$name' AND r.epoch = ($e::numeric - CASE WHEN $e::numeric > 9223372036854775807
+			THEN 18446744073709551616 ELSE 0 END)::bigint")
+	IFS='|' read -r VT_ROWS distinct minseq maxseq VT_TARGETS <<<"$row"
+	[ "$VT_ROWS" = "$p" ] || vt_fail "agent $name produced $p results but $VT_ROWS are stored"
+	[ "$distinct" = "$VT_ROWS" ] || vt_fail "agent $name: $VT_ROWS rows but $distinct distinct seqs (duplicates)"
+	[ "$minseq" = 1 ] && [ "$maxseq" = "$VT_ROWS" ] ||
+		vt_fail "agent $name: seqs $minseq..$maxseq for $VT_ROWS rows"
+}
+
 vt_psql() {
 	psql -X -q -h "${VT_PGHOST:-$VT_DIR/state/pg}" -U vantage -d "${VT_PGDB:-vantage}" \
 		-v ON_ERROR_STOP=1 -Atc "$1"
