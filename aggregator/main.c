@@ -24,6 +24,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "pgembed.h"
+#include "postmortem.h"
 #include "store_pg.h"
 #include "targets.h"
 #include "verdict.h"
@@ -200,6 +201,15 @@ agg_on_stop(evutil_socket_t sig, short what, void *arg)
 	event_add(agg->drain_timer, &tv);
 }
 
+// An outage was resolved: draft its post-mortem while the data is fresh.
+static void
+agg_on_outage_resolved(int64_t incident_id, void *arg)
+{
+	struct aggregator *agg = arg;
+
+	postmortem_draft(agg->store, incident_id);
+}
+
 static void
 agg_on_restored(void *arg)
 {
@@ -306,7 +316,8 @@ main(int argc, char **argv)
 	agg.store = store_new(agg.base, conninfo);
 	// Queued first: every batch is written after targets have ids.
 	agg_sync_targets(&agg, agg.targets, agg_on_initial_sync);
-	agg.incidents = incidents_new(agg.store, agg.conf, agg.targets, NULL);
+	agg.incidents = incidents_new(agg.store, agg.conf, agg.targets,
+	    &(struct incident_hooks){ .resolved = agg_on_outage_resolved, .arg = &agg });
 	agg.verdict = verdict_new(agg.conf, agg.targets, agg.agents, incidents_on_change,
 	    incidents_on_region, agg.incidents);
 	// Queued after the target sync: verdicts start once open incidents
