@@ -269,6 +269,12 @@ wire_check_agent(const Vantage__AgentMsg *m, int64_t now_us, char *err, size_t e
 	}
 	case VANTAGE__AGENT_MSG__MSG_BATCH:
 		return wire_check_batch(m->batch, now_us, err, errlen);
+	case VANTAGE__AGENT_MSG__MSG_SUSPECT:
+		CHECK(m->suspect->n_targets > 0 && m->suspect->n_targets <= WIRE_MAX_TARGETS,
+		    "suspect: %zu targets", m->suspect->n_targets);
+		for (size_t i = 0; i < m->suspect->n_targets; i++)
+			CHECK(wire_name_ok(m->suspect->targets[i], WIRE_MAX_KEY), "suspect: bad target key");
+		return 0;
 	case VANTAGE__AGENT_MSG__MSG_HEARTBEAT: {
 		const Vantage__Heartbeat *hb = m->heartbeat;
 

@@ -1093,7 +1093,7 @@ test_agg_accepts(void **state)
 static void
 test_no_body(void **state)
 {
-	static const uint8_t future_agent[] = { (4 << 3) | 2, 1, 0x08 };
+	static const uint8_t future_agent[] = { (5 << 3) | 2, 1, 0x08 };
 	static const uint8_t future_agg[] = { (5 << 3) | 2, 0 };
 	struct wire_arena *a = wire_arena_new();
 	Vantage__AgentMsg am = VANTAGE__AGENT_MSG__INIT;
