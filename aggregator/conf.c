@@ -2,8 +2,9 @@
 //
 // vantage.yml: builds a struct agg_conf from the YAML tree of common/yconf
 // (DESIGN.md §3), filling defaults and checking every value and every cross
-// reference (target names unique, regions known, one probe kind per target)
-// so that nothing downstream has to.  It never opens the files it names and
+// reference (target and alert channel names unique, regions known, one
+// probe kind per target, one delivery method per channel) so that nothing
+// downstream has to.  It never opens the files it names and
 // never connects anywhere: "-n" must be safe to run on any host.
 #include "conf.h"
 
@@ -23,6 +24,9 @@
 #define AGG_CONF_TLS_DAYS_MAX 3650u
 #define AGG_CONF_CONFIRM_MAX 10u
 #define AGG_CONF_QUORUM_MAX 1000u
+#define AGG_CONF_ALERT_NAME_MAX 64
+#define AGG_CONF_EXEC_MAX 4096
+#define AGG_CONF_EXEC_ARGS_MAX 64
 
 #define MS_SECOND UINT64_C(1000)
 #define MS_HOUR (3600 * MS_SECOND)
@@ -33,6 +37,7 @@
 #define AGG_CONF_INTERVAL_MIN UINT64_C(100)
 #define AGG_CONF_TIMEOUT_MIN UINT64_C(10)
 #define AGG_CONF_RETRY_MIN UINT64_C(100)
+#define AGG_CONF_ALERT_TIMEOUT_MAX (120 * MS_SECOND)
 
 static const char *const agg_conf_keys[] = {
 	"listen",   "database", "state_dir", "security", "api_tokens",	"regions", "defaults",
@@ -816,21 +821,273 @@ agg_conf_defaults(const struct yconf_doc *doc, struct agg_conf *conf,
 	return agg_conf_timing(doc, map, &conf->defaults);
 }
 
-// alerts:, status_page: and retention: belong to modules not written yet;
-// their shape is checked so that a typo at the top level is still caught.
+// --- alerts: ---
+//
+// Channels only: which events a channel takes is checked here, where a
+// typo can still name its line; which incidents produce those events is
+// incident.c's business.
+
+static const char *const agg_conf_alert_keys[] = { "name", "webhook", "exec", "on", "timeout",
+						   NULL };
+static const char *const agg_conf_webhook_keys[] = { "url", "format", "routing_key", NULL };
+static const char *const agg_conf_exec_keys[] = { "command", NULL };
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} agg_conf_alert_events[] = {
+	{ "outage", ALERT_ON_OUTAGE },	 { "recovery", ALERT_ON_RECOVERY },
+	{ "regional", ALERT_ON_REGIONAL }, { "blind", ALERT_ON_BLIND },
+	{ "flapping", ALERT_ON_FLAPPING },
+};
+#define AGG_CONF_N_ALERT_EVENTS (sizeof(agg_conf_alert_events) / sizeof(agg_conf_alert_events[0]))
+
+static const char *const agg_conf_alert_formats[] = { "json", "slack", "pagerduty", NULL };
+
+// A non-empty string, checked where only its text is used.
+static int
+agg_conf_scalar(const struct yconf_doc *doc, const struct yconf_node *node)
+{
+	char *text = NULL;
+
+	if (yconf_str(doc, node, &text) < 0)
+		return -1;
+	free(text);
+	return 0;
+}
+
+static void
+agg_conf_alert_clear(struct alert_conf *ch)
+{
+	free(ch->name);
+	free(ch->url);
+	free(ch->routing_key);
+	for (size_t i = 0; ch->argv != NULL && ch->argv[i] != NULL; i++)
+		free(ch->argv[i]);
+	free(ch->argv);
+}
+
+static int
+agg_conf_webhook(const struct yconf_doc *doc, const struct yconf_node *map, struct alert_conf *ch)
+{
+	const struct yconf_node *node, *key_node;
+	size_t i;
+
+	if (yconf_expect_map(doc, map) < 0 || yconf_check_keys(doc, map, agg_conf_webhook_keys) < 0)
+		return -1;
+	if ((node = yconf_require(doc, map, "url")) == NULL ||
+	    agg_conf_http_url(doc, node, &ch->url) < 0)
+		return -1;
+	ch->format = ALERT_FORMAT_JSON;
+	if ((node = yconf_get(map, "format")) != NULL) {
+		if (agg_conf_scalar(doc, node) < 0)
+			return -1;
+		for (i = 0; agg_conf_alert_formats[i] != NULL; i++)
+			if (strcmp(node->scalar, agg_conf_alert_formats[i]) == 0)
+				break;
+		if (agg_conf_alert_formats[i] == NULL)
+			return yconf_error(doc, node->line,
+					   "\"format\" must be json, slack or pagerduty, not \"%s\"",
+					   node->scalar);
+		ch->format = (enum alert_format)i;
+	}
+	key_node = yconf_get(map, "routing_key");
+	if (key_node != NULL && ch->format != ALERT_FORMAT_PAGERDUTY)
+		return yconf_error(doc, key_node->line,
+				   "\"routing_key\" is only used with \"format: pagerduty\"");
+	if (ch->format != ALERT_FORMAT_PAGERDUTY)
+		return 0;
+	if (key_node == NULL)
+		return yconf_error(doc, map->line,
+				   "missing required key \"routing_key\" in \"webhook\" (the "
+				   "PagerDuty integration key, needed by \"format: pagerduty\")");
+	return yconf_str(doc, key_node, &ch->routing_key);
+}
+
+// One word of a command, with the same rule for both spellings: printable,
+// no spaces (a sequence item may hold spaces; it is one argument anyway).
+static int
+agg_conf_exec_word(const struct yconf_doc *doc, const struct yconf_node *node, const char *word,
+		   size_t len, bool allow_space)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)word[i];
+
+		if (c < 0x20 || c == 0x7f || (c == ' ' && !allow_space))
+			return yconf_error(doc, node->line,
+					   "\"command\" must not contain control characters");
+	}
+	return 0;
+}
+
+// command: "/path arg1 arg2" is split on spaces and run without a shell,
+// so quoting means nothing; a sequence gives arguments that hold spaces.
+static int
+agg_conf_exec(const struct yconf_doc *doc, const struct yconf_node *map, struct alert_conf *ch)
+{
+	const struct yconf_node *node, *item;
+	const char *text, *p;
+	size_t n = 0, len, i;
+
+	if (yconf_expect_map(doc, map) < 0 || yconf_check_keys(doc, map, agg_conf_exec_keys) < 0)
+		return -1;
+	if ((node = yconf_require(doc, map, "command")) == NULL)
+		return -1;
+	if (node->kind == YCONF_SEQ) {
+		if (node->n_items == 0 || node->n_items > AGG_CONF_EXEC_ARGS_MAX)
+			return yconf_error(doc, node->line,
+					   "\"command\" must have 1 to %d words, not %zu",
+					   AGG_CONF_EXEC_ARGS_MAX, node->n_items);
+		ch->argv = xcalloc(node->n_items + 1, sizeof(*ch->argv));
+		for (i = 0; i < node->n_items; i++) {
+			item = node->items[i];
+			if (yconf_str(doc, item, &ch->argv[i]) < 0 ||
+			    agg_conf_exec_word(doc, item, item->scalar, strlen(item->scalar),
+					       i > 0) < 0)
+				return -1;
+		}
+	} else {
+		if (agg_conf_scalar(doc, node) < 0)
+			return -1;
+		text = node->scalar;
+		if (strlen(text) > AGG_CONF_EXEC_MAX)
+			return yconf_error(doc, node->line,
+					   "\"command\" must be at most %d characters",
+					   AGG_CONF_EXEC_MAX);
+		if (agg_conf_exec_word(doc, node, text, strlen(text), true) < 0)
+			return -1;
+		ch->argv = xcalloc(AGG_CONF_EXEC_ARGS_MAX + 1, sizeof(*ch->argv));
+		for (p = text; *p != '\0';) {
+			p += strspn(p, " ");
+			len = strcspn(p, " ");
+			if (len == 0)
+				break;
+			if (n == AGG_CONF_EXEC_ARGS_MAX)
+				return yconf_error(doc, node->line,
+						   "\"command\" has more than %d words",
+						   AGG_CONF_EXEC_ARGS_MAX);
+			ch->argv[n++] = xstrndup(p, len);
+			p += len;
+		}
+		if (n == 0)
+			return yconf_error(doc, node->line, "\"command\" must not be empty");
+	}
+	if (ch->argv[0][0] != '/')
+		return yconf_error(doc, node->line,
+				   "\"command\" must start with the absolute path of a program "
+				   "(it runs without a shell and without PATH), not \"%s\"",
+				   ch->argv[0]);
+	ch->is_exec = true;
+	return 0;
+}
+
+static int
+agg_conf_alert_on(const struct yconf_doc *doc, const struct yconf_node *node, unsigned *events)
+{
+	const struct yconf_node *const *items = &node;
+	const struct yconf_node *item;
+	size_t count = 1, i, j;
+
+	if (node->kind == YCONF_MAP)
+		return yconf_expect_seq(doc, node);
+	if (node->kind == YCONF_SEQ) {
+		items = (const struct yconf_node *const *)node->items;
+		count = node->n_items;
+	}
+	if (count == 0)
+		return yconf_error(doc, node->line,
+				   "\"on\" must name at least one event (leave it out for the "
+				   "default: outage, recovery, blind, flapping)");
+	*events = 0;
+	for (i = 0; i < count; i++) {
+		item = items[i];
+		if (agg_conf_scalar(doc, item) < 0)
+			return -1;
+		for (j = 0; j < AGG_CONF_N_ALERT_EVENTS; j++)
+			if (strcmp(item->scalar, agg_conf_alert_events[j].name) == 0)
+				break;
+		if (j == AGG_CONF_N_ALERT_EVENTS)
+			return yconf_error(doc, item->line,
+					   "unknown alert event \"%s\" (outage, recovery, regional, "
+					   "blind or flapping)",
+					   item->scalar);
+		if (*events & agg_conf_alert_events[j].bit)
+			return yconf_error(doc, item->line, "event \"%s\" is listed twice",
+					   item->scalar);
+		*events |= agg_conf_alert_events[j].bit;
+	}
+	return 0;
+}
+
+static int
+agg_conf_alert(const struct yconf_doc *doc, const struct yconf_node *map, struct alert_conf *ch)
+{
+	const struct yconf_node *node, *webhook, *exec;
+
+	ch->line = map->line;
+	ch->events = ALERT_ON_OUTAGE | ALERT_ON_RECOVERY | ALERT_ON_BLIND | ALERT_ON_FLAPPING;
+	ch->timeout_ms = 10 * MS_SECOND;
+	if (yconf_expect_map(doc, map) < 0 || yconf_check_keys(doc, map, agg_conf_alert_keys) < 0)
+		return -1;
+	if ((node = yconf_require(doc, map, "name")) == NULL ||
+	    yconf_ident(doc, node, AGG_CONF_ALERT_NAME_MAX, &ch->name) < 0)
+		return -1;
+	webhook = yconf_get(map, "webhook");
+	exec = yconf_get(map, "exec");
+	if (webhook != NULL && exec != NULL)
+		return yconf_error(doc, webhook->line > exec->line ? webhook->line : exec->line,
+				   "alert channel \"%s\" has both \"webhook\" and \"exec\"; "
+				   "give one per channel",
+				   ch->name);
+	if (webhook == NULL && exec == NULL)
+		return yconf_error(doc, map->line, "alert channel \"%s\" needs \"webhook\" or \"exec\"",
+				   ch->name);
+	if (webhook != NULL ? agg_conf_webhook(doc, webhook, ch) < 0 :
+			      agg_conf_exec(doc, exec, ch) < 0)
+		return -1;
+	if ((node = yconf_get(map, "on")) != NULL && agg_conf_alert_on(doc, node, &ch->events) < 0)
+		return -1;
+	if ((node = yconf_get(map, "timeout")) != NULL &&
+	    agg_conf_duration32(doc, node, MS_SECOND, AGG_CONF_ALERT_TIMEOUT_MAX, &ch->timeout_ms) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+agg_conf_alerts(const struct yconf_doc *doc, struct agg_conf *conf, const struct yconf_node *seq)
+{
+	struct yconf_named *names;
+	size_t i, first;
+	long dup;
+
+	if (yconf_expect_seq(doc, seq) < 0)
+		return -1;
+	conf->alerts = xcalloc(seq->n_items, sizeof(*conf->alerts));
+	for (i = 0; i < seq->n_items; i++) {
+		conf->n_alerts++;
+		if (agg_conf_alert(doc, seq->items[i], &conf->alerts[i]) < 0)
+			return -1;
+	}
+	names = xcalloc(seq->n_items, sizeof(*names));
+	for (i = 0; i < seq->n_items; i++) {
+		names[i].name = conf->alerts[i].name;
+		names[i].line = conf->alerts[i].line;
+	}
+	dup = yconf_find_duplicate(names, seq->n_items, &first);
+	if (dup >= 0)
+		yconf_error(doc, names[dup].line, "duplicate alert channel \"%s\" (first at line %d)",
+			    names[dup].name, names[first].line);
+	free(names);
+	return dup >= 0 ? -1 : 0;
+}
+
+// status_page: and retention: belong to modules not written yet; their
+// shape is checked so that a typo at the top level is still caught.
 static int
 agg_conf_reserved(const struct yconf_doc *doc, const struct yconf_node *root)
 {
 	const struct yconf_node *node;
-	size_t i;
 
-	if ((node = yconf_get(root, "alerts")) != NULL) {
-		if (yconf_expect_seq(doc, node) < 0)
-			return -1;
-		for (i = 0; i < node->n_items; i++)
-			if (yconf_expect_map(doc, node->items[i]) < 0)
-				return -1;
-	}
 	if ((node = yconf_get(root, "status_page")) != NULL && yconf_expect_map(doc, node) < 0)
 		return -1;
 	if ((node = yconf_get(root, "retention")) != NULL && yconf_expect_map(doc, node) < 0)
@@ -868,6 +1125,8 @@ agg_conf_parse(const struct yconf_doc *doc, struct agg_conf *conf)
 	    agg_conf_target_list(doc, conf, node, false, &conf->targets, &conf->n_targets) < 0)
 		return -1;
 	if (agg_conf_unique_keys(doc, conf) < 0)
+		return -1;
+	if ((node = yconf_get(root, "alerts")) != NULL && agg_conf_alerts(doc, conf, node) < 0)
 		return -1;
 	return agg_conf_reserved(doc, root);
 }
@@ -925,6 +1184,9 @@ agg_conf_free(struct agg_conf *conf)
 	for (i = 0; i < conf->n_targets; i++)
 		agg_conf_target_clear(&conf->targets[i]);
 	free(conf->targets);
+	for (i = 0; i < conf->n_alerts; i++)
+		agg_conf_alert_clear(&conf->alerts[i]);
+	free(conf->alerts);
 	free(conf);
 }
 

@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "agents.h"
+#include "alert.h"
 #include "clock.h"
 #include "conf.h"
 #include "http_api.h"
@@ -48,6 +49,7 @@ struct aggregator {
 	struct http_api *api;
 	struct verdict *verdict;
 	struct incidents *incidents;
+	struct alert *alert;
 	struct event *verdict_timer;
 	struct event *drain_timer;
 	struct event *maintain_timer;
@@ -106,6 +108,7 @@ agg_on_reload_sync(int status, const int *ids, void *arg)
 	ingest_reconfigure(agg->ingest, agg->next_conf, agg->next_targets);
 	verdict_reconfigure(agg->verdict, agg->next_conf, agg->next_targets);
 	incidents_reconfigure(agg->incidents, agg->next_conf, agg->next_targets);
+	alert_reconfigure(agg->alert, agg->next_conf);
 	http_api_set_targets(agg->api, agg->next_targets);
 	targets_free(agg->targets);
 	agg_conf_free(agg->conf);
@@ -316,6 +319,7 @@ main(int argc, char **argv)
 	agg.store = store_new(agg.base, conninfo);
 	// Queued first: every batch is written after targets have ids.
 	agg_sync_targets(&agg, agg.targets, agg_on_initial_sync);
+	agg.alert = alert_new(agg.base, agg.store, agg.conf);
 	agg.incidents = incidents_new(agg.store, agg.conf, agg.targets,
 	    &(struct incident_hooks){ .resolved = agg_on_outage_resolved, .arg = &agg });
 	agg.verdict = verdict_new(agg.conf, agg.targets, agg.agents, incidents_on_change,
@@ -356,6 +360,9 @@ out_loop:
 		event_free(agg.verdict_timer);
 	verdict_free(agg.verdict);
 	incidents_free(agg.incidents);
+	// Before the store: deliveries in flight are abandoned (sent again
+	// after a restart), and no store callback may reach a freed sender.
+	alert_free(agg.alert);
 	if (agg.drain_timer != NULL)
 		event_free(agg.drain_timer);
 	http_api_free(agg.api);

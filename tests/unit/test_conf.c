@@ -193,6 +193,23 @@ test_design_example(void **state)
 	assert_int_equal(t->kind, PROBE_ICMP);
 	assert_string_equal(t->icmp.host, "edge.example.com");
 
+	assert_int_equal(conf->n_alerts, 2);
+	assert_string_equal(conf->alerts[0].name, "oncall");
+	assert_int_equal(conf->alerts[0].line, 25);
+	assert_false(conf->alerts[0].is_exec);
+	assert_string_equal(conf->alerts[0].url, "https://hooks.example/x");
+	assert_int_equal(conf->alerts[0].format, ALERT_FORMAT_SLACK);
+	assert_null(conf->alerts[0].routing_key);
+	assert_int_equal(conf->alerts[0].events, ALERT_ON_OUTAGE | ALERT_ON_RECOVERY);
+	assert_int_equal(conf->alerts[0].timeout_ms, 10000);
+	assert_string_equal(conf->alerts[1].name, "log");
+	assert_true(conf->alerts[1].is_exec);
+	assert_null(conf->alerts[1].url);
+	assert_string_equal(conf->alerts[1].argv[0], "/usr/local/bin/page-me");
+	assert_null(conf->alerts[1].argv[1]);
+	assert_int_equal(conf->alerts[1].events,
+			 ALERT_ON_OUTAGE | ALERT_ON_RECOVERY | ALERT_ON_BLIND | ALERT_ON_FLAPPING);
+
 	assert_int_equal(agg_conf_target_index(conf, "api"), 0);
 	assert_int_equal(agg_conf_target_index(conf, "edge"), 4);
 	assert_int_equal(agg_conf_target_index(conf, "control-1"), -1);
@@ -274,6 +291,65 @@ test_overrides_and_defaults(void **state)
 	assert_string_equal(t->dns.type, "AAAA");
 	assert_int_equal(t->dns.n_expect, 1);
 	assert_string_equal(t->dns.expect[0], "::1");
+	agg_conf_free(conf);
+}
+
+static void
+test_alerts(void **state)
+{
+	static const char text[] =
+		"security: { insecure: true }\n"
+		"alerts:\n"
+		"  - name: pd.primary\n"
+		"    webhook: { url: \"https://events.pagerduty.com/v2/enqueue\", format: pagerduty,\n"
+		"               routing_key: R0UT1NG }\n"
+		"    on: [outage, recovery, regional, blind, flapping]\n"
+		"    timeout: 30s\n"
+		"  - { name: hook_2, webhook: { url: \"http://127.0.0.1:9/x\" }, on: regional, timeout: 1s }\n"
+		"  - { name: logger, exec: { command: \"/usr/bin/logger  -t vantage alert \" } }\n"
+		"  - name: page\n"
+		"    exec:\n"
+		"      command: [/usr/local/bin/page, --message, \"two words\"]\n"
+		"    timeout: 2m\n";
+	char err[512] = "";
+	struct agg_conf *conf = load_agg(text, err, sizeof(err));
+	const struct alert_conf *ch;
+
+	(void)state;
+	if (conf == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(conf->n_alerts, 4);
+	ch = &conf->alerts[0];
+	assert_string_equal(ch->name, "pd.primary");
+	assert_int_equal(ch->line, 3);
+	assert_int_equal(ch->format, ALERT_FORMAT_PAGERDUTY);
+	assert_string_equal(ch->routing_key, "R0UT1NG");
+	assert_int_equal(ch->events, ALERT_ON_OUTAGE | ALERT_ON_RECOVERY | ALERT_ON_REGIONAL |
+					     ALERT_ON_BLIND | ALERT_ON_FLAPPING);
+	assert_int_equal(ch->timeout_ms, 30000);
+	assert_null(ch->argv);
+
+	ch = &conf->alerts[1];
+	assert_string_equal(ch->url, "http://127.0.0.1:9/x");
+	assert_int_equal(ch->format, ALERT_FORMAT_JSON);
+	assert_int_equal(ch->events, ALERT_ON_REGIONAL);
+	assert_int_equal(ch->timeout_ms, 1000);
+
+	ch = &conf->alerts[2];
+	assert_true(ch->is_exec);
+	assert_string_equal(ch->argv[0], "/usr/bin/logger");
+	assert_string_equal(ch->argv[1], "-t");
+	assert_string_equal(ch->argv[2], "vantage");
+	assert_string_equal(ch->argv[3], "alert");
+	assert_null(ch->argv[4]);
+	assert_int_equal(ch->timeout_ms, 10000);
+
+	ch = &conf->alerts[3];
+	assert_string_equal(ch->argv[0], "/usr/local/bin/page");
+	assert_string_equal(ch->argv[1], "--message");
+	assert_string_equal(ch->argv[2], "two words");
+	assert_null(ch->argv[3]);
+	assert_int_equal(ch->timeout_ms, 120000);
 	agg_conf_free(conf);
 }
 
@@ -436,6 +512,68 @@ static const struct bad_case bad_cases[] = {
 	  "\"role\" must be admin, write or read" },
 	{ "alerts not a sequence", false, SEC "alerts: { a: 1 }\n", 2,
 	  "\"alerts\" must be a sequence, not a map" },
+	{ "alert not a map", false, SEC "alerts:\n  - oncall\n", 3,
+	  "\"alerts\" must be a map, not a string" },
+	{ "alert without name", false,
+	  SEC "alerts:\n  - { name: a, exec: { command: /bin/true } }\n  - webhook: { url: \"http://h/\" }\n", 4,
+	  "missing required key \"name\" in \"alerts\"" },
+	{ "bad alert name", false, SEC "alerts:\n  - { name: \"on call\", exec: { command: /bin/true } }\n", 3,
+	  "\"name\" must be 1 to 64 characters" },
+	{ "duplicate alert channel", false,
+	  SEC "alerts:\n  - { name: a, exec: { command: /bin/true } }\n"
+	      "  - { name: b, exec: { command: /bin/true } }\n  - name: a\n    exec: { command: /bin/false }\n",
+	  5, "duplicate alert channel \"a\" (first at line 3)" },
+	{ "webhook and exec", false,
+	  SEC "alerts:\n  - name: a\n    webhook: { url: \"http://h/\" }\n    exec: { command: /bin/true }\n", 5,
+	  "alert channel \"a\" has both \"webhook\" and \"exec\"" },
+	{ "neither webhook nor exec", false, SEC "alerts:\n  - name: a\n    on: [outage]\n", 3,
+	  "alert channel \"a\" needs \"webhook\" or \"exec\"" },
+	{ "unknown alert key", false,
+	  SEC "alerts:\n  - name: a\n    exec: { command: /bin/true }\n    retries: 3\n", 5,
+	  "unknown key \"retries\" in \"alerts\"" },
+	{ "unknown webhook key", false,
+	  SEC "alerts:\n  - name: a\n    webhook:\n      url: \"http://h/\"\n      method: PUT\n", 6,
+	  "unknown key \"method\" in \"webhook\"" },
+	{ "webhook without url", false, SEC "alerts:\n  - name: a\n    webhook:\n      format: slack\n", 5,
+	  "missing required key \"url\" in \"webhook\"" },
+	{ "webhook url not http", false,
+	  SEC "alerts:\n  - name: a\n    webhook:\n      url: \"mailto:ops@example.com\"\n", 5,
+	  "\"url\" must be an http:// or https:// URL" },
+	{ "bad webhook format", false,
+	  SEC "alerts:\n  - name: a\n    webhook:\n      url: \"http://h/\"\n      format: teams\n", 6,
+	  "\"format\" must be json, slack or pagerduty, not \"teams\"" },
+	{ "pagerduty without routing key", false,
+	  SEC "alerts:\n  - name: a\n    webhook:\n      url: \"https://events.pagerduty.com/v2/enqueue\"\n"
+	      "      format: pagerduty\n",
+	  5, "missing required key \"routing_key\" in \"webhook\"" },
+	{ "routing key without pagerduty", false,
+	  SEC "alerts:\n  - name: a\n    webhook:\n      url: \"http://h/\"\n      routing_key: k\n", 6,
+	  "\"routing_key\" is only used with \"format: pagerduty\"" },
+	{ "relative command", false, SEC "alerts:\n  - name: a\n    exec:\n      command: page-me now\n", 5,
+	  "\"command\" must start with the absolute path of a program" },
+	{ "command of spaces", false, SEC "alerts:\n  - name: a\n    exec: { command: \"   \" }\n", 4,
+	  "\"command\" must not be empty" },
+	{ "empty command list", false, SEC "alerts:\n  - name: a\n    exec: { command: [] }\n", 4,
+	  "\"command\" must have 1 to 64 words, not 0" },
+	{ "command with a tab", false, SEC "alerts:\n  - name: a\n    exec: { command: \"/bin/x\\ty\" }\n",
+	  4, "\"command\" must not contain control characters" },
+	{ "exec without command", false, SEC "alerts:\n  - name: a\n    exec: {}\n", 4,
+	  "missing required key \"command\" in \"exec\"" },
+	{ "unknown alert event", false,
+	  SEC "alerts:\n  - name: a\n    exec: { command: /bin/true }\n    on:\n      - outage\n      - resolved\n",
+	  7, "unknown alert event \"resolved\"" },
+	{ "alert event twice", false,
+	  SEC "alerts:\n  - name: a\n    exec: { command: /bin/true }\n    on: [outage, blind, outage]\n", 5,
+	  "event \"outage\" is listed twice" },
+	{ "no alert events", false,
+	  SEC "alerts:\n  - name: a\n    exec: { command: /bin/true }\n    on: []\n", 5,
+	  "\"on\" must name at least one event" },
+	{ "alert timeout too long", false,
+	  SEC "alerts:\n  - name: a\n    exec: { command: /bin/true }\n    timeout: 5m\n", 5,
+	  "\"timeout\" must be between 1s and 2m" },
+	{ "alert timeout too short", false,
+	  SEC "alerts:\n  - { name: a, exec: { command: /bin/true }, timeout: 500ms }\n", 3,
+	  "\"timeout\" must be between 1s and 2m" },
 	{ "targets not a sequence", false, SEC "targets: api\n", 2,
 	  "\"targets\" must be a sequence, not a string" },
 	{ "top level not a map", false, "- a\n- b\n", 1, "the top level must be a map" },
@@ -698,6 +836,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_design_example),
 		cmocka_unit_test(test_overrides_and_defaults),
+		cmocka_unit_test(test_alerts),
 		cmocka_unit_test(test_empty_aggregator_file),
 		cmocka_unit_test(test_file_too_large),
 		cmocka_unit_test(test_missing_file),
