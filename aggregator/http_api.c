@@ -16,6 +16,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "log.h"
 #include "wire.h"
@@ -31,6 +32,7 @@ struct http_api {
 	struct store *store;
 	struct ingest *ingest;
 	struct verdict *verdict;
+	struct auth *auth;          // borrowed; NULL: no writes possible
 	int64_t started_wall;
 };
 
@@ -247,6 +249,8 @@ api_healthz(struct http_api *api, struct evhttp_request *req)
 	    "rows_pending", (json_int_t)ss.rows_pending));
 }
 
+static bool api_key_ok(const char *key);
+
 // --- incidents: answered from the database, asynchronously ---
 
 // A request waiting for the store.  If the client goes away first, the
@@ -254,7 +258,9 @@ api_healthz(struct http_api *api, struct evhttp_request *req)
 struct api_pending {
 	struct evhttp_request *req;
 	struct evhttp_connection *conn;
-	bool single;               // one incident: 404 when absent
+	const char *wrap;          // list: the key it goes under; NULL: one object
+	int ok_code;               // 200, or 201 for a creation
+	const char *missing;       // the 404 message when no row came back
 };
 
 static const char sql_incident_list[] =
@@ -297,7 +303,7 @@ api_pending_closed(struct evhttp_connection *conn, void *arg)
 }
 
 static void
-api_on_incidents(int status, const struct store_result *r, void *arg)
+api_on_rows(int status, const struct store_result *r, void *arg)
 {
 	struct api_pending *p = arg;
 	const char *text = status == 0 ? store_result_value(r, 0, 0) : NULL;
@@ -312,7 +318,7 @@ api_on_incidents(int status, const struct store_result *r, void *arg)
 		goto done;
 	}
 	if (text == NULL) {
-		api_error(p->req, HTTP_NOTFOUND, "Not Found", "no such incident");
+		api_error(p->req, HTTP_NOTFOUND, "Not Found", p->missing);
 		goto done;
 	}
 	doc = json_loads(text, 0, &jerr);
@@ -320,22 +326,27 @@ api_on_incidents(int status, const struct store_result *r, void *arg)
 		api_error(p->req, HTTP_INTERNAL, "Internal Server Error", "bad JSON from the database");
 		goto done;
 	}
-	api_reply(p->req, HTTP_OK, "OK", p->single ? doc : json_pack("{s:o}", "incidents", doc));
+	api_reply(p->req, p->ok_code, p->ok_code == 201 ? "Created" : "OK",
+	    p->wrap == NULL ? doc : json_pack("{s:o}", p->wrap, doc));
 done:
 	free(p);
 }
 
+// Runs a statement whose first column is the JSON answer.  wrap: the key a
+// list goes under (NULL for one object); missing: the 404 text.
 static void
 api_query(struct http_api *api, struct evhttp_request *req, const char *sql, int n,
-    const char *const *values, bool single)
+    const char *const *values, const char *wrap, int ok_code, const char *missing)
 {
 	struct api_pending *p = xcalloc(1, sizeof(*p));
 
 	p->req = req;
 	p->conn = evhttp_request_get_connection(req);
-	p->single = single;
+	p->wrap = wrap;
+	p->ok_code = ok_code;
+	p->missing = missing;
 	evhttp_connection_set_closecb(p->conn, api_pending_closed, p);
-	store_query(api->store, sql, n, values, api_on_incidents, p);
+	store_query(api->store, sql, n, values, api_on_rows, p);
 }
 
 // An ISO-8601 time as PostgreSQL reads it; anything else is refused here
@@ -365,7 +376,7 @@ api_incidents(struct http_api *api, struct evhttp_request *req, const char *id)
 			api_error(req, HTTP_BADREQUEST, "Bad Request", "an incident id is a number");
 			return;
 		}
-		api_query(api, req, sql_incident_one, 1, v, true);
+		api_query(api, req, sql_incident_one, 1, v, NULL, HTTP_OK, "no such incident");
 		return;
 	}
 	TAILQ_INIT(&query);
@@ -383,9 +394,160 @@ api_incidents(struct http_api *api, struct evhttp_request *req, const char *id)
 	} else {
 		const char *v[2] = { state, since };
 
-		api_query(api, req, sql_incident_list, 2, v, false);
+		api_query(api, req, sql_incident_list, 2, v, "incidents", HTTP_OK, "");
 	}
 	evhttp_clear_headers(&query);
+}
+
+// --- silences: alerts muted for a target (or all) during a time window ---
+
+static const char sql_silence_list[] =
+    "SELECT coalesce(json_agg(json_build_object('id', id, 'target', target_key,"
+    " 'starts_at', starts_at, 'ends_at', ends_at, 'reason', reason, 'created_by', created_by)"
+    " ORDER BY id), '[]')::text FROM silences WHERE ends_at > now()";
+
+static const char sql_silence_add[] =
+    "INSERT INTO silences (target_key, starts_at, ends_at, reason, created_by)"
+    " VALUES ($1, coalesce($2::timestamptz, now()),"
+    " coalesce($2::timestamptz, now()) + make_interval(secs => $3::double precision), $4, $5)"
+    " RETURNING json_build_object('id', id, 'target', target_key, 'starts_at', starts_at,"
+    " 'ends_at', ends_at, 'reason', reason, 'created_by', created_by)::text";
+
+static const char sql_silence_end[] =
+    "UPDATE silences SET ends_at = greatest(starts_at + interval '1 microsecond', now())"
+    " WHERE id = $1 AND ends_at > now()"
+    " RETURNING json_build_object('id', id, 'target', target_key, 'starts_at', starts_at,"
+    " 'ends_at', ends_at, 'reason', reason, 'created_by', created_by)::text";
+
+#define API_MAX_BODY (64 * 1024)
+#define API_MAX_SILENCE_S (30 * 86400)
+
+// Writes need a bearer token with a write role: 401 without a valid one,
+// 403 with a read-only one.  Returns the token's name, or NULL after
+// answering.
+static const char *
+api_writer(struct http_api *api, struct evhttp_request *req)
+{
+	const char *who = NULL;
+	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+
+	switch (api->auth != NULL ? auth_check_write(api->auth, hdr, &who) : AUTH_INVALID) {
+	case AUTH_OK:
+		return who;
+	case AUTH_FORBIDDEN:
+		api_error(req, 403, "Forbidden", "this token may only read");
+		return NULL;
+	case AUTH_MISSING:
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+		api_error(req, 401, "Unauthorized", "a bearer token is required to change anything");
+		return NULL;
+	default:
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+		api_error(req, 401, "Unauthorized", "unknown token");
+		return NULL;
+	}
+}
+
+// The request body as a JSON object, or NULL after answering 400/413.
+static json_t *
+api_body(struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	json_error_t jerr;
+	json_t *doc;
+
+	if (len > API_MAX_BODY) {
+		api_error(req, 413, "Payload Too Large", "the body is larger than 64 KiB");
+		return NULL;
+	}
+	doc = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL || !json_is_object(doc)) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "the body must be a JSON object: %s",
+		    doc == NULL ? jerr.text : "not an object");
+		json_decref(doc);
+		api_error(req, HTTP_BADREQUEST, "Bad Request", msg);
+		return NULL;
+	}
+	return doc;
+}
+
+static void
+api_silence_add(struct http_api *api, struct evhttp_request *req, const char *who)
+{
+	json_t *doc = api_body(req), *v;
+	const char *field, *target = NULL, *starts = NULL, *reason = "", *bad = NULL;
+	double secs = 0;
+	char secs_text[32];
+
+	if (doc == NULL)
+		return;
+	json_object_foreach(doc, field, v) {
+		if (strcmp(field, "target") != 0 && strcmp(field, "starts_at") != 0 &&
+		    strcmp(field, "duration_s") != 0 && strcmp(field, "reason") != 0)
+			bad = "unknown field (allowed: target, starts_at, duration_s, reason)";
+	}
+	if ((v = json_object_get(doc, "target")) != NULL && !json_is_null(v)) {
+		target = json_string_value(v);
+		if (target == NULL || !api_key_ok(target) || targets_find(api->targets, target) < 0)
+			bad = "target must name a configured target (or be omitted for all)";
+	}
+	if ((v = json_object_get(doc, "starts_at")) != NULL) {
+		starts = json_string_value(v);
+		if (starts == NULL || !api_time_ok(starts))
+			bad = "starts_at must be an ISO-8601 time";
+	}
+	v = json_object_get(doc, "duration_s");
+	secs = json_is_number(v) ? json_number_value(v) : 0;
+	if (!(secs >= 1 && secs <= API_MAX_SILENCE_S))
+		bad = "duration_s must be a number of seconds from 1 to 2592000 (30 days)";
+	if ((v = json_object_get(doc, "reason")) != NULL) {
+		reason = json_string_value(v);
+		if (reason == NULL || strlen(reason) > 512)
+			bad = "reason must be a string of at most 512 bytes";
+	}
+	if (bad != NULL) {
+		api_error(req, HTTP_BADREQUEST, "Bad Request", bad);
+	} else {
+		const char *values[5] = { target, starts, secs_text, reason, who };
+
+		snprintf(secs_text, sizeof(secs_text), "%.3f", secs);
+		api_query(api, req, sql_silence_add, 5, values, NULL, 201, "");
+		log_info("silence added by token \"%s\" for %s, %.0f s", who,
+		    target != NULL ? target : "every target", secs);
+	}
+	json_decref(doc);
+}
+
+static void
+api_silences(struct http_api *api, struct evhttp_request *req, const char *id)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *who;
+
+	if (id == NULL && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
+		api_query(api, req, sql_silence_list, 0, NULL, "silences", HTTP_OK, "");
+	} else if (id == NULL && cmd == EVHTTP_REQ_POST) {
+		if ((who = api_writer(api, req)) != NULL)
+			api_silence_add(api, req, who);
+	} else if (id != NULL && cmd == EVHTTP_REQ_DELETE) {
+		size_t n = strlen(id);
+		const char *v[1] = { id };
+
+		if ((who = api_writer(api, req)) == NULL)
+			return;
+		if (n == 0 || n > 18 || strspn(id, "0123456789") != n)
+			api_error(req, HTTP_BADREQUEST, "Bad Request", "a silence id is a number");
+		else
+			api_query(api, req, sql_silence_end, 1, v, NULL, HTTP_OK,
+			    "no such silence, or it has ended");
+	} else {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+		    id == NULL ? "GET, HEAD, POST" : "DELETE");
+		api_error(req, 405, "Method Not Allowed", "method not allowed here");
+	}
 }
 
 // Target keys are [A-Za-z0-9._-]; anything else cannot name a target.
@@ -413,6 +575,14 @@ api_dispatch(struct evhttp_request *req, void *arg)
 		goto done;
 	}
 	decoded = evhttp_uridecode(path, 0, NULL);
+	if (strcmp(decoded, "/api/v1/silences") == 0) {
+		api_silences(api, req, NULL);
+		goto done;
+	}
+	if (strncmp(decoded, "/api/v1/silences/", 17) == 0) {
+		api_silences(api, req, decoded + 17);
+		goto done;
+	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
 	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
@@ -482,7 +652,7 @@ http_api_new(struct event_base *base, const char *addr, struct agents *agents,
 	api->http = evhttp_new(base);
 	evhttp_set_timeout(api->http, 30);
 	evhttp_set_max_headers_size(api->http, 16 * 1024);
-	evhttp_set_max_body_size(api->http, 1024 * 1024);
+	evhttp_set_max_body_size(api->http, API_MAX_BODY);
 	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(api->http, api_dispatch, api);
@@ -499,6 +669,12 @@ http_api_new(struct event_base *base, const char *addr, struct agents *agents,
 	}
 	log_info("serving the API on http://%s/", addr);
 	return api;
+}
+
+void
+http_api_set_auth(struct http_api *api, struct auth *auth)
+{
+	api->auth = auth;
 }
 
 void

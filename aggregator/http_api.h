@@ -22,6 +22,9 @@ struct http_api *http_api_new(struct event_base *base, const char *addr, struct 
     struct target_table *targets, struct store *store, struct ingest *ingest,
     struct verdict *verdict);
 void http_api_set_targets(struct http_api *api, struct target_table *targets);
+// Tokens for writes (borrowed; swapped on reload).
+struct auth;
+void http_api_set_auth(struct http_api *api, struct auth *auth);
 void http_api_free(struct http_api *api);
 
 #endif

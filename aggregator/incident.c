@@ -427,7 +427,8 @@ incidents_on_region(size_t idx, const struct verdict_region *region, enum quorum
 		snprintf(msg, sizeof(msg), "first failure in \"%s\": %s", region->name, region->why);
 	} else if (region->vote == VOTE_UP && previous == VOTE_DOWN) {
 		event = "recovering";
-		clock_iso8601(clock_wall_us(), at, sizeof(at));
+		// Probe time, like every other timeline entry.
+		clock_iso8601(region->up_since > 0 ? region->up_since : clock_wall_us(), at, sizeof(at));
 		snprintf(msg, sizeof(msg), "\"%s\" sees the target up again", region->name);
 	} else {
 		return;

@@ -7,7 +7,6 @@
 // SIGHUP reloads vantage.yml (a bad file is reported and the old one kept);
 // SIGTERM/SIGINT stop ingest, let the store finish what it holds, then stop
 // the embedded cluster.
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +16,10 @@
 #include <zmq.h>
 
 #include "agents.h"
+#include "auth.h"
 #include "alert.h"
 #include "clock.h"
+#include "daemon.h"
 #include "conf.h"
 #include "http_api.h"
 #include "incident.h"
@@ -47,6 +48,7 @@ struct aggregator {
 	struct agents *agents;
 	struct ingest *ingest;
 	struct http_api *api;
+	struct auth *auth;          // API tokens of the running configuration
 	struct verdict *verdict;
 	struct incidents *incidents;
 	struct alert *alert;
@@ -56,19 +58,6 @@ struct aggregator {
 	int64_t drain_deadline;
 	bool stopping;
 };
-
-static void
-usage(FILE *out)
-{
-	fprintf(out,
-	    "usage: vantage-aggregator [-dnvhV] [-f vantage.yml]\n"
-	    "  -f FILE  configuration file (default /etc/vantage/vantage.yml)\n"
-	    "  -d       stay in the foreground, log to stderr\n"
-	    "  -n       check the configuration and exit\n"
-	    "  -v       verbose (debug) logging\n"
-	    "  -h       show this help\n"
-	    "  -V       show the version\n");
-}
 
 // Starts the target sync of conf; on_synced installs the table.
 static void agg_sync_targets(struct aggregator *agg, struct target_table *t,
@@ -165,6 +154,19 @@ agg_on_sighup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	agg_warn_unsupported(conf);
+	{
+		// Token files are re-read: a rotated token works after SIGHUP.
+		struct auth *auth = auth_load(conf, err, sizeof(err));
+
+		if (auth == NULL) {
+			log_warnx("configuration not reloaded: %s", err);
+			agg_conf_free(conf);
+			return;
+		}
+		http_api_set_auth(agg->api, auth);
+		auth_free(agg->auth);
+		agg->auth = auth;
+	}
 	agg->next_conf = conf;
 	agg->next_targets = targets_new(conf);
 	agg_sync_targets(agg, agg->next_targets, agg_on_reload_sync);
@@ -202,6 +204,15 @@ agg_on_stop(evutil_socket_t sig, short what, void *arg)
 	agg->drain_deadline = clock_mono_us() + DRAIN_TIMEOUT_US;
 	agg->drain_timer = event_new(agg->base, -1, EV_PERSIST, agg_on_drain, agg);
 	event_add(agg->drain_timer, &tv);
+}
+
+// incident.c queued alerts: wake the sender instead of waiting for its poll.
+static void
+agg_on_alerts_queued(void *arg)
+{
+	struct aggregator *agg = arg;
+
+	alert_kick(agg->alert);
 }
 
 // An outage was resolved: draft its post-mortem while the data is fresh.
@@ -244,40 +255,18 @@ main(int argc, char **argv)
 	struct pgembed *pg = NULL;
 	struct event *sighup, *sigterm, *sigint;
 	struct timeval maintain = { MAINTAIN_INTERVAL_S, 0 };
-	bool check_only = false, verbose = false;
+	struct daemon_opts opts;
+	bool check_only, verbose;
 	char *conninfo = NULL;
 	char err[512];
 	void *zctx;
-	int ch, rc = 1;
+	int status, rc = 1;
 
-	while ((ch = getopt(argc, argv, "f:dnvhV")) != -1) {
-		switch (ch) {
-		case 'f':
-			agg.conf_path = optarg;
-			break;
-		case 'd':
-			break; // always foreground with logs on stderr (systemd)
-		case 'n':
-			check_only = true;
-			break;
-		case 'v':
-			verbose = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("vantage-aggregator %s\n", vantage_version);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (daemon_parse_args(argc, argv, "vantage-aggregator", "/etc/vantage/vantage.yml", &opts, &status) < 0)
+		return status;
+	agg.conf_path = opts.conf_path;
+	check_only = opts.check_only;
+	verbose = opts.verbose;
 	log_init("vantage-aggregator", verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	agg.conf = agg_conf_load(agg.conf_path, err, sizeof(err));
 	if (agg.conf == NULL) {
@@ -292,8 +281,15 @@ main(int argc, char **argv)
 		agg_conf_free(agg.conf);
 		return 2;
 	}
+	agg.auth = auth_load(agg.conf, err, sizeof(err));
+	if (agg.auth == NULL) {
+		fprintf(stderr, "%s: %s\n", agg.conf_path, err);
+		agg_conf_free(agg.conf);
+		return 2;
+	}
 	if (check_only) {
 		printf("%s: configuration is valid\n", agg.conf_path);
+		auth_free(agg.auth);
 		agg_conf_free(agg.conf);
 		return 0;
 	}
@@ -321,7 +317,8 @@ main(int argc, char **argv)
 	agg_sync_targets(&agg, agg.targets, agg_on_initial_sync);
 	agg.alert = alert_new(agg.base, agg.store, agg.conf);
 	agg.incidents = incidents_new(agg.store, agg.conf, agg.targets,
-	    &(struct incident_hooks){ .resolved = agg_on_outage_resolved, .arg = &agg });
+	    &(struct incident_hooks){ .queued = agg_on_alerts_queued,
+		.resolved = agg_on_outage_resolved, .arg = &agg });
 	agg.verdict = verdict_new(agg.conf, agg.targets, agg.agents, incidents_on_change,
 	    incidents_on_region, agg.incidents);
 	// Queued after the target sync: verdicts start once open incidents
@@ -335,6 +332,7 @@ main(int argc, char **argv)
 	    agg.ingest, agg.verdict);
 	if (agg.api == NULL)
 		goto out_loop;
+	http_api_set_auth(agg.api, agg.auth);
 	sighup = evsignal_new(agg.base, SIGHUP, agg_on_sighup, &agg);
 	sigterm = evsignal_new(agg.base, SIGTERM, agg_on_stop, &agg);
 	sigint = evsignal_new(agg.base, SIGINT, agg_on_stop, &agg);
@@ -377,6 +375,7 @@ out_loop:
 out:
 	pgembed_stop(pg);
 	free(conninfo);
+	auth_free(agg.auth);
 	agg_conf_free(agg.conf);
 	log_info("aggregator stopped");
 	return rc;

@@ -213,6 +213,7 @@ verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
 		regions[r].vote = quorum_region_vote(votes, nv);
 		parts[r].vote = regions[r].vote;
 		parts[r].down_since = regions[r].down_since;
+		parts[r].up_since = regions[r].up_since;
 	}
 	verdict_params(tc, &params);
 	quorum_eval(&tv->qt, &params, regions, n, now, new_data, &tv->last);

@@ -22,6 +22,7 @@ struct verdict_region {
 	const char *name;
 	enum quorum_vote vote;
 	int64_t down_since;   // DOWN: first failure of its failing agents
+	int64_t up_since;     // UP: probe time of its newest success
 	char why[96];         // DOWN: what its latest failure was ("503 http_status")
 };
 

@@ -74,3 +74,42 @@ for r in eu-west us-east; do
 	read -r e p a < <(vt_stop_agent "$r")
 	[ "$p" = "$a" ] || vt_fail "agent $r: produced $p, acknowledged $a"
 done
+
+# Writes need a bearer token with a write role (silences as the example).
+printf 'w-%s\n' "$RANDOM$RANDOM$RANDOM" >"$VT_DIR/ops.token"
+printf 'r-%s\n' "$RANDOM$RANDOM$RANDOM" >"$VT_DIR/viewer.token"
+chmod 600 "$VT_DIR/ops.token" "$VT_DIR/viewer.token"
+cat >>"$VT_DIR/vantage.yml" <<YML
+api_tokens:
+  - { name: ops, token_file: $VT_DIR/ops.token, role: write }
+  - { name: viewer, token_file: $VT_DIR/viewer.token, role: read }
+YML
+kill -HUP "$VT_AGG_PID"
+vt_wait_for 10 "the reload with tokens" bash -c "[ \$(grep -c 'configuration reloaded' $VT_DIR/aggregator.log) -ge 3 ]"
+ops="Authorization: Bearer $(cat "$VT_DIR/ops.token")"
+viewer="Authorization: Bearer $(cat "$VT_DIR/viewer.token")"
+body='{"target":"web","duration_s":3600,"reason":"planned maintenance"}'
+[ "$(status -X POST --data "$body" "http://$VT_HTTP/api/v1/silences")" = 401 ] || vt_fail "no token: not 401"
+[ "$(status -X POST -H "Authorization: Bearer nope" --data "$body" "http://$VT_HTTP/api/v1/silences")" = 401 ] ||
+	vt_fail "wrong token: not 401"
+[ "$(status -X POST -H "$viewer" --data "$body" "http://$VT_HTTP/api/v1/silences")" = 403 ] || vt_fail "read token: not 403"
+[ "$(status -X POST -H "$ops" --data '{"target":"x'"'"'; DROP TABLE silences;--","duration_s":60}' \
+	"http://$VT_HTTP/api/v1/silences")" = 400 ] || vt_fail "SQL-ish target: not 400"
+[ "$(status -X POST -H "$ops" --data '{"duration_s":1e9}' "http://$VT_HTTP/api/v1/silences")" = 400 ] ||
+	vt_fail "huge duration: not 400"
+[ "$(status -X POST -H "$ops" --data 'not json' "http://$VT_HTTP/api/v1/silences")" = 400 ] || vt_fail "bad JSON: not 400"
+head -c 70000 /dev/zero | tr '\0' 'a' >"$VT_DIR/big"
+code=$(status -X POST -H "$ops" --data-binary @"$VT_DIR/big" "http://$VT_HTTP/api/v1/silences")
+[ "$code" = 413 ] || [ "$code" = 400 ] || vt_fail "oversized body gave $code"
+[ "$(vt_psql 'SELECT count(*) FROM silences')" = 0 ] || vt_fail "a refused request changed something"
+vt_ok "writes refused without a write token (401/403) and for bad input (400/413); nothing changed"
+[ "$(status -X POST -H "$ops" --data "$body" "http://$VT_HTTP/api/v1/silences")" = 201 ] ||
+	vt_fail "silence not created: $(cat "$VT_DIR/body")"
+sid=$(jq -r .id "$VT_DIR/body")
+[ "$(jq -r .created_by "$VT_DIR/body")" = ops ] || vt_fail "created_by: $(cat "$VT_DIR/body")"
+[ "$(vt_api /api/v1/silences | jq '.silences | length')" = 1 ] || vt_fail "silence not listed"
+[ "$(status -X DELETE -H "$ops" "http://$VT_HTTP/api/v1/silences/$sid")" = 200 ] || vt_fail "silence not ended"
+[ "$(vt_api /api/v1/silences | jq '.silences | length')" = 0 ] || vt_fail "ended silence still listed"
+[ "$(status -X DELETE -H "$ops" "http://$VT_HTTP/api/v1/silences/$sid")" = 404 ] || vt_fail "ending twice is not 404"
+grep -q "$(cat "$VT_DIR/ops.token")" "$VT_DIR/aggregator.log" && vt_fail "a token appears in the log"
+vt_ok "silence created, listed and ended with a write token; tokens never logged"
