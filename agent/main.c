@@ -2,7 +2,9 @@
 //
 // vantage-agent: probes the targets its aggregator assigns and streams the
 // results back.  main owns the one libevent base and wires the modules:
-// probe (what runs when) -> uplink (seq, batches, delivery).  SIGTERM and
+// probe (what runs when) -> uplink (seq, batches, delivery), with selfcheck
+// (is our own network the problem?) marking results and holding back the
+// retries that would confirm a failure until it has spoken.  SIGTERM and
 // SIGINT stop probing, wait for running probes, flush, wait a bounded time
 // for the last Acks, then log how many results this process produced and
 // how many the aggregator acknowledged (tests compare that with the store).
@@ -20,6 +22,7 @@
 #include "conf.h"
 #include "log.h"
 #include "probe.h"
+#include "selfcheck.h"
 #include "uplink.h"
 #include "version.h"
 
@@ -29,6 +32,7 @@ struct agent {
 	struct event_base *base;
 	struct agent_conf *conf;
 	struct probe *probe;
+	struct selfcheck *selfcheck;
 	struct uplink *uplink;
 	struct event *drain_timer;
 	int64_t drain_deadline;
@@ -40,7 +44,29 @@ agent_on_result(const struct probe_result *r, void *arg)
 {
 	struct agent *a = arg;
 
+	// The result carries the state it completed under; a failure then
+	// asks whether the network at our end is the cause, and its retry
+	// waits for the answer (probe_set_hold).
 	uplink_add_result(a->uplink, r);
+	if (r->outcome == VANTAGE__OUTCOME__OUTCOME_DOWN)
+		selfcheck_on_failure(a->selfcheck, r->target->retry_interval_ms);
+}
+
+static bool
+agent_selfcheck_running(void *arg)
+{
+	struct agent *a = arg;
+
+	return selfcheck_running(a->selfcheck);
+}
+
+static void
+agent_on_selfcheck(int state, const char *reason, void *arg)
+{
+	struct agent *a = arg;
+
+	uplink_set_state(a->uplink, state, reason);
+	probe_kick(a->probe);
 }
 
 static void
@@ -48,8 +74,10 @@ agent_on_config(const Vantage__Config *config, void *arg)
 {
 	struct agent *a = arg;
 
-	if (!a->stopping)
-		probe_set_config(a->probe, config);
+	if (a->stopping)
+		return;
+	probe_set_config(a->probe, config);
+	selfcheck_set_config(a->selfcheck, config);
 }
 
 static void
@@ -106,6 +134,7 @@ agent_on_signal(evutil_socket_t sig, short what, void *arg)
 	a->stopping = true;
 	a->drain_deadline = clock_mono_us() + DRAIN_TIMEOUT_US;
 	probe_stop(a->probe);
+	selfcheck_stop(a->selfcheck);
 	a->drain_timer = event_new(a->base, -1, EV_PERSIST, agent_on_drain, a);
 	event_add(a->drain_timer, &tv);
 }
@@ -158,6 +187,8 @@ main(int argc, char **argv)
 	a.uplink = uplink_new(a.base, zctx, a.conf, &handlers);
 	if (a.uplink == NULL)
 		return 1;
+	a.selfcheck = selfcheck_new(a.base, a.conf->source_ip, agent_on_selfcheck, &a);
+	probe_set_hold(a.probe, agent_selfcheck_running, &a);
 	sigterm = evsignal_new(a.base, SIGTERM, agent_on_signal, &a);
 	sigint = evsignal_new(a.base, SIGINT, agent_on_signal, &a);
 	event_add(sigterm, NULL);
@@ -176,6 +207,7 @@ main(int argc, char **argv)
 	event_free(sighup);
 	if (a.drain_timer != NULL)
 		event_free(a.drain_timer);
+	selfcheck_free(a.selfcheck);
 	probe_free(a.probe);
 	uplink_free(a.uplink);
 	zmq_ctx_term(zctx);

@@ -37,6 +37,8 @@ struct probe {
 	struct probe_http *http;
 	probe_done_cb done;
 	void *arg;
+	probe_hold_cb hold;
+	void *hold_arg;
 	unsigned max_concurrency;
 	size_t in_flight;
 	size_t retrying;          // targets with a retry pending
@@ -45,12 +47,13 @@ struct probe {
 	struct probe_table *table; // current; never NULL
 	struct probe_slot *free_slots;
 	uint64_t skipped_busy;    // due while the previous probe still ran
+	uint64_t skipped_held;    // due while its retry waited for the hold
 	uint64_t unknown_keys;
 };
 
 static void probe_arm(struct probe *p);
 
-static void
+void
 probe_target_clear(struct probe_target *t)
 {
 	free(t->key);
@@ -60,7 +63,7 @@ probe_target_clear(struct probe_target *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static void
+void
 probe_target_copy(struct probe_target *t, const Vantage__Target *src)
 {
 	memset(t, 0, sizeof(*t));
@@ -117,6 +120,24 @@ probe_slot_put(struct probe *p, struct probe_slot *s)
 	s->table = NULL;
 	s->next_free = p->free_slots;
 	p->free_slots = s;
+}
+
+static bool
+probe_held(const struct probe *p)
+{
+	return p->hold != NULL && p->hold(p->hold_arg);
+}
+
+// A target whose retry waits for the hold is not probed otherwise either:
+// that probe would confirm the failure before the self-check has spoken.
+static bool
+probe_skip_held(struct probe *p, const struct probe_target *t)
+{
+	if (t->retry_at == 0 || !probe_held(p))
+		return false;
+	p->skipped_held++;
+	log_debug("target \"%s\" is due but its retry waits for the self-check", t->key);
+	return true;
 }
 
 static void
@@ -217,9 +238,11 @@ probe_on_timer(evutil_socket_t fd, short what, void *arg)
 			    p->table->targets[idx].key);
 			continue;
 		}
+		if (probe_skip_held(p, &p->table->targets[idx]))
+			continue;
 		probe_start(p, idx, VANTAGE__TRIGGER__TRIGGER_SCHEDULED, due, now);
 	}
-	for (size_t i = 0; p->retrying > 0 && i < p->table->n_targets; i++) {
+	for (size_t i = 0; p->retrying > 0 && !probe_held(p) && i < p->table->n_targets; i++) {
 		struct probe_target *t = &p->table->targets[i];
 
 		if (p->stopped || p->in_flight >= p->max_concurrency)
@@ -232,13 +255,14 @@ probe_on_timer(evutil_socket_t fd, short what, void *arg)
 	probe_arm(p);
 }
 
-// Earliest pending retry, or INT64_MAX.
+// Earliest pending retry, or INT64_MAX (also while held: probe_kick
+// re-arms when the hold ends).
 static int64_t
 probe_next_retry(const struct probe *p)
 {
 	int64_t next = INT64_MAX;
 
-	for (size_t i = 0; p->retrying > 0 && i < p->table->n_targets; i++) {
+	for (size_t i = 0; p->retrying > 0 && !probe_held(p) && i < p->table->n_targets; i++) {
 		const struct probe_target *t = &p->table->targets[i];
 
 		if (t->retry_at != 0 && !t->in_flight && t->retry_at < next)
@@ -346,12 +370,27 @@ probe_now(struct probe *p, const char *const *keys, size_t n, int trigger)
 			p->unknown_keys++;
 			continue;
 		}
-		if (p->table->targets[i].in_flight || p->stopped)
+		if (p->table->targets[i].in_flight || p->stopped ||
+		    probe_skip_held(p, &p->table->targets[i]))
 			continue;
 		probe_start(p, i, trigger, now, now);
 		started++;
 	}
 	return started;
+}
+
+void
+probe_set_hold(struct probe *p, probe_hold_cb hold, void *arg)
+{
+	p->hold = hold;
+	p->hold_arg = arg;
+}
+
+void
+probe_kick(struct probe *p)
+{
+	evtimer_del(p->timer);
+	probe_arm(p);
 }
 
 void

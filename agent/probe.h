@@ -8,7 +8,10 @@
 // is still running is not started again.  Fast confirmation (DESIGN.md §6):
 // after a failure the target is retried every retry_interval until it has
 // `confirm` consecutive failures or one success, so a region's vote is
-// settled in seconds whatever the interval.
+// settled in seconds whatever the interval.  While the agent's self-check
+// is deciding whether the agent's own network is at fault (selfcheck.h),
+// those retries are held back, so the result that confirms a failure
+// carries the self-check's verdict.
 #ifndef VANTAGE_PROBE_H
 #define VANTAGE_PROBE_H
 
@@ -60,6 +63,13 @@ struct probe_result {
 };
 
 typedef void (*probe_done_cb)(const struct probe_result *r, void *arg);
+// True while retries must wait (a self-check round runs).
+typedef bool (*probe_hold_cb)(void *arg);
+
+// Copies a Config entry into t, which then owns its strings;
+// probe_target_clear frees them.  Also used for the self-check's controls.
+void probe_target_copy(struct probe_target *t, const Vantage__Target *src);
+void probe_target_clear(struct probe_target *t);
 
 struct probe;
 
@@ -78,12 +88,18 @@ void probe_set_config(struct probe *p, const Vantage__Config *config);
 // Probes these targets at once with the given trigger (ProbeNow, retry).
 // Unknown keys are ignored and counted.  Returns how many were started.
 int probe_now(struct probe *p, const char *const *keys, size_t n, int trigger);
+// While hold(arg) is true, pending retries wait, and a scheduled or
+// ProbeNow probe of a target with a retry pending is skipped (the retry
+// follows).  Call probe_kick when the hold ends.
+void probe_set_hold(struct probe *p, probe_hold_cb hold, void *arg);
+// Runs what the hold kept back (the retries that are due by now).
+void probe_kick(struct probe *p);
 // Stops scheduling new probes (shutdown); in-flight ones still finish.
 void probe_stop(struct probe *p);
 size_t probe_in_flight(const struct probe *p);
 size_t probe_target_count(const struct probe *p);
 
-// --- the HTTP prober, used by probe.c only ---
+// --- the HTTP prober, used by probe.c and selfcheck.c ---
 struct probe_http;
 typedef void (*probe_http_done_cb)(struct probe_result *r, void *arg);
 struct probe_http *probe_http_new(struct event_base *base, const char *source_ip,

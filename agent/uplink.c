@@ -58,6 +58,8 @@ struct uplink {
 	bool welcomed;               // Welcome received on this connection
 	int64_t hello_sent_mono;
 	int64_t heartbeat_mono;
+	int state;                   // self-check: VANTAGE__AGENT_STATE__*
+	char state_reason[WIRE_MAX_ERROR + 1];
 
 	struct outbox *outbox;
 	struct pending_result *pending;
@@ -117,8 +119,8 @@ uplink_send_heartbeat(struct uplink *u, int64_t now_mono)
 	hb.spool_depth = outbox_depth(u->outbox);
 	hb.spool_bytes = outbox_bytes(u->outbox);
 	hb.oldest_unacked_age_ms = oldest > 0 ? (uint64_t)(now_mono - oldest) / 1000 : 0;
-	hb.state = VANTAGE__AGENT_STATE__AGENT_STATE_HEALTHY;
-	hb.state_reason = (char *)"";
+	hb.state = u->state;
+	hb.state_reason = u->state_reason;
 	hb.clock_offset_us = u->clock_offset_us;
 	hb.produced = u->next_seq - 1;
 	m.msg_case = VANTAGE__AGENT_MSG__MSG_HEARTBEAT;
@@ -231,7 +233,7 @@ uplink_add_result(struct uplink *u, const struct probe_result *r)
 	p->msg.bytes = r->bytes;
 	p->msg.tls_expiry = r->tls_expiry;
 	p->msg.trigger = r->trigger;
-	p->msg.agent_state = VANTAGE__AGENT_STATE__AGENT_STATE_HEALTHY;
+	p->msg.agent_state = u->state;
 
 	// Failures and confirmations decide incidents: they leave at once.
 	urgent = r->outcome != VANTAGE__OUTCOME__OUTCOME_UP ||
@@ -243,6 +245,18 @@ uplink_add_result(struct uplink *u, const struct probe_result *r)
 
 		evtimer_add(u->flush_timer, &tv);
 	}
+}
+
+void
+uplink_set_state(struct uplink *u, int state, const char *reason)
+{
+	bool changed = state != u->state;
+
+	u->state = state;
+	uplink_copy_text(u->state_reason, sizeof(u->state_reason), reason);
+	// The aggregator judges votes by it: tell it now, not in 5 s.
+	if (changed && u->connected && u->welcomed)
+		uplink_send_heartbeat(u, clock_mono_us());
 }
 
 static void
@@ -280,6 +294,8 @@ uplink_on_agg_msg(struct uplink *u, const Vantage__AggMsg *m)
 		outbox_ack(u->outbox, u->acked_seq);
 		u->sent_upto = u->acked_seq;
 		u->welcomed = true;
+		// A restarted aggregator knows nothing of our state yet.
+		uplink_send_heartbeat(u, clock_mono_us());
 		log_info("aggregator welcomed us: epoch %llu acked through %llu, %llu results to resend",
 		    (unsigned long long)u->epoch, (unsigned long long)u->acked_seq,
 		    (unsigned long long)outbox_depth(u->outbox));

@@ -36,8 +36,13 @@ struct uplink;
 struct uplink *uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
     const struct uplink_handlers *handlers);
 void uplink_free(struct uplink *u);
-// Assigns the next seq and queues the result.
+// Assigns the next seq and queues the result, marked with the agent
+// state set last (the state when the probe completed).
 void uplink_add_result(struct uplink *u, const struct probe_result *r);
+// The self-check's state (VANTAGE__AGENT_STATE__*) and its reason (copied,
+// cut at WIRE_MAX_ERROR bytes).  A change is reported by a heartbeat at
+// once rather than at the next 5 s tick.
+void uplink_set_state(struct uplink *u, int state, const char *reason);
 // Seals the pending batch into the outbox and sends what the window allows.
 void uplink_flush(struct uplink *u);
 uint64_t uplink_produced(const struct uplink *u);

@@ -25,7 +25,8 @@ struct agent_info {
 	uint64_t spool_depth;
 	uint64_t spool_bytes;
 	int64_t clock_offset_us;
-	bool impaired;
+	bool impaired;             // its self-check fails (last heartbeat)
+	char impaired_reason[257]; // WIRE_MAX_ERROR + 1: its heartbeat's reason, "" when healthy
 	uint64_t results_received;
 	uint64_t bad_messages;
 };

@@ -218,6 +218,8 @@ api_agents(struct http_api *api, struct evhttp_request *req)
 
 			snprintf(epoch, sizeof(epoch), "%llu", (unsigned long long)ai->epoch);
 			json_object_set_new(o, "epoch", json_string(epoch));
+			json_object_set_new(o, "impaired_reason",
+			    ai->impaired ? api_text_or_null(ai->impaired_reason) : json_null());
 		}
 	}
 	api_reply(req, HTTP_OK, "OK", json_pack("{s:o}", "agents", list));

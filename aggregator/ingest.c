@@ -138,58 +138,97 @@ ingest_target_in_region(const struct target_conf *tc, const char *region)
 	return false;
 }
 
-// The Config for one region: its targets that this agent version can probe.
+// Scratch for the entries of one Config (targets or controls): they point
+// into the configuration and live only until the message is encoded.
+struct config_entries {
+	Vantage__Target *targets;
+	Vantage__HttpSpec *specs;
+	Vantage__Target **ptrs;
+	uint32_t (*expect)[CONF_MAX_EXPECT];
+	size_t n;
+};
+
+static void
+ingest_entries_init(struct config_entries *e, size_t cap)
+{
+	cap = cap ? cap : 1;
+	e->targets = xcalloc(cap, sizeof(*e->targets));
+	e->specs = xcalloc(cap, sizeof(*e->specs));
+	e->ptrs = xcalloc(cap, sizeof(*e->ptrs));
+	e->expect = xcalloc(cap, sizeof(*e->expect));
+	e->n = 0;
+}
+
+static void
+ingest_entries_free(struct config_entries *e)
+{
+	free(e->targets);
+	free(e->specs);
+	free(e->ptrs);
+	free(e->expect);
+}
+
+// Appends tc, an HTTP target or control, to e (which has room for it).
+static void
+ingest_entries_add(struct config_entries *e, const struct target_conf *tc)
+{
+	Vantage__Target ti = VANTAGE__TARGET__INIT;
+	Vantage__HttpSpec hi = VANTAGE__HTTP_SPEC__INIT;
+	Vantage__Target *t = &e->targets[e->n];
+	Vantage__HttpSpec *h = &e->specs[e->n];
+
+	*t = ti;
+	*h = hi;
+	t->key = tc->key;
+	t->kind = VANTAGE__PROBE_KIND__PROBE_KIND_HTTP;
+	t->interval_ms = tc->interval_ms;
+	t->timeout_ms = tc->timeout_ms;
+	t->confirm = tc->confirm;
+	t->retry_interval_ms = tc->retry_interval_ms;
+	h->url = tc->http.url;
+	h->method = tc->http.method ? tc->http.method : (char *)"GET";
+	for (size_t k = 0; k < tc->http.n_expect; k++)
+		e->expect[e->n][k] = tc->http.expect_status[k];
+	h->n_expect_status = tc->http.n_expect;
+	h->expect_status = e->expect[e->n];
+	h->body_contains = tc->http.body_contains ? tc->http.body_contains : (char *)"";
+	h->max_latency_ms = tc->http.max_latency_ms;
+	h->follow_redirects = tc->http.follow_redirects;
+	h->tls_min_days = tc->http.tls_min_days;
+	t->http = h;
+	e->ptrs[e->n] = t;
+	e->n++;
+}
+
+// The Config for one region: its targets that this agent version can
+// probe, and every control (each agent judges its own network by them,
+// whatever its region).
 static void
 ingest_send_config(struct ingest *in, struct session *s, const char *region)
 {
 	const struct agg_conf *c = in->conf;
 	Vantage__AggMsg m = VANTAGE__AGG_MSG__INIT;
 	Vantage__Config config = VANTAGE__CONFIG__INIT;
-	Vantage__Target *targets = xcalloc(c->n_targets ? c->n_targets : 1, sizeof(*targets));
-	Vantage__HttpSpec *specs = xcalloc(c->n_targets ? c->n_targets : 1, sizeof(*specs));
-	Vantage__Target **ptrs = xcalloc(c->n_targets ? c->n_targets : 1, sizeof(*ptrs));
-	uint32_t(*expect)[CONF_MAX_EXPECT] = xcalloc(c->n_targets ? c->n_targets : 1, sizeof(*expect));
-	size_t n = 0;
+	struct config_entries targets, controls;
 
-	for (size_t i = 0; i < c->n_targets; i++) {
-		const struct target_conf *tc = &c->targets[i];
-		Vantage__Target ti = VANTAGE__TARGET__INIT;
-		Vantage__HttpSpec hi = VANTAGE__HTTP_SPEC__INIT;
-
-		if (tc->kind != PROBE_HTTP || !ingest_target_in_region(tc, region))
-			continue;
-		targets[n] = ti;
-		specs[n] = hi;
-		targets[n].key = tc->key;
-		targets[n].kind = VANTAGE__PROBE_KIND__PROBE_KIND_HTTP;
-		targets[n].interval_ms = tc->interval_ms;
-		targets[n].timeout_ms = tc->timeout_ms;
-		targets[n].confirm = tc->confirm;
-		targets[n].retry_interval_ms = tc->retry_interval_ms;
-		specs[n].url = tc->http.url;
-		specs[n].method = tc->http.method ? tc->http.method : (char *)"GET";
-		for (size_t k = 0; k < tc->http.n_expect; k++)
-			expect[n][k] = tc->http.expect_status[k];
-		specs[n].n_expect_status = tc->http.n_expect;
-		specs[n].expect_status = expect[n];
-		specs[n].body_contains = tc->http.body_contains ? tc->http.body_contains : (char *)"";
-		specs[n].max_latency_ms = tc->http.max_latency_ms;
-		specs[n].follow_redirects = tc->http.follow_redirects;
-		specs[n].tls_min_days = tc->http.tls_min_days;
-		targets[n].http = &specs[n];
-		ptrs[n] = &targets[n];
-		n++;
-	}
+	ingest_entries_init(&targets, c->n_targets);
+	ingest_entries_init(&controls, c->n_controls);
+	for (size_t i = 0; i < c->n_targets; i++)
+		if (c->targets[i].kind == PROBE_HTTP && ingest_target_in_region(&c->targets[i], region))
+			ingest_entries_add(&targets, &c->targets[i]);
+	for (size_t i = 0; i < c->n_controls; i++)
+		if (c->controls[i].kind == PROBE_HTTP)
+			ingest_entries_add(&controls, &c->controls[i]);
 	config.version = in->config_version;
-	config.n_targets = n;
-	config.targets = ptrs;
+	config.n_targets = targets.n;
+	config.targets = targets.ptrs;
+	config.n_controls = controls.n;
+	config.controls = controls.ptrs;
 	m.msg_case = VANTAGE__AGG_MSG__MSG_CONFIG;
 	m.config = &config;
 	ingest_send(in, s, &m);
-	free(targets);
-	free(specs);
-	free(ptrs);
-	free(expect);
+	ingest_entries_free(&targets);
+	ingest_entries_free(&controls);
 }
 
 // --- sessions and streams ---
@@ -467,6 +506,7 @@ static void
 ingest_on_heartbeat(struct ingest *in, struct session *s, const Vantage__Heartbeat *hb)
 {
 	struct agent_info *ai;
+	bool impaired;
 
 	if (s->stream == NULL)
 		return;
@@ -475,7 +515,17 @@ ingest_on_heartbeat(struct ingest *in, struct session *s, const Vantage__Heartbe
 	ai->spool_depth = hb->spool_depth;
 	ai->spool_bytes = hb->spool_bytes;
 	ai->clock_offset_us = hb->clock_offset_us;
-	ai->impaired = hb->state == VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED;
+	impaired = hb->state == VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED;
+	if (impaired && !ai->impaired)
+		log_warnx("agent \"%s\" (region \"%s\") reports its own network impaired: %s; its "
+			  "votes abstain until it recovers", ai->name, ai->region,
+		    *hb->state_reason ? hb->state_reason : "no reason given");
+	else if (!impaired && ai->impaired)
+		log_info("agent \"%s\" (region \"%s\") reports its own network healthy again",
+		    ai->name, ai->region);
+	ai->impaired = impaired;
+	snprintf(ai->impaired_reason, sizeof(ai->impaired_reason), "%s",
+	    impaired ? hb->state_reason : "");
 }
 
 static void
