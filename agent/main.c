@@ -81,6 +81,14 @@ agent_on_config(const Vantage__Config *config, void *arg)
 }
 
 static void
+agent_on_suspect(const char *const *keys, size_t n, void *arg)
+{
+	struct agent *a = arg;
+
+	uplink_send_suspect(a->uplink, keys, n);
+}
+
+static void
 agent_on_probe_now(const char *const *keys, size_t n, void *arg)
 {
 	struct agent *a = arg;
@@ -187,6 +195,7 @@ main(int argc, char **argv)
 	a.uplink = uplink_new(a.base, zctx, a.conf, &handlers);
 	if (a.uplink == NULL)
 		return 1;
+	probe_set_suspect(a.probe, agent_on_suspect, &a);
 	a.selfcheck = selfcheck_new(a.base, a.conf->source_ip, agent_on_selfcheck, &a);
 	probe_set_hold(a.probe, agent_selfcheck_running, &a);
 	sigterm = evsignal_new(a.base, SIGTERM, agent_on_signal, &a);

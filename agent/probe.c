@@ -39,6 +39,8 @@ struct probe {
 	void *arg;
 	probe_hold_cb hold;
 	void *hold_arg;
+	probe_suspect_cb suspect;
+	void *suspect_arg;
 	unsigned max_concurrency;
 	size_t in_flight;
 	size_t retrying;          // targets with a retry pending
@@ -162,9 +164,15 @@ probe_follow_up(struct probe *p, struct probe_target *t, int outcome)
 	} else if (outcome == VANTAGE__OUTCOME__OUTCOME_DOWN) {
 		t->fails++;
 		if (t->fails < confirm && !p->stopped) {
+			int64_t now = clock_mono_us();
+
 			if (t->retry_at == 0)
 				p->retrying++;
-			t->retry_at = clock_mono_us() + (int64_t)t->retry_interval_ms * 1000;
+			// Attempts start retry_interval apart; one that took longer
+			// (a timeout) is followed at once.
+			t->retry_at = t->started_mono + (int64_t)t->retry_interval_ms * 1000;
+			if (t->retry_at < now)
+				t->retry_at = now;
 		} else {
 			probe_retry_clear(p, t);
 		}
@@ -200,6 +208,8 @@ probe_start(struct probe *p, size_t idx, int trigger, int64_t scheduled_mono, in
 	s->result.trigger = trigger;
 	s->result.started_at_us = wall;
 	s->result.scheduled_at_us = wall - (now_mono - scheduled_mono);
+	t->started_mono = now_mono;
+	t->suspect_sent = false;
 	if (t->kind != VANTAGE__PROBE_KIND__PROBE_KIND_HTTP) {
 		// Other kinds are filtered out by the aggregator until this
 		// agent supports them; report rather than pretend.
@@ -218,6 +228,54 @@ probe_start(struct probe *p, size_t idx, int trigger, int64_t scheduled_mono, in
 		p->done(&s->result, p->arg);
 		probe_slot_put(p, s);
 	}
+}
+
+#define PROBE_SUSPECT_BATCH 64
+
+// Running probes past their retry_interval without an answer are reported
+// once each (batched): the aggregator may then have the other regions
+// probe before this one times out.
+static void
+probe_report_suspects(struct probe *p, int64_t now)
+{
+	const char *keys[PROBE_SUSPECT_BATCH];
+	size_t n = 0;
+
+	if (p->suspect == NULL || p->in_flight == 0)
+		return;
+	for (size_t i = 0; i < p->table->n_targets; i++) {
+		struct probe_target *t = &p->table->targets[i];
+
+		if (!t->in_flight || t->suspect_sent ||
+		    now - t->started_mono < (int64_t)t->retry_interval_ms * 1000)
+			continue;
+		t->suspect_sent = true;
+		keys[n++] = t->key;
+		if (n == PROBE_SUSPECT_BATCH) {
+			p->suspect(keys, n, p->suspect_arg);
+			n = 0;
+		}
+	}
+	if (n > 0)
+		p->suspect(keys, n, p->suspect_arg);
+}
+
+// When the next running probe becomes suspect, or INT64_MAX.
+static int64_t
+probe_next_suspect(const struct probe *p)
+{
+	int64_t next = INT64_MAX;
+
+	if (p->suspect == NULL || p->in_flight == 0)
+		return next;
+	for (size_t i = 0; i < p->table->n_targets; i++) {
+		const struct probe_target *t = &p->table->targets[i];
+		int64_t at = t->started_mono + (int64_t)t->retry_interval_ms * 1000;
+
+		if (t->in_flight && !t->suspect_sent && at < next)
+			next = at;
+	}
+	return next;
 }
 
 static void
@@ -242,6 +300,7 @@ probe_on_timer(evutil_socket_t fd, short what, void *arg)
 			continue;
 		probe_start(p, idx, VANTAGE__TRIGGER__TRIGGER_SCHEDULED, due, now);
 	}
+	probe_report_suspects(p, now);
 	for (size_t i = 0; p->retrying > 0 && !probe_held(p) && i < p->table->n_targets; i++) {
 		struct probe_target *t = &p->table->targets[i];
 
@@ -275,11 +334,14 @@ static void
 probe_arm(struct probe *p)
 {
 	int64_t next = sched_next_due(p->sched), retry = probe_next_retry(p);
+	int64_t suspect = probe_next_suspect(p);
 	int64_t now = clock_mono_us();
 	struct timeval tv;
 
 	if (retry < next)
 		next = retry;
+	if (suspect < next)
+		next = suspect;
 	if (p->stopped || next == INT64_MAX)
 		return;
 	// At the concurrency limit, a finishing probe re-arms us.
@@ -377,6 +439,13 @@ probe_now(struct probe *p, const char *const *keys, size_t n, int trigger)
 		started++;
 	}
 	return started;
+}
+
+void
+probe_set_suspect(struct probe *p, probe_suspect_cb cb, void *arg)
+{
+	p->suspect = cb;
+	p->suspect_arg = arg;
 }
 
 void

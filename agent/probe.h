@@ -43,6 +43,8 @@ struct probe_target {
 	bool in_flight;            // set by probe.c while a probe runs
 	unsigned fails;            // consecutive DOWN results
 	int64_t retry_at;          // monotonic µs of the pending retry, 0 if none
+	int64_t started_mono;      // start of the running (or last) probe
+	bool suspect_sent;         // the running probe was reported as hanging
 };
 
 // One finished probe; valid only during the done callback.
@@ -97,6 +99,11 @@ void probe_kick(struct probe *p);
 // Stops scheduling new probes (shutdown); in-flight ones still finish.
 void probe_stop(struct probe *p);
 size_t probe_in_flight(const struct probe *p);
+// Probes running longer than their retry_interval are reported once each
+// (keys valid during the call), so the aggregator can have the other
+// regions probe before this one times out.
+typedef void (*probe_suspect_cb)(const char *const *keys, size_t n, void *arg);
+void probe_set_suspect(struct probe *p, probe_suspect_cb cb, void *arg);
 size_t probe_target_count(const struct probe *p);
 
 // --- the HTTP prober, used by probe.c and selfcheck.c ---

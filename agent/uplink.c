@@ -480,6 +480,21 @@ uplink_free(struct uplink *u)
 	free(u);
 }
 
+void
+uplink_send_suspect(struct uplink *u, const char *const *keys, size_t n)
+{
+	Vantage__AgentMsg m = VANTAGE__AGENT_MSG__INIT;
+	Vantage__Suspect sus = VANTAGE__SUSPECT__INIT;
+
+	if (!u->connected || !u->welcomed || n == 0)
+		return;
+	sus.n_targets = n;
+	sus.targets = (char **)keys;
+	m.msg_case = VANTAGE__AGENT_MSG__MSG_SUSPECT;
+	m.suspect = &sus;
+	uplink_send_msg(u, &m);
+}
+
 uint64_t
 uplink_produced(const struct uplink *u)
 {

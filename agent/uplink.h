@@ -45,6 +45,8 @@ void uplink_add_result(struct uplink *u, const struct probe_result *r);
 void uplink_set_state(struct uplink *u, int state, const char *reason);
 // Seals the pending batch into the outbox and sends what the window allows.
 void uplink_flush(struct uplink *u);
+// Reports probes that hang (advisory: dropped when not connected).
+void uplink_send_suspect(struct uplink *u, const char *const *keys, size_t n);
 uint64_t uplink_produced(const struct uplink *u);
 uint64_t uplink_acked_seq(const struct uplink *u);
 uint64_t uplink_epoch(const struct uplink *u);

@@ -502,6 +502,22 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 	}
 }
 
+// A probe that hangs: confirm from the other regions before it times out.
+static void
+ingest_on_suspect(struct ingest *in, struct session *s, const Vantage__Suspect *sus)
+{
+	int64_t now = clock_wall_us();
+
+	if (s->stream == NULL || s->stream->resyncing)
+		return;
+	for (size_t i = 0; i < sus->n_targets; i++) {
+		int idx = targets_find(in->targets, sus->targets[i]);
+
+		if (idx >= 0)
+			ingest_probe_now(in, (size_t)idx, s->stream, now);
+	}
+}
+
 static void
 ingest_on_heartbeat(struct ingest *in, struct session *s, const Vantage__Heartbeat *hb)
 {
@@ -583,6 +599,9 @@ ingest_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 		break;
 	case VANTAGE__AGENT_MSG__MSG_HEARTBEAT:
 		ingest_on_heartbeat(in, s, m->heartbeat);
+		break;
+	case VANTAGE__AGENT_MSG__MSG_SUSPECT:
+		ingest_on_suspect(in, s, m->suspect);
 		break;
 	default:
 		break;
