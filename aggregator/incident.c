@@ -18,6 +18,10 @@
 #include "log.h"
 #include "xmalloc.h"
 
+#define INCIDENT_REGIONAL_SLACK_US (2 * 1000000LL)
+
+static void incident_defer_regional(struct incidents *ins, size_t idx, int64_t now);
+
 struct incidents {
 	struct store *store;
 	const struct agg_conf *conf;
@@ -393,12 +397,45 @@ incidents_on_change(size_t idx, const struct quorum_outcome *out,
 		incident_resolve(ins, idx, INCIDENT_REGIONAL, out, regions, n, now);
 	if (out->previous == QSTATE_UNKNOWN)
 		incident_resolve(ins, idx, INCIDENT_BLIND, out, regions, n, now);
+	targets_verdict(ins->targets, idx)->regional_due = 0;
 	if (out->state == QSTATE_DOWN)
 		incident_open(ins, idx, INCIDENT_OUTAGE, out, regions, n, now);
 	else if (out->state == QSTATE_DEGRADED)
-		incident_open(ins, idx, INCIDENT_REGIONAL, out, regions, n, now);
+		incident_defer_regional(ins, idx, now);
 	else if (out->state == QSTATE_UNKNOWN)
 		incident_open(ins, idx, INCIDENT_BLIND, out, regions, n, now);
+}
+
+// An outage starts as DEGRADED for the second or so the other regions
+// take to confirm it.  A regional incident is opened only when DEGRADED
+// outlasts that confirmation (confirm attempts of timeout + retry_interval
+// each, plus slack), so an outage is never preceded by a stray one.
+static void
+incident_defer_regional(struct incidents *ins, size_t idx, int64_t now)
+{
+	const struct target_conf *tc = targets_conf(ins->targets, idx);
+	int64_t grace = (int64_t)tc->confirm * ((int64_t)tc->timeout_ms + tc->retry_interval_ms) *
+	    1000 + INCIDENT_REGIONAL_SLACK_US;
+
+	targets_verdict(ins->targets, idx)->regional_due = now + grace;
+}
+
+void
+incidents_tick(struct incidents *ins, const struct verdict *v, int64_t now)
+{
+	for (size_t idx = 0; idx < targets_count(ins->targets); idx++) {
+		struct target_verdict *tv = targets_verdict(ins->targets, idx);
+		struct verdict_region parts[VERDICT_MAX_REGIONS];
+		size_t n;
+
+		if (tv->regional_due == 0 || now < tv->regional_due)
+			continue;
+		tv->regional_due = 0;
+		if (tv->last.state != QSTATE_DEGRADED || (tv->open_incidents & INCIDENT_REGIONAL))
+			continue;
+		n = verdict_parts(v, idx, now, parts, VERDICT_MAX_REGIONS);
+		incident_open(ins, idx, INCIDENT_REGIONAL, &tv->last, parts, n, now);
+	}
 }
 
 static void

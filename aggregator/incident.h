@@ -62,6 +62,10 @@ void incidents_restore(struct incidents *ins, void (*done)(void *arg), void *arg
 void incidents_on_change(size_t target_idx, const struct quorum_outcome *out,
     const struct verdict_region *regions, size_t n_regions, void *arg);
 
+// Opens the regional incidents whose grace period ended (DEGRADED lasted
+// longer than confirming an outage would take).  Called every second.
+void incidents_tick(struct incidents *ins, const struct verdict *v, int64_t now);
+
 // The verdict's region callback: a region failing or recovering while an
 // outage or regional incident is open goes into its timeline.
 void incidents_on_region(size_t target_idx, const struct verdict_region *region,

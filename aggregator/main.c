@@ -237,7 +237,10 @@ agg_on_verdict_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct aggregator *agg = arg;
 
-	verdict_eval_all(agg->verdict, clock_wall_us());
+	int64_t now = clock_wall_us();
+
+	verdict_eval_all(agg->verdict, now);
+	incidents_tick(agg->incidents, agg->verdict, now);
 }
 
 static void

@@ -35,6 +35,7 @@ struct target_verdict {
 	int64_t probe_now_at;         // when ProbeNow was last sent for it
 	bool dirty;                   // results arrived since the last evaluation
 	unsigned open_incidents;      // INCIDENT_* bits of the kinds open now
+	int64_t regional_due;         // DEGRADED: when it becomes a regional incident
 	uint8_t region_votes[64];     // each region's vote at the last evaluation
 };
 

@@ -14,7 +14,6 @@
 #include "wire.h"
 #include "xmalloc.h"
 
-#define VERDICT_MAX_REGIONS 64
 #define VERDICT_MAX_VOTES 256
 #define VERDICT_CONNECTED_US (15LL * 1000000) // three missed heartbeats
 
@@ -167,18 +166,16 @@ verdict_regions(const struct verdict *v, size_t idx, const char **names, int *do
 	return n;
 }
 
-static void
-verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
+// Gathers each region's vote on target idx at `now`: regions[] for the
+// quorum, parts[] (names, reasons) for incidents.  Returns the count.
+static size_t
+verdict_gather(const struct verdict *v, size_t idx, int64_t now, struct quorum_region *regions,
+    struct verdict_region *parts)
 {
-	const struct target_conf *tc = targets_conf(v->targets, idx);
-	struct target_verdict *tv = targets_verdict(v->targets, idx);
 	const char *names[VERDICT_MAX_REGIONS];
 	int domains[VERDICT_MAX_REGIONS];
-	struct quorum_region regions[VERDICT_MAX_REGIONS];
-	struct verdict_region parts[VERDICT_MAX_REGIONS];
 	enum quorum_vote votes[VERDICT_MAX_VOTES];
 	const struct latest_result *latest;
-	struct quorum_params params;
 	size_t n, nl;
 
 	n = verdict_regions(v, idx, names, domains);
@@ -215,6 +212,33 @@ verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
 		parts[r].down_since = regions[r].down_since;
 		parts[r].up_since = regions[r].up_since;
 	}
+	return n;
+}
+
+size_t
+verdict_parts(const struct verdict *v, size_t idx, int64_t now, struct verdict_region *parts,
+    size_t max)
+{
+	struct quorum_region regions[VERDICT_MAX_REGIONS];
+	struct verdict_region all[VERDICT_MAX_REGIONS];
+	size_t n = verdict_gather(v, idx, now, regions, all);
+
+	if (n > max)
+		n = max;
+	memcpy(parts, all, n * sizeof(*parts));
+	return n;
+}
+
+static void
+verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
+{
+	const struct target_conf *tc = targets_conf(v->targets, idx);
+	struct target_verdict *tv = targets_verdict(v->targets, idx);
+	struct quorum_region regions[VERDICT_MAX_REGIONS];
+	struct verdict_region parts[VERDICT_MAX_REGIONS];
+	struct quorum_params params;
+	size_t n = verdict_gather(v, idx, now, regions, parts);
+
 	verdict_params(tc, &params);
 	quorum_eval(&tv->qt, &params, regions, n, now, new_data, &tv->last);
 	tv->dirty = false;

@@ -48,6 +48,12 @@ void verdict_enable(struct verdict *v);
 void verdict_eval_dirty(struct verdict *v, int64_t now);
 // Evaluates every target (staleness timer).
 void verdict_eval_all(struct verdict *v, int64_t now);
+#define VERDICT_MAX_REGIONS 64
+
+// Each region's current part in target idx's verdict (names borrowed from
+// the configuration).  Returns how many were written (at most max).
+size_t verdict_parts(const struct verdict *v, size_t idx, int64_t now,
+    struct verdict_region *parts, size_t max);
 // The quorum parameters of a target.
 void verdict_params(const struct target_conf *tc, struct quorum_params *p);
 // The vote agent_slot currently casts on target idx (for the API).
