@@ -18,24 +18,9 @@
 vt_setup
 command -v jq >/dev/null || vt_skip "jq is not installed (make deps)"
 
-# start_hookd NAME MODE : sets HOOK_PORT_<NAME>
-start_hookd() {
-	vt_start "hookd-$1" "$BIN/fakes/hookd" -l 127.0.0.1:0 -m "$2" -o "$VT_DIR/hookd-$1.jsonl"
-	vt_wait_for 10 "hookd $1" grep -q '^listening on' "$VT_DIR/hookd-$1.log"
-	eval "HOOK_PORT_$1=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$VT_DIR/hookd-$1.log")"
-}
-hook_mode() { # NAME MODE
-	local port="HOOK_PORT_$1"
-	curl -sf -X PUT --data "{\"mode\":\"$2\"}" "http://127.0.0.1:${!port}/_hook/mode" >/dev/null
-}
-hook_received() { # NAME
-	local port="HOOK_PORT_$1"
-	curl -sf "http://127.0.0.1:${!port}/_hook/received"
-}
-
-start_hookd fast ok
-start_hookd slow hang
-start_hookd flaky down
+vt_start_hookd fast ok
+vt_start_hookd slow hang
+vt_start_hookd flaky down
 
 cat >"$VT_DIR/alert.sh" <<'SH'
 #!/bin/sh
@@ -101,9 +86,9 @@ vt_wait_for 15 "the fast channel's alerts" bash -c "[ \"\$(psql -X -q -h $VT_DIR
 	vt_fail "the slow channel's first attempt ended before the fast channel was done"
 [ "$(vt_psql "SELECT count(*) FROM incident_events WHERE incident_id = $inc_a AND kind = 'alert_failed'")" = 0 ] ||
 	vt_fail "a failure was recorded before the fast channel was done"
-got=$(hook_received fast | jq -r '[.[] | select(.path == "/fast") | .body.summary] | join(",")')
+got=$(vt_hook_received fast | jq -r '[.[] | select(.path == "/fast") | .body.summary] | join(",")')
 [ "$got" = "fast-1,fast-2,fast-3" ] || vt_fail "fast receiver got \"$got\", wanted fast-1,fast-2,fast-3 in order"
-[ "$(hook_received slow | jq length)" = 1 ] || vt_fail "the hung receiver got more than the first alert"
+[ "$(vt_hook_received slow | jq length)" = 1 ] || vt_fail "the hung receiver got more than the first alert"
 fast_ms=$(vt_psql "SELECT round(max(extract(epoch FROM sent_at - created_at)) * 1000) FROM alert_outbox WHERE id IN ($fast_list)")
 vt_ok "a hung receiver delays no other channel (fast alerts sent within ${fast_ms} ms of being queued; poll every 1 s)"
 
@@ -113,10 +98,10 @@ vt_wait_for 20 "the slow channel's first failure" bash -c "[ \"\$(psql -X -q -h 
 	'SELECT attempts FROM alert_outbox WHERE id = ${slow_ids[0]}')\" -ge 1 ]"
 err=$(row "${slow_ids[0]}" last_error)
 case $err in *"imed out"*) ;; *) vt_fail "slow channel last_error: \"$err\"" ;; esac
-hook_mode slow ok
+vt_hook_mode slow ok
 vt_wait_for 30 "the slow channel's alerts after recovery" bash -c "[ \"\$(psql -X -q -h $VT_DIR/state/pg -U vantage -d vantage -Atc \
 	\"SELECT count(*) FROM alert_outbox WHERE sent_at IS NULL AND id IN ($slow_list)\")\" = 0 ]"
-got=$(hook_received slow | jq -r '[.[] | select(.status == 200) | .body.summary] | join(",")')
+got=$(vt_hook_received slow | jq -r '[.[] | select(.status == 200) | .body.summary] | join(",")')
 [ "$got" = "slow-1,slow-2,slow-3" ] || vt_fail "slow receiver accepted \"$got\""
 vt_ok "the hung channel delivered all three, in order, once it answered ($err)"
 
@@ -155,13 +140,13 @@ awk -v s="$spacing" 'BEGIN { n = split(s, d, " "); for (i = 2; i <= n; i++) if (
 [ "$(row "${flaky_ids[3]}" attempts)" -ge 1 ] || vt_fail "the second incident's alert was never tried"
 vt_ok "receiver down 20 s: $attempts attempts, spacing between retries ${spacing} s"
 
-hook_mode flaky ok
+vt_hook_mode flaky ok
 vt_wait_for 60 "the flaky channel's alerts after recovery" bash -c "[ \"\$(psql -X -q -h $VT_DIR/state/pg -U vantage -d vantage -Atc \
 	\"SELECT count(*) FROM alert_outbox WHERE sent_at IS NULL AND id IN ($flaky_list)\")\" = 0 ]"
-accepted=$(hook_received flaky | jq -r '[.[] | select(.status == 200) | .body.summary] | sort | join(",")')
+accepted=$(vt_hook_received flaky | jq -r '[.[] | select(.status == 200) | .body.summary] | sort | join(",")')
 [ "$accepted" = "flaky-1,flaky-2,flaky-3,flaky-4,flaky-5" ] ||
 	vt_fail "after recovery the receiver accepted \"$accepted\"; wanted each of the 5 alerts exactly once"
-order=$(hook_received flaky | jq -r '[.[] | select(.status == 200) | .body.summary | select(. == "flaky-4" or . == "flaky-5")] | join(",")')
+order=$(vt_hook_received flaky | jq -r '[.[] | select(.status == 200) | .body.summary | select(. == "flaky-4" or . == "flaky-5")] | join(",")')
 [ "$order" = "flaky-4,flaky-5" ] || vt_fail "the recovery overtook its outage: $order"
 [ "$(vt_psql "SELECT count(*) FROM incident_events WHERE incident_id IN ($inc_b1, $inc_b2) AND kind = 'alert_sent'")" = 5 ] ||
 	vt_fail "the timeline does not hold one alert_sent per delivered alert"
@@ -187,7 +172,7 @@ add_alert "$inc_d" pd outage "pd-1" >/dev/null
 pd_last=$(add_alert "$inc_d" pd recovery "pd-2")
 vt_wait_for 15 "the PagerDuty alerts" bash -c "[ -n \"\$(psql -X -q -h $VT_DIR/state/pg -U vantage -d vantage -Atc \
 	'SELECT sent_at FROM alert_outbox WHERE id = $pd_last')\" ]"
-pd=$(hook_received fast | jq -c '[.[] | select(.path == "/pd") | .body]')
+pd=$(vt_hook_received fast | jq -c '[.[] | select(.path == "/pd") | .body]')
 [ "$(jq length <<<"$pd")" = 2 ] || vt_fail "PagerDuty receiver got: $pd"
 [ "$(jq -r '.[0].event_action' <<<"$pd")" = trigger ] || vt_fail "first PagerDuty event: $pd"
 [ "$(jq -r '.[0].dedup_key' <<<"$pd")" = "vantage-incident-$inc_d" ] || vt_fail "dedup_key: $pd"
@@ -212,7 +197,7 @@ YML
 kill -HUP "$VT_AGG_PID"
 vt_wait_for 15 "the ghost alert after the reload" bash -c "[ -n \"\$(psql -X -q -h $VT_DIR/state/pg -U vantage -d vantage -Atc \
 	'SELECT sent_at FROM alert_outbox WHERE id = $ghost_id')\" ]"
-[ "$(hook_received fast | jq '[.[] | select(.path == "/ghost")] | length')" = 1 ] || vt_fail "ghost receiver"
+[ "$(vt_hook_received fast | jq '[.[] | select(.path == "/ghost")] | length')" = 1 ] || vt_fail "ghost receiver"
 vt_ok "an alert for a missing channel waits, and goes out when a reload adds the channel"
 
 kill -0 "$VT_AGG_PID" || vt_fail "the aggregator died"

@@ -122,6 +122,24 @@ vt_target_rules() {
 	curl -sf -X PUT --data "$1" "http://127.0.0.1:$VT_TARGET_PORT/_fake/rules" >/dev/null
 }
 
+# The fake webhook receiver.  vt_start_hookd NAME MODE sets HOOK_PORT_<NAME>;
+# MODE is ok, fail, hang or down (tests/fakes/hookd.c).
+vt_start_hookd() {
+	vt_start "hookd-$1" "$BIN/fakes/hookd" -l 127.0.0.1:0 -m "$2" -o "$VT_DIR/hookd-$1.jsonl"
+	vt_wait_for 10 "hookd $1" grep -q '^listening on' "$VT_DIR/hookd-$1.log"
+	eval "HOOK_PORT_$1=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$VT_DIR/hookd-$1.log")"
+}
+
+vt_hook_mode() { # NAME MODE
+	local port="HOOK_PORT_$1"
+	curl -sf -X PUT --data "{\"mode\":\"$2\"}" "http://127.0.0.1:${!port}/_hook/mode" >/dev/null
+}
+
+vt_hook_received() { # NAME
+	local port="HOOK_PORT_$1"
+	curl -sf "http://127.0.0.1:${!port}/_hook/received"
+}
+
 # vt_write_conf INTERVAL TIMEOUT TARGETS_YAML : vantage.yml in $VT_DIR with
 # free ports; sets VT_ZMQ, VT_HTTP.
 vt_write_conf() {
