@@ -92,10 +92,26 @@ static const char sql_resolve[] =
     " al AS (INSERT INTO alert_outbox (incident_id, channel, event, payload)"
     " SELECT i.id, a.channel, a.event, a.payload FROM i,"
     " jsonb_to_recordset($5::jsonb) AS a(channel text, event text, payload jsonb)"
-    " WHERE NOT i.flapping AND NOT EXISTS (SELECT 1 FROM silences s WHERE"
+    " WHERE (NOT i.flapping OR NOT $7::boolean) AND NOT EXISTS (SELECT 1 FROM silences s WHERE"
     " (s.target_key IS NULL OR s.target_key = $6) AND now() >= s.starts_at"
     " AND now() < s.ends_at))"
     " SELECT id, flapping FROM i";
+
+// A flapping outage resolved while the target still flapped sent no
+// recovery; once the flapping has ended (and the target is not down), the
+// grouped alerts are closed with one recovery, so a pager incident opened
+// by "outage"/"flapping" is resolved too.
+static const char sql_flap_recovery[] =
+    "WITH i AS (SELECT id FROM incidents WHERE target_id = $1 AND kind = 'outage'"
+    " AND state = 'resolved' AND flapping ORDER BY id DESC LIMIT 1),"
+    " ev AS (INSERT INTO incident_events (incident_id, at, kind, message)"
+    " SELECT i.id, now(), 'flapping_ended', 'no longer flapping: recovery sent' FROM i)"
+    " INSERT INTO alert_outbox (incident_id, channel, event, payload)"
+    " SELECT i.id, a.channel, a.event, a.payload FROM i,"
+    " jsonb_to_recordset($2::jsonb) AS a(channel text, event text, payload jsonb)"
+    " WHERE NOT EXISTS (SELECT 1 FROM silences s WHERE (s.target_key IS NULL OR"
+    " s.target_key = $3) AND now() >= s.starts_at AND now() < s.ends_at)"
+    " RETURNING incident_id";
 
 static const char sql_region_event[] =
     "INSERT INTO incident_events (incident_id, at, kind, region, message)"
@@ -373,9 +389,12 @@ incident_resolve(struct incidents *ins, size_t idx, unsigned kind, const struct 
 	op->ins = ins;
 	snprintf(op->key, sizeof(op->key), "%s", tc->key);
 	op->kind = incident_kind_name(kind);
-	const char *v[6] = { id, op->kind, resolved, events_text, alerts_text, tc->key };
-	store_query(ins->store, sql_resolve, 6, v, incident_on_done, op);
+	const char *v[7] = { id, op->kind, resolved, events_text, alerts_text, tc->key,
+		out->flapping ? "true" : "false" };
+	store_query(ins->store, sql_resolve, 7, v, incident_on_done, op);
 	tv->open_incidents &= ~kind;
+	if (kind == INCIDENT_OUTAGE && out->flapping)
+		tv->flap_recovery_due = true;
 	json_decref(payload);
 	json_decref(events);
 	free(events_text);
@@ -420,6 +439,30 @@ incident_defer_regional(struct incidents *ins, size_t idx, int64_t now)
 	targets_verdict(ins->targets, idx)->regional_due = now + grace;
 }
 
+static void
+incident_flap_recovery(struct incidents *ins, const struct verdict *v, size_t idx, int64_t now)
+{
+	const struct target_conf *tc = targets_conf(ins->targets, idx);
+	struct target_verdict *tv = targets_verdict(ins->targets, idx);
+	struct verdict_region parts[VERDICT_MAX_REGIONS];
+	size_t n = verdict_parts(v, idx, now, parts, VERDICT_MAX_REGIONS);
+	json_t *payload = incident_payload(ins, idx, &tv->last, parts, n, "recovery", INCIDENT_OUTAGE,
+	    true, now);
+	char *alerts = incident_alerts(ins, "recovery", ALERT_ON_RECOVERY, payload);
+	struct incident_op *op = xcalloc(1, sizeof(*op));
+	char id[24];
+
+	snprintf(id, sizeof(id), "%d", targets_id(ins->targets, idx));
+	op->ins = ins;
+	snprintf(op->key, sizeof(op->key), "%s", tc->key);
+	op->kind = "flapping";
+	const char *values[3] = { id, alerts, tc->key };
+	store_query(ins->store, sql_flap_recovery, 3, values, incident_on_done, op);
+	tv->flap_recovery_due = false;
+	json_decref(payload);
+	free(alerts);
+}
+
 void
 incidents_tick(struct incidents *ins, const struct verdict *v, int64_t now)
 {
@@ -428,6 +471,8 @@ incidents_tick(struct incidents *ins, const struct verdict *v, int64_t now)
 		struct verdict_region parts[VERDICT_MAX_REGIONS];
 		size_t n;
 
+		if (tv->flap_recovery_due && !tv->last.flapping && tv->last.state != QSTATE_DOWN)
+			incident_flap_recovery(ins, v, idx, now);
 		if (tv->regional_due == 0 || now < tv->regional_due)
 			continue;
 		tv->regional_due = 0;

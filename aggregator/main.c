@@ -297,6 +297,10 @@ main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	// Every time the database renders (API JSON, post-mortems) is UTC,
+	// whatever the server's or the user's default: libpq sends PGTZ as
+	// the session TimeZone.
+	setenv("PGTZ", "UTC", 1);
 	agg_warn_unsupported(agg.conf);
 
 	if (agg.conf->database == NULL) {
