@@ -389,19 +389,11 @@ uplink_on_tick(evutil_socket_t fd, short what, void *arg)
 	uplink_pump(u);
 }
 
-static void
-uplink_setsockopt_int(void *sock, int opt, int value)
-{
-	if (zmq_setsockopt(sock, opt, &value, sizeof(value)) < 0)
-		log_warnx("cannot set ZeroMQ option %d: %s", opt, zmq_strerror(errno));
-}
-
 struct uplink *
 uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
     const struct uplink_handlers *handlers)
 {
 	struct uplink *u = xcalloc(1, sizeof(*u));
-	int64_t maxmsg = WIRE_MAX_MSG;
 	struct timeval tick = { 0, UPLINK_TICK_MS * 1000 };
 
 	u->base = base;
@@ -425,18 +417,14 @@ uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
 		if (getrandom(&u->epoch, sizeof(u->epoch), 0) != sizeof(u->epoch))
 			fatal("cannot read random bytes for the epoch");
 
-	u->sock = zmq_socket(zctx, ZMQ_DEALER);
+	u->sock = zloop_socket(zctx, ZMQ_DEALER, WIRE_MAX_MSG);
 	if (u->sock == NULL)
 		fatalx("cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
-	uplink_setsockopt_int(u->sock, ZMQ_LINGER, 0);
-	uplink_setsockopt_int(u->sock, ZMQ_IMMEDIATE, 1);
-	uplink_setsockopt_int(u->sock, ZMQ_HEARTBEAT_IVL, 1000);
-	uplink_setsockopt_int(u->sock, ZMQ_HEARTBEAT_TIMEOUT, 5000);
-	uplink_setsockopt_int(u->sock, ZMQ_HEARTBEAT_TTL, 10000);
-	uplink_setsockopt_int(u->sock, ZMQ_RECONNECT_IVL, 200);
-	uplink_setsockopt_int(u->sock, ZMQ_RECONNECT_IVL_MAX, 5000);
-	uplink_setsockopt_int(u->sock, ZMQ_SNDHWM, 1000);
-	zmq_setsockopt(u->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	zloop_set_int(u->sock, ZMQ_IMMEDIATE, 1);
+	zloop_set_int(u->sock, ZMQ_HEARTBEAT_TTL, 10000);
+	zloop_set_int(u->sock, ZMQ_RECONNECT_IVL, 200);
+	zloop_set_int(u->sock, ZMQ_RECONNECT_IVL_MAX, 5000);
+	zloop_set_int(u->sock, ZMQ_SNDHWM, 1000);
 	if (conf->insecure)
 		log_warnx("connection to the aggregator is NOT encrypted or authenticated "
 			  "(insecure: true); use it for development only");

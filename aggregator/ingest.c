@@ -639,18 +639,11 @@ ingest_on_reap(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static int
-ingest_setsockopt_int(void *sock, int opt, int value)
-{
-	return zmq_setsockopt(sock, opt, &value, sizeof(value));
-}
-
 struct ingest *
 ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, struct store *store,
     struct agents *agents, struct target_table *targets, struct verdict *verdict)
 {
 	struct ingest *in = xcalloc(1, sizeof(*in));
-	int64_t maxmsg = WIRE_MAX_MSG;
 	struct timeval reap = { 10, 0 };
 
 	in->base = base;
@@ -662,17 +655,13 @@ ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, str
 	in->config_version = (uint64_t)(clock_wall_us() / 1000000);
 	in->arena = wire_arena_new();
 	buf_init(&in->enc);
-	in->sock = zmq_socket(zctx, ZMQ_ROUTER);
+	in->sock = zloop_socket(zctx, ZMQ_ROUTER, WIRE_MAX_MSG);
 	if (in->sock == NULL)
 		fatalx("cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
-	ingest_setsockopt_int(in->sock, ZMQ_LINGER, 0);
-	ingest_setsockopt_int(in->sock, ZMQ_ROUTER_MANDATORY, 1);
-	ingest_setsockopt_int(in->sock, ZMQ_HANDSHAKE_IVL, 5000);
-	ingest_setsockopt_int(in->sock, ZMQ_HEARTBEAT_IVL, 1000);
-	ingest_setsockopt_int(in->sock, ZMQ_HEARTBEAT_TIMEOUT, 5000);
-	ingest_setsockopt_int(in->sock, ZMQ_SNDHWM, 10000);
-	ingest_setsockopt_int(in->sock, ZMQ_RCVHWM, 10000);
-	zmq_setsockopt(in->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	zloop_set_int(in->sock, ZMQ_ROUTER_MANDATORY, 1);
+	zloop_set_int(in->sock, ZMQ_HANDSHAKE_IVL, 5000);
+	zloop_set_int(in->sock, ZMQ_SNDHWM, 10000);
+	zloop_set_int(in->sock, ZMQ_RCVHWM, 10000);
 	if (conf->insecure)
 		log_warnx("agents connect WITHOUT encryption or authentication (security: insecure: "
 			  "true); anyone who reaches \"%s\" can submit results", conf->listen_zmq);

@@ -31,6 +31,28 @@ struct zloop {
 	struct zloop_mon mon;
 };
 
+void
+zloop_set_int(void *sock, int opt, int value)
+{
+	if (zmq_setsockopt(sock, opt, &value, sizeof(value)) < 0)
+		log_warnx("cannot set ZeroMQ option %d: %s", opt, zmq_strerror(errno));
+}
+
+void *
+zloop_socket(void *zctx, int type, int64_t max_msg)
+{
+	void *sock = zmq_socket(zctx, type);
+
+	if (sock == NULL)
+		return NULL;
+	zloop_set_int(sock, ZMQ_LINGER, 0);
+	zloop_set_int(sock, ZMQ_HEARTBEAT_IVL, 1000);
+	zloop_set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, 5000);
+	if (zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg)) < 0)
+		log_warnx("cannot limit ZeroMQ messages: %s", zmq_strerror(errno));
+	return sock;
+}
+
 static int
 zloop_has_input(void *sock)
 {

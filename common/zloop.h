@@ -26,6 +26,13 @@ typedef void (*zloop_event_cb)(uint16_t event, uint32_t value, const char *addr,
 
 struct zloop;
 
+// A ZeroMQ socket with the options both ends share: no linger, ZMTP
+// heartbeats every second (a peer silent for 5 s is disconnected), and
+// inbound messages capped at max_msg bytes.  Returns NULL with errno.
+void *zloop_socket(void *zctx, int type, int64_t max_msg);
+// Sets an int option; a failure is logged (the default stays in force).
+void zloop_set_int(void *sock, int opt, int value);
+
 // Watches sock (not owned) on base.  The callback runs for every message.
 struct zloop *zloop_new(struct event_base *base, void *sock, zloop_msg_cb cb, void *arg);
 // Also reports monitor events of sock (connected, disconnected, handshake).

@@ -20,18 +20,7 @@ alerts:
   - { name: pager, webhook: { url: "http://127.0.0.1:$HOOK_PORT_pager/hook" }, on: [outage, recovery, regional, blind, flapping] }
 YML
 vt_start_aggregator
-declare -A ip=([eu-west]=127.0.0.1 [us-east]=127.0.0.2 [ap-south]=127.0.0.3)
-for r in eu-west us-east ap-south; do
-	cat >"$VT_DIR/agent-$r.yml" <<YML
-name: $r
-region: $r
-aggregator: { endpoint: "$VT_ZMQ" }
-insecure: true
-source_ip: ${ip[$r]}
-YML
-	vt_start "agent-$r" "$BIN/vantage-agent" -d -f "$VT_DIR/agent-$r.yml"
-	eval "VT_AGENT_PID_$(echo "$r" | tr -c 'A-Za-z0-9\n' _)=$VT_LAST_PID"
-done
+vt_start_three_agents
 state() { vt_api "/api/v1/targets/$1" | jq -r .state; }
 vt_wait_for 30 "api up" bash -c "[ \"\$(curl -sf http://$VT_HTTP/api/v1/targets/api | jq -r .state)\" = up ]"
 

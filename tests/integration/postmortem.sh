@@ -20,16 +20,7 @@ failing='[{"path":"/shop","client":"127.0.0.1","action":"fail","status":503},
           {"path":"/shop","client":"127.0.0.2","action":"reset"}]'
 vt_write_conf 3s 2s "  - { name: shop, http: { url: \"$url/shop\" } }"
 vt_start_aggregator
-declare -A ip=([eu-west]=127.0.0.1 [us-east]=127.0.0.2 [ap-south]=127.0.0.3)
-for r in eu-west us-east ap-south; do
-	vt_start_agent "$r" "$r"
-	# Rewrite with a source address: the fake target tells regions apart by it.
-	kill "$(vt_agent_pid "$r")"
-	wait "$(vt_agent_pid "$r")" 2>/dev/null || true
-	echo "source_ip: ${ip[$r]}" >>"$VT_DIR/agent-$r.yml"
-	vt_start "agent-$r" "$BIN/vantage-agent" -d -f "$VT_DIR/agent-$r.yml"
-	eval "VT_AGENT_PID_$(echo "$r" | tr -c 'A-Za-z0-9\n' _)=$VT_LAST_PID"
-done
+vt_start_three_agents
 
 state_is() { [ "$(curl -sf "http://$VT_HTTP/api/v1/targets/shop" | jq -r .state)" = "$1" ]; }
 incident_sql() { # STATE: the newest shop outage in STATE, if any

@@ -19,16 +19,7 @@ vt_write_conf 30s 3s "  - { name: healthy, http: { url: \"$url/ok\" } }
   - { name: outage, http: { url: \"$url/everywhere\" } }
   - { name: regional, http: { url: \"$url/regional\" } }"
 vt_start_aggregator
-declare -A ip=([eu-west]=127.0.0.1 [us-east]=127.0.0.2 [ap-south]=127.0.0.3)
-for r in eu-west us-east ap-south; do
-	vt_start_agent "$r" "$r"
-	# Rewrite with a source address: the fake target tells regions apart by it.
-	kill "$(vt_agent_pid "$r")"
-	wait "$(vt_agent_pid "$r")" 2>/dev/null || true
-	echo "source_ip: ${ip[$r]}" >>"$VT_DIR/agent-$r.yml"
-	vt_start "agent-$r" "$BIN/vantage-agent" -d -f "$VT_DIR/agent-$r.yml"
-	eval "VT_AGENT_PID_$(echo "$r" | tr -c 'A-Za-z0-9\n' _)=$VT_LAST_PID"
-done
+vt_start_three_agents
 
 state_of() { vt_api "/api/v1/targets/$1" | jq -r .state; }
 # Each target is probed once per 30 s; its phase decides when.  Wait for the

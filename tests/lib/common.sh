@@ -170,7 +170,8 @@ vt_start_aggregator() {
 	kill -0 "$VT_AGG_PID" 2>/dev/null || vt_fail "the aggregator exited at start"
 }
 
-# vt_start_agent NAME REGION
+# vt_start_agent NAME REGION [SOURCE_IP]: with a source address (any of
+# 127.0.0.0/8), the fake target can answer this agent differently.
 vt_start_agent() {
 	cat >"$VT_DIR/agent-$1.yml" <<YML
 name: $1
@@ -178,9 +179,17 @@ region: $2
 aggregator: { endpoint: "$VT_ZMQ" }
 insecure: true
 spool_dir: $VT_DIR/spool-$1
+${3:+source_ip: $3}
 YML
 	vt_start "agent-$1" "$BIN/vantage-agent" -d -f "$VT_DIR/agent-$1.yml"
 	eval "VT_AGENT_PID_$(echo "$1" | tr -c 'A-Za-z0-9\n' _)=$VT_LAST_PID"
+}
+
+# The three regions of vt_write_conf, one agent each, on 127.0.0.1, .2, .3.
+vt_start_three_agents() {
+	vt_start_agent eu-west eu-west 127.0.0.1
+	vt_start_agent us-east us-east 127.0.0.2
+	vt_start_agent ap-south ap-south 127.0.0.3
 }
 
 vt_agent_pid() {
