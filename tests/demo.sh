@@ -481,7 +481,11 @@ The demo is running: 1 fake target, 1 aggregator (+ PostgreSQL), 3 agents.
              $API/api/v1/targets
              $API/api/v1/targets/slow
              $API/api/v1/agents
-  CLI        $CTL_SHOW targets
+             $API/api/v1/status        (quorum verdict per target)
+             $API/api/v1/incidents     ("broken" fails everywhere: an outage)
+  CLI        $CTL_SHOW status
+             $CTL_SHOW incidents
+             $CTL_SHOW targets
              $CTL_SHOW target broken
              $CTL_SHOW agents
              $CTL_SHOW health
