@@ -60,6 +60,13 @@ lab_fail() {
 	printf 'FAIL: %s\n' "$*"
 	exit 1
 }
+# lab_check_fail MSG: a failed check that lets the others run first;
+# lab_invariant fails at its end if there was any.
+LAB_CHECK_FAILS=()
+lab_check_fail() {
+	printf 'not ok - %s\n' "$*"
+	LAB_CHECK_FAILS+=("$*")
+}
 lab_skip() {
 	printf 'SKIP: %s\n' "$*"
 	exit 77
@@ -453,6 +460,230 @@ lab_stop_agents() {
 	done
 }
 
+# ---- features the binaries under test may lack ---------------------------------
+
+# lab_need_alerts: empty when the binaries under test can deliver alerts
+# (the aggregator's alert sender and tests/fakes/hookd), else the reason.
+lab_need_alerts() {
+	if [ ! -x "$LAB_BIN/fakes/hookd" ]; then
+		echo "needs tests/fakes/hookd (the webhook receiver), not built in $LAB_BIN"
+	elif ! grep -aq alert_format_body "$LAB_BIN/vantage-aggregator"; then
+		echo "needs alert delivery in the aggregator (aggregator/alert.c, alerts: webhook channels)"
+	fi
+}
+
+# lab_need_selfcheck: empty when the agent under test has the self-check
+# (controls: in vantage.yml make it IMPAIRED), else the reason.
+lab_need_selfcheck() {
+	grep -aq selfcheck_judge "$LAB_BIN/vantage-agent" ||
+		echo "needs the agent self-check (agent/selfcheck.c: controls make an agent IMPAIRED)"
+}
+
+# ---- alerts: the webhook receiver ------------------------------------------------
+
+LAB_HOOK_PORT=9000
+LAB_HOOK_URL=http://$LAB_TGT_IP:$LAB_HOOK_PORT/hook
+LAB_HOOK_UP=0
+# The alerts: section for lab_write_conf's EXTRA_YAML: one JSON webhook
+# channel "hook" to hookd, subscribed to every event.
+LAB_ALERTS_YAML="alerts:
+  - { name: hook, webhook: { url: \"$LAB_HOOK_URL\", format: json }, on: [outage, recovery, regional, blind, flapping] }"
+
+# lab_start_hookd: the webhook receiver in tgt on 10.77.0.2:9000, every POST
+# also in $LAB_DIR/hook.jsonl.  Without alert delivery (not built) it does
+# nothing: lab_invariant then skips the alert checks with the reason.
+lab_start_hookd() {
+	[ -z "$(lab_need_alerts)" ] || return 0
+	lab_start tgt hookd "$LAB_BIN/fakes/hookd" -l "$LAB_TGT_IP:$LAB_HOOK_PORT" -o "$LAB_DIR/hook.jsonl"
+	lab_wait_for 10 "the webhook receiver" grep -q '^listening on' "$LAB_DIR/hookd.log"
+	LAB_HOOK_UP=1
+}
+
+# lab_hook_received: what hookd received, a JSON array of
+# {path, at, status, body} (body: the alert as JSON).
+lab_hook_received() {
+	lab_exec tgt curl -sf -m 5 "http://$LAB_TGT_IP:$LAB_HOOK_PORT/_hook/received"
+}
+
+# lab_hook_count TARGET EVENT: alerts of EVENT for TARGET hookd accepted.
+lab_hook_count() {
+	[ "$LAB_HOOK_UP" = 1 ] || {
+		echo 0
+		return 0
+	}
+	lab_hook_received | jq --arg t "$1" --arg e "$2" \
+		'[.[] | select(.status != null and .status < 300 and .body.target == $t and .body.event == $e)] | length'
+}
+
+# ---- expected incidents and alerts (checked by lab_invariant) ----------------
+
+declare -A LAB_EXPECT_INC=()   # "TARGET KIND" -> count
+declare -A LAB_EXPECT_ALERT=() # "TARGET EVENT" -> N or MIN-MAX
+LAB_EXPECT_DECLARED=0
+LAB_ALERT_EVENTS=(outage recovery regional regional_recovery blind blind_recovery flapping)
+
+# lab_expect_incident TARGET KIND [N]: the run ends with exactly N (1)
+# incidents of KIND (outage, regional, blind) for TARGET.  Any incident not
+# declared fails lab_invariant.
+lab_expect_incident() {
+	LAB_EXPECT_INC["$1 $2"]=${3:-1}
+	LAB_EXPECT_DECLARED=1
+}
+
+# lab_expect_no_incidents: declares that nothing is expected (so far).
+lab_expect_no_incidents() { LAB_EXPECT_DECLARED=1; }
+
+# lab_expect_alert TARGET EVENT N|MIN-MAX: alerts of EVENT (outage, recovery,
+# regional, regional_recovery, blind, blind_recovery, flapping) for TARGET,
+# in the outbox and received by hookd.  Every other (target, event): none.
+lab_expect_alert() {
+	LAB_EXPECT_ALERT["$1 $2"]=$3
+	LAB_EXPECT_DECLARED=1
+}
+
+lab_in_range() { # VALUE N|MIN-MAX
+	local lo=${2%-*} hi=${2#*-}
+	[ "$1" -ge "$lo" ] && [ "$1" -le "$hi" ]
+}
+
+# lab_incident_id TARGET KIND: the id of TARGET's newest incident of KIND.
+lab_incident_id() {
+	lab_psql "SELECT i.id FROM incidents i JOIN targets t ON t.id = i.target_id
+		WHERE t.key = '$1' AND i.kind = '$2' ORDER BY i.id DESC LIMIT 1"
+}
+
+# lab_incident_state TARGET KIND: state of that newest incident ("" if none).
+lab_incident_state() {
+	lab_psql "SELECT i.state FROM incidents i JOIN targets t ON t.id = i.target_id
+		WHERE t.key = '$1' AND i.kind = '$2' ORDER BY i.id DESC LIMIT 1"
+}
+
+# lab_print_incidents: every incident and its timeline, for the log.
+lab_print_incidents() {
+	lab_psql "SELECT i.id, t.key, i.kind, i.state, i.flapping, i.started_at, i.detected_at,
+		i.resolved_at, i.regions FROM incidents i JOIN targets t ON t.id = i.target_id ORDER BY i.id" |
+		sed 's/^/  incident: /'
+	lab_psql "SELECT e.incident_id, e.at, e.kind, e.region, e.message FROM incident_events e
+		ORDER BY e.incident_id, e.at, e.id" | sed 's/^/  event: /'
+	lab_psql "SELECT o.incident_id, o.channel, o.event, o.created_at, o.sent_at, o.attempts
+		FROM alert_outbox o ORDER BY o.id" | sed 's/^/  alert: /'
+}
+
+# lab_check_incidents: the incidents table holds exactly the declared
+# incidents, and each expected outage or regional incident started at the
+# earliest failing probe of its regions' failure streaks (± one interval of
+# the target).  Prints METRIC started_at_offset_ms for each.
+lab_check_incidents() {
+	local got key want n t k id started first off interval fails=${#LAB_CHECK_FAILS[@]}
+	got=$(lab_psql "SELECT t.key || ' ' || i.kind, count(*) FROM incidents i
+		JOIN targets t ON t.id = i.target_id GROUP BY 1 ORDER BY 1")
+	while IFS='|' read -r key n; do
+		[ -n "$key" ] || continue
+		want=${LAB_EXPECT_INC[$key]:-0}
+		[ "$n" = "$want" ] || lab_check_fail "incidents: $n \"$key\" incident(s), expected $want"
+	done <<<"$got"
+	for key in "${!LAB_EXPECT_INC[@]}"; do
+		n=$(awk -F'|' -v k="$key" '$1 == k { print $2 }' <<<"$got")
+		[ "${n:-0}" = "${LAB_EXPECT_INC[$key]}" ] ||
+			lab_check_fail "incidents: ${n:-0} \"$key\" incident(s), expected ${LAB_EXPECT_INC[$key]}"
+	done
+	# The start of each region's failure streak as of detection: its first
+	# DOWN result after its last UP result before detected_at.
+	while IFS='|' read -r id t k started first off interval; do
+		[ -n "$id" ] || continue
+		echo "METRIC incident=$id target=$t kind=$k started_at_offset_ms=${off:-}"
+		# An incident nobody expected has failed above already.
+		[ -n "${LAB_EXPECT_INC["$t $k"]:-}" ] || continue
+		if [ -z "$first" ]; then
+			lab_check_fail "incident $id ($t $k): no failing probe of its regions before it was detected"
+			continue
+		fi
+		[ "${off#-}" -le "$interval" ] ||
+			lab_check_fail "incident $id ($t $k): started_at $started, but its regions' failures started at $first (${off} ms off, more than one interval)"
+	done < <(lab_psql "WITH inc AS (SELECT i.id, t.key, i.kind, i.started_at, i.detected_at,
+			i.regions, i.target_id, (t.spec->>'interval_ms')::bigint AS interval_ms
+			FROM incidents i JOIN targets t ON t.id = i.target_id
+			WHERE i.kind IN ('outage', 'regional')),
+		per_agent AS (SELECT inc.id, a.id AS agent_id,
+			(SELECT max(r.started_at) FROM results r WHERE r.target_id = inc.target_id
+				AND r.agent_id = a.id AND r.outcome = 1 AND r.started_at <= inc.detected_at) AS last_up
+			FROM inc JOIN agents a ON a.region = ANY (inc.regions)),
+		streak AS (SELECT p.id, (SELECT min(r.started_at) FROM results r, inc
+				WHERE inc.id = p.id AND r.target_id = inc.target_id AND r.agent_id = p.agent_id
+				AND r.outcome = 2 AND r.started_at <= inc.detected_at
+				AND r.started_at > coalesce(p.last_up, '-infinity')) AS first_fail
+			FROM per_agent p)
+		SELECT inc.id, inc.key, inc.kind, inc.started_at, min(s.first_fail),
+			round(extract(epoch FROM inc.started_at - min(s.first_fail)) * 1000)::bigint,
+			inc.interval_ms
+		FROM inc LEFT JOIN streak s ON s.id = inc.id
+		GROUP BY inc.id, inc.key, inc.kind, inc.started_at, inc.interval_ms ORDER BY inc.id")
+	[ ${#LAB_CHECK_FAILS[@]} != "$fails" ] ||
+		lab_ok "incidents: exactly the expected ones ($(lab_psql "SELECT count(*) FROM incidents") in all), each started at its first failing probe (± one interval)"
+}
+
+# lab_alerts_delivered: every outbox row is sent and hookd has accepted at
+# least as many alerts as the outbox says were sent to it.
+lab_alerts_delivered() {
+	local unsent sent got
+	unsent=$(lab_psql "SELECT count(*) FROM alert_outbox WHERE sent_at IS NULL")
+	sent=$(lab_psql "SELECT count(*) FROM alert_outbox WHERE channel = 'hook' AND sent_at IS NOT NULL")
+	got=$(lab_hook_received | jq '[.[] | select(.status != null and .status < 300)] | length')
+	[ "$unsent" = 0 ] && [ "$got" -ge "$sent" ]
+}
+
+# lab_alerts_settle [SECS]: waits up to SECS (30) for lab_alerts_delivered.
+lab_alerts_settle() {
+	lab_wait_for "${1:-30}" "every queued alert to be delivered" lab_alerts_delivered
+}
+
+# lab_check_alerts: for every target and event, the alerts in the outbox
+# (channel "hook") and those hookd accepted are the declared count (0 when
+# not declared), and the outbox and the receiver agree.  METRIC alert_delay_ms
+# for each received one (receiver time - time the alert was queued).
+lab_check_alerts() {
+	local recv outbox t e key want n_out n_recv targets fails=${#LAB_CHECK_FAILS[@]}
+	lab_alerts_settle 30
+	recv=$(lab_hook_received)
+	outbox=$(lab_psql "SELECT t.key, o.event, count(*) FROM alert_outbox o
+		JOIN incidents i ON i.id = o.incident_id JOIN targets t ON t.id = i.target_id
+		WHERE o.channel = 'hook' GROUP BY 1, 2")
+	targets=$(lab_psql "SELECT key FROM targets ORDER BY key")
+	for t in $targets; do
+		for e in "${LAB_ALERT_EVENTS[@]}"; do
+			key="$t $e"
+			want=${LAB_EXPECT_ALERT[$key]:-0}
+			n_out=$(awk -F'|' -v t="$t" -v e="$e" '$1 == t && $2 == e { print $3 }' <<<"$outbox")
+			n_out=${n_out:-0}
+			n_recv=$(jq --arg t "$t" --arg e "$e" \
+				'[.[] | select(.status != null and .status < 300 and .body.target == $t and .body.event == $e)] | length' <<<"$recv")
+			if ! lab_in_range "$n_out" "$want" || ! lab_in_range "$n_recv" "$want"; then
+				lab_check_fail "alerts \"$e\" for $t: $n_out in the outbox, $n_recv received; expected $want"
+			elif [ "$n_out" != "$n_recv" ]; then
+				lab_check_fail "alerts \"$e\" for $t: $n_out in the outbox but $n_recv received"
+			elif [ "$n_recv" != 0 ]; then
+				lab_ok "alerts: $n_recv \"$e\" for $t (expected $want), in the outbox and received"
+			fi
+		done
+	done
+	# Every alert names the incident of its target, on channel "hook".
+	n_out=$(jq '[.[] | select(.status != null and .status < 300) | .body |
+		select(.channel != "hook" or (.incident_id | type) != "number")] | length' <<<"$recv")
+	[ "$n_out" = 0 ] || lab_check_fail "$n_out received alerts lack channel \"hook\" or an incident_id"
+	while IFS='|' read -r t e n_out; do
+		[ -n "$t" ] || continue
+		echo "METRIC alert target=$t event=$e alert_delay_ms=$n_out"
+	done < <(jq -r '.[] | select(.status != null and .status < 300) |
+		"\(.body.incident_id)|\(.body.event)|\(.at)"' <<<"$recv" |
+		while IFS='|' read -r id e at; do
+			lab_psql "SELECT t.key, o.event, round(extract(epoch FROM '$at'::timestamptz - o.created_at) * 1000)
+				FROM alert_outbox o JOIN incidents i ON i.id = o.incident_id JOIN targets t ON t.id = i.target_id
+				WHERE o.incident_id = $id AND o.event = '$e' AND o.channel = 'hook' ORDER BY o.id LIMIT 1"
+		done)
+	[ ${#LAB_CHECK_FAILS[@]} != "$fails" ] ||
+		lab_ok "alerts: exactly the expected ones ($(jq length <<<"$recv") received), each queued once and delivered"
+}
+
 # ---- database and invariant ----------------------------------------------------
 
 # lab_psql SQL: runs SQL on the embedded cluster (unix socket under the work
@@ -496,7 +727,14 @@ lab_check_stream() {
 # every epoch: a restarted agent logs one per process), the stream's rows
 # match; and no (agent, epoch, seq) is stored twice anywhere.  Call it after
 # the agents have stopped.  An agent process without a final line (killed
-# with -9) is reported; its epoch cannot be checked from its log.
+# with -9) is reported; its epoch cannot be checked from its log.  If the
+# scenario declared expectations (lab_expect_incident, lab_expect_alert,
+# lab_expect_no_incidents), then also: exactly the expected incidents, each
+# started at its first failing probe (lab_check_incidents), and exactly the
+# expected alerts, queued and received (lab_check_alerts, when hookd runs).
+# Those checks all run before the first failure is reported.  When alert
+# delivery is not built, every other check still runs and the scenario then
+# exits 77 (SKIP) naming what it needs.
 lab_invariant() {
 	local f name e p a n=0 dups starts finals
 	for f in "$LAB_DIR"/agent-*.log; do
@@ -517,4 +755,25 @@ lab_invariant() {
 		GROUP BY agent_id, epoch, seq HAVING count(*) > 1) d")
 	[ "$dups" = 0 ] || lab_fail "$dups (agent, epoch, seq) are stored more than once"
 	lab_ok "invariant: $n agent epochs checked, every result stored exactly once"
+	if [ "$LAB_EXPECT_DECLARED" = 0 ]; then
+		echo "note: incidents and alerts not checked (the scenario declared no expectations)"
+		return 0
+	fi
+	lab_check_incidents
+	if [ "$LAB_HOOK_UP" = 1 ]; then
+		lab_check_alerts
+	elif [ -z "$(lab_need_alerts)" ]; then
+		echo "note: alerts not checked (the scenario started no webhook receiver)"
+	fi
+	if [ ${#LAB_CHECK_FAILS[@]} -gt 0 ]; then
+		lab_print_incidents
+		[ "$LAB_HOOK_UP" = 1 ] && lab_hook_received |
+			jq -c '.[] | {at, status, event: .body.event, target: .body.target, incident_id: .body.incident_id}' |
+			sed 's/^/  received: /'
+		for f in "${LAB_CHECK_FAILS[@]}"; do
+			echo "FAIL: $f"
+		done
+		lab_fail "${#LAB_CHECK_FAILS[@]} checks failed"
+	fi
+	[ -z "$(lab_need_alerts)" ] || lab_skip "$(lab_need_alerts); every other check passed"
 }
