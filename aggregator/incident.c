@@ -20,7 +20,8 @@
 
 #define INCIDENT_REGIONAL_SLACK_US (2 * 1000000LL)
 
-static void incident_defer_regional(struct incidents *ins, size_t idx, int64_t now);
+static void incident_defer_regional(struct incidents *ins, size_t idx, int64_t now,
+    bool after_outage);
 
 struct incidents {
 	struct store *store;
@@ -113,10 +114,14 @@ static const char sql_flap_recovery[] =
     " s.target_key = $3) AND now() >= s.starts_at AND now() < s.ends_at)"
     " RETURNING incident_id";
 
+// A region's entry is skipped when its previous one says the same (after
+// an aggregator restart the votes are rebuilt and would repeat it).
 static const char sql_region_event[] =
     "INSERT INTO incident_events (incident_id, at, kind, region, message)"
-    " SELECT id, $3::timestamptz, $4, $5, $6 FROM incidents"
-    " WHERE target_id = $1 AND kind = $2 AND state = 'open'";
+    " SELECT i.id, $3::timestamptz, $4, $5, $6 FROM incidents i"
+    " WHERE i.target_id = $1 AND i.kind = $2 AND i.state = 'open'"
+    " AND coalesce((SELECT e.kind FROM incident_events e WHERE e.incident_id = i.id"
+    " AND e.region = $5 ORDER BY e.id DESC LIMIT 1), '') <> $4";
 
 static const char sql_restore[] =
     "SELECT t.key, i.kind FROM incidents i JOIN targets t ON t.id = i.target_id"
@@ -420,7 +425,7 @@ incidents_on_change(size_t idx, const struct quorum_outcome *out,
 	if (out->state == QSTATE_DOWN)
 		incident_open(ins, idx, INCIDENT_OUTAGE, out, regions, n, now);
 	else if (out->state == QSTATE_DEGRADED)
-		incident_defer_regional(ins, idx, now);
+		incident_defer_regional(ins, idx, now, out->previous == QSTATE_DOWN);
 	else if (out->state == QSTATE_UNKNOWN)
 		incident_open(ins, idx, INCIDENT_BLIND, out, regions, n, now);
 }
@@ -428,14 +433,18 @@ incidents_on_change(size_t idx, const struct quorum_outcome *out,
 // An outage starts as DEGRADED for the second or so the other regions
 // take to confirm it.  A regional incident is opened only when DEGRADED
 // outlasts that confirmation (confirm attempts of timeout + retry_interval
-// each, plus slack), so an outage is never preceded by a stray one.
+// each, plus slack), so an outage is never preceded by a stray one.  After
+// an outage, a region that has not probed since still holds its DOWN vote
+// until its next scheduled probe: one interval more before it counts.
 static void
-incident_defer_regional(struct incidents *ins, size_t idx, int64_t now)
+incident_defer_regional(struct incidents *ins, size_t idx, int64_t now, bool after_outage)
 {
 	const struct target_conf *tc = targets_conf(ins->targets, idx);
 	int64_t grace = (int64_t)tc->confirm * ((int64_t)tc->timeout_ms + tc->retry_interval_ms) *
 	    1000 + INCIDENT_REGIONAL_SLACK_US;
 
+	if (after_outage)
+		grace += (int64_t)tc->interval_ms * 1000;
 	targets_verdict(ins->targets, idx)->regional_due = now + grace;
 }
 

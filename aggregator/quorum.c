@@ -189,7 +189,8 @@ quorum_eval(struct quorum_target *t, const struct quorum_params *p,
 	out->state = t->state;
 	out->changed = out->state != out->previous;
 	out->flapping = t->flapping;
-	if (out->state != QSTATE_DOWN)
+	// A regional incident starts at its regions' first failure too.
+	if (out->regions_down == 0)
 		out->started_at = 0;
 }
 

@@ -96,7 +96,7 @@ struct quorum_outcome {
 	bool changed;
 	unsigned regions_up, regions_down, regions_abstain;
 	unsigned needed;             // quorum count
-	int64_t started_at;          // DOWN: earliest failure of the DOWN regions
+	int64_t started_at;          // earliest failure of the DOWN regions, 0 if none
 	int64_t resolved_at;         // left DOWN: probe time recovery first held
 	bool flapping;
 	bool blind;                  // too few voters (state UNKNOWN, or kept DOWN)
