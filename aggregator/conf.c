@@ -660,14 +660,34 @@ agg_conf_unique_keys(const struct yconf_doc *doc, const struct agg_conf *conf)
 	return dup >= 0 ? -1 : 0;
 }
 
+// Names (each the char * at name_off inside items[i] of size stride) must
+// be unique; a repeat is reported at the line of the item that repeats.
+static int
+agg_conf_unique(const struct yconf_doc *doc, const struct yconf_node *seq, const void *items,
+		size_t stride, size_t name_off, const char *what)
+{
+	struct yconf_named *names = xcalloc(seq->n_items, sizeof(*names));
+	size_t first;
+	long dup;
+
+	for (size_t i = 0; i < seq->n_items; i++) {
+		names[i].name = *(char *const *)((const char *)items + i * stride + name_off);
+		names[i].line = seq->items[i]->line;
+	}
+	dup = yconf_find_duplicate(names, seq->n_items, &first);
+	if (dup >= 0)
+		yconf_error(doc, names[dup].line, "duplicate %s \"%s\" (first at line %d)", what,
+			    names[dup].name, names[first].line);
+	free(names);
+	return dup >= 0 ? -1 : 0;
+}
+
 static int
 agg_conf_regions(const struct yconf_doc *doc, struct agg_conf *conf,
 		 const struct yconf_node *seq)
 {
-	struct yconf_named *names;
 	const struct yconf_node *map, *node;
-	size_t i, first;
-	long dup;
+	size_t i;
 
 	if (yconf_expect_seq(doc, seq) < 0)
 		return -1;
@@ -685,27 +705,16 @@ agg_conf_regions(const struct yconf_doc *doc, struct agg_conf *conf,
 		    yconf_ident(doc, node, AGG_CONF_REGION_MAX, &conf->regions[i].domain) < 0)
 			return -1;
 	}
-	names = xcalloc(seq->n_items, sizeof(*names));
-	for (i = 0; i < seq->n_items; i++) {
-		names[i].name = conf->regions[i].name;
-		names[i].line = seq->items[i]->line;
-	}
-	dup = yconf_find_duplicate(names, seq->n_items, &first);
-	if (dup >= 0)
-		yconf_error(doc, names[dup].line, "duplicate region \"%s\" (first at line %d)",
-			    names[dup].name, names[first].line);
-	free(names);
-	return dup >= 0 ? -1 : 0;
+	return agg_conf_unique(doc, seq, conf->regions, sizeof(*conf->regions), offsetof(struct region_conf, name),
+			       "region");
 }
 
 static int
 agg_conf_tokens(const struct yconf_doc *doc, struct agg_conf *conf, const struct yconf_node *seq)
 {
 	struct api_token_conf *token;
-	struct yconf_named *names;
 	const struct yconf_node *map, *node;
-	size_t i, first;
-	long dup;
+	size_t i;
 
 	if (yconf_expect_seq(doc, seq) < 0)
 		return -1;
@@ -736,17 +745,8 @@ agg_conf_tokens(const struct yconf_doc *doc, struct agg_conf *conf, const struct
 				return -1;
 		}
 	}
-	names = xcalloc(seq->n_items, sizeof(*names));
-	for (i = 0; i < seq->n_items; i++) {
-		names[i].name = conf->tokens[i].name;
-		names[i].line = seq->items[i]->line;
-	}
-	dup = yconf_find_duplicate(names, seq->n_items, &first);
-	if (dup >= 0)
-		yconf_error(doc, names[dup].line, "duplicate api token \"%s\" (first at line %d)",
-			    names[dup].name, names[first].line);
-	free(names);
-	return dup >= 0 ? -1 : 0;
+	return agg_conf_unique(doc, seq, conf->tokens, sizeof(*conf->tokens), offsetof(struct api_token_conf, name),
+			       "api token");
 }
 
 static int
@@ -1056,9 +1056,7 @@ agg_conf_alert(const struct yconf_doc *doc, const struct yconf_node *map, struct
 static int
 agg_conf_alerts(const struct yconf_doc *doc, struct agg_conf *conf, const struct yconf_node *seq)
 {
-	struct yconf_named *names;
-	size_t i, first;
-	long dup;
+	size_t i;
 
 	if (yconf_expect_seq(doc, seq) < 0)
 		return -1;
@@ -1068,17 +1066,8 @@ agg_conf_alerts(const struct yconf_doc *doc, struct agg_conf *conf, const struct
 		if (agg_conf_alert(doc, seq->items[i], &conf->alerts[i]) < 0)
 			return -1;
 	}
-	names = xcalloc(seq->n_items, sizeof(*names));
-	for (i = 0; i < seq->n_items; i++) {
-		names[i].name = conf->alerts[i].name;
-		names[i].line = conf->alerts[i].line;
-	}
-	dup = yconf_find_duplicate(names, seq->n_items, &first);
-	if (dup >= 0)
-		yconf_error(doc, names[dup].line, "duplicate alert channel \"%s\" (first at line %d)",
-			    names[dup].name, names[first].line);
-	free(names);
-	return dup >= 0 ? -1 : 0;
+	return agg_conf_unique(doc, seq, conf->alerts, sizeof(*conf->alerts), offsetof(struct alert_conf, name),
+			       "alert channel");
 }
 
 // status_page: and retention: belong to modules not written yet; their
