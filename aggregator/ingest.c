@@ -127,17 +127,6 @@ ingest_send_ack(struct ingest *in, struct stream *st)
 	ingest_send(in, st->peer, &m);
 }
 
-static bool
-ingest_target_in_region(const struct target_conf *tc, const char *region)
-{
-	if (tc->n_regions == 0)
-		return true;
-	for (size_t i = 0; i < tc->n_regions; i++)
-		if (strcmp(tc->regions[i], region) == 0)
-			return true;
-	return false;
-}
-
 // Scratch for the entries of one Config (targets or controls): they point
 // into the configuration and live only until the message is encoded.
 struct config_entries {
@@ -214,7 +203,7 @@ ingest_send_config(struct ingest *in, struct session *s, const char *region)
 	ingest_entries_init(&targets, c->n_targets);
 	ingest_entries_init(&controls, c->n_controls);
 	for (size_t i = 0; i < c->n_targets; i++)
-		if (c->targets[i].kind == PROBE_HTTP && ingest_target_in_region(&c->targets[i], region))
+		if (c->targets[i].kind == PROBE_HTTP && targets_probed_from(&c->targets[i], region))
 			ingest_entries_add(&targets, &c->targets[i]);
 	for (size_t i = 0; i < c->n_controls; i++)
 		if (c->controls[i].kind == PROBE_HTTP)

@@ -167,6 +167,17 @@ targets_latest(const struct target_table *t, size_t idx, size_t *n)
 	return idx < t->n ? t->slots[idx].latest : NULL;
 }
 
+bool
+targets_probed_from(const struct target_conf *tc, const char *region)
+{
+	if (tc->n_regions == 0)
+		return true;
+	for (size_t i = 0; i < tc->n_regions; i++)
+		if (strcmp(tc->regions[i], region) == 0)
+			return true;
+	return false;
+}
+
 static const char *const targets_kind_names[] = { "", "http", "tcp", "dns", "icmp" };
 
 char *

@@ -7,6 +7,7 @@
 #ifndef VANTAGE_TARGETS_H
 #define VANTAGE_TARGETS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,8 @@ struct target_verdict *targets_verdict(struct target_table *t, size_t idx);
 const struct latest_result *targets_latest(const struct target_table *t, size_t idx, size_t *n);
 // Copies the latest results of targets that exist in both tables (reload).
 void targets_adopt_latest(struct target_table *to, const struct target_table *from);
+// True when agents of this region probe the target (its `regions:`, or all).
+bool targets_probed_from(const struct target_conf *tc, const char *region);
 // The target's spec as JSON text (owned by the caller), for the database.
 char *targets_spec_json(const struct target_conf *tc);
 

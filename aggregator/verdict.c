@@ -82,14 +82,7 @@ verdict_params(const struct target_conf *tc, struct quorum_params *p)
 bool
 verdict_agent_probes(const struct verdict *v, size_t idx, const char *region)
 {
-	const struct target_conf *tc = targets_conf(v->targets, idx);
-
-	if (tc->n_regions == 0)
-		return true;
-	for (size_t i = 0; i < tc->n_regions; i++)
-		if (strcmp(tc->regions[i], region) == 0)
-			return true;
-	return false;
+	return targets_probed_from(targets_conf(v->targets, idx), region);
 }
 
 enum quorum_vote
