@@ -39,22 +39,14 @@ arena_alloc(void *opaque, size_t size)
 		return NULL; // protobuf-c turns this into a decode failure
 	if (c == NULL || c->cap - c->used < need) {
 		size_t cap = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+		struct arena_chunk *fresh = xmalloc(sizeof(*fresh) + cap);
 
-		// Reuse a spare chunk kept from an earlier reset when it fits.
-		if (c != NULL && c->next != NULL && c->next->used == 0 && c->next->cap >= need) {
-			struct arena_chunk *spare = c->next;
-
-			c->next = spare->next;
-			spare->next = c;
-			a->chunks = c = spare;
-		} else {
-			struct arena_chunk *fresh = xmalloc(sizeof(*fresh) + cap);
-
-			fresh->cap = cap;
-			fresh->used = 0;
-			fresh->next = c;
-			a->chunks = c = fresh;
-		}
+		// The chunk kept by wire_arena_reset is the current one, so a
+		// new chunk is only ever needed when that one is full.
+		fresh->cap = cap;
+		fresh->used = 0;
+		fresh->next = c;
+		a->chunks = c = fresh;
 	}
 	void *p = (char *)c->data + c->used;
 	c->used += need;
