@@ -66,3 +66,11 @@ agents_count(const struct agents *a)
 {
 	return a->n;
 }
+
+#define AGENTS_SILENT_US (15LL * 1000000)
+
+bool
+agents_connected(const struct agent_info *ai, int64_t now)
+{
+	return ai->connected && now - ai->last_seen < AGENTS_SILENT_US;
+}

@@ -40,5 +40,8 @@ size_t agents_upsert(struct agents *a, int id, const char *name, const char *reg
     const char *version);
 struct agent_info *agents_get(struct agents *a, size_t slot);
 size_t agents_count(const struct agents *a);
+// Connected and heard from lately: agents send a heartbeat every 5 s, so
+// three missed mean it is gone even if no disconnect was seen.
+bool agents_connected(const struct agent_info *ai, int64_t now);
 
 #endif

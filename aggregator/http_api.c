@@ -199,28 +199,21 @@ api_agents(struct http_api *api, struct evhttp_request *req)
 
 	for (size_t i = 0; i < agents_count(api->agents); i++) {
 		const struct agent_info *ai = agents_get(api->agents, i);
-		// Agents send a heartbeat every 5 s; three missed means gone.
-		bool connected = ai->connected && now - ai->last_seen < 15 * 1000000LL;
+		char epoch[24];
 
+		// The epoch is an unsigned 64-bit number: a string keeps it exact.
+		snprintf(epoch, sizeof(epoch), "%llu", (unsigned long long)ai->epoch);
 		json_array_append_new(list, json_pack(
-		    "{s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:b,s:I,s:I}",
+		    "{s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:b,s:o,s:I,s:I}",
 		    "name", ai->name, "region", ai->region, "version", ai->version,
-		    "connected", connected, "connected_since", api_time(ai->connected_since),
-		    "last_seen", api_time(ai->last_seen), "epoch", "", "acked_seq",
-		    (json_int_t)ai->acked_seq, "produced", (json_int_t)ai->produced,
+		    "connected", agents_connected(ai, now), "connected_since",
+		    api_time(ai->connected_since), "last_seen", api_time(ai->last_seen), "epoch", epoch,
+		    "acked_seq", (json_int_t)ai->acked_seq, "produced", (json_int_t)ai->produced,
 		    "spool_depth", (json_int_t)ai->spool_depth, "results_received",
-		    (json_int_t)ai->results_received, "impaired", ai->impaired,
+		    (json_int_t)ai->results_received, "impaired", ai->impaired, "impaired_reason",
+		    ai->impaired ? api_text_or_null(ai->impaired_reason) : json_null(),
 		    "bad_messages", (json_int_t)ai->bad_messages, "clock_offset_us",
 		    (json_int_t)ai->clock_offset_us));
-		{
-			char epoch[24];
-			json_t *o = json_array_get(list, json_array_size(list) - 1);
-
-			snprintf(epoch, sizeof(epoch), "%llu", (unsigned long long)ai->epoch);
-			json_object_set_new(o, "epoch", json_string(epoch));
-			json_object_set_new(o, "impaired_reason",
-			    ai->impaired ? api_text_or_null(ai->impaired_reason) : json_null());
-		}
 	}
 	api_reply(req, HTTP_OK, "OK", json_pack("{s:o}", "agents", list));
 }

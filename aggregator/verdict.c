@@ -15,7 +15,6 @@
 #include "xmalloc.h"
 
 #define VERDICT_MAX_VOTES 256
-#define VERDICT_CONNECTED_US (15LL * 1000000) // three missed heartbeats
 
 struct verdict {
 	const struct agg_conf *conf;
@@ -94,7 +93,7 @@ verdict_agent_vote(const struct verdict *v, size_t idx, const struct latest_resu
 
 	if (ai == NULL)
 		return VOTE_ABSTAIN;
-	ctx.connected = ai->connected && now - ai->last_seen < VERDICT_CONNECTED_US;
+	ctx.connected = agents_connected(ai, now);
 	ctx.impaired = ai->impaired || l->impaired;
 	// Staleness is judged in the agent's clock, where its probe times are.
 	ctx.now = now - ai->clock_offset_us;
