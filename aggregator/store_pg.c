@@ -642,7 +642,9 @@ store_on_io(evutil_socket_t fd, short what, void *arg)
 static void
 store_watch(struct store *s, short what)
 {
-	if (s->ev != NULL && s->ev_what == what)
+	// libpq may switch sockets while connecting (multi-host, SSL or GSS
+	// fallback): the event must follow the socket, not only the flags.
+	if (s->ev != NULL && s->ev_what == what && event_get_fd(s->ev) == PQsocket(s->conn))
 		return;
 	if (s->ev != NULL)
 		event_free(s->ev);
