@@ -31,6 +31,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pgembed.h"
+#include "pgtest.h"
 
 static char test_root[] = "/tmp/vantage-pgembed-XXXXXX";
 static char test_state[sizeof(test_root) + 16];
@@ -69,28 +70,7 @@ test_cleanup(void)
 static void
 test_on_signal(int sig)
 {
-	char path[sizeof(test_state) + 32], text[32];
-	size_t dir_len = strlen(test_state);
-	const char *suffix = "/pg/postmaster.pid";
-	ssize_t n = -1;
-	long pid = 0;
-	int fd;
-
-	if (dir_len + strlen(suffix) < sizeof(path)) {
-		memcpy(path, test_state, dir_len);
-		memcpy(path + dir_len, suffix, strlen(suffix) + 1);
-		fd = open(path, O_RDONLY);
-		if (fd != -1) {
-			n = read(fd, text, sizeof(text));
-			close(fd);
-		}
-	}
-	for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++)
-		pid = pid * 10 + (text[i] - '0');
-	if (pid > 0)
-		kill((pid_t)pid, SIGINT);
-	signal(sig, SIG_DFL);
-	raise(sig);
+	pgtest_die_on_signal(test_state, sig);
 }
 
 static int
