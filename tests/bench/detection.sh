@@ -59,6 +59,9 @@ all=("${fails[@]}" "${hangs[@]}" "${controls[@]}")
 
 VT_ZMQ_PORT=$(vt_free_port)
 VT_HTTP_PORT=$(vt_free_port)
+while [ "$VT_HTTP_PORT" = "$VT_ZMQ_PORT" ]; do
+	VT_HTTP_PORT=$(vt_free_port)
+done
 VT_ZMQ=tcp://127.0.0.1:$VT_ZMQ_PORT
 VT_HTTP=127.0.0.1:$VT_HTTP_PORT
 cat >"$VT_DIR/vantage.yml" <<YML

@@ -144,7 +144,11 @@ vt_hook_received() { # NAME
 # free ports; sets VT_ZMQ, VT_HTTP.
 vt_write_conf() {
 	VT_ZMQ_PORT=$(vt_free_port)
+	# Nothing listens on the first port yet: it could be picked again.
 	VT_HTTP_PORT=$(vt_free_port)
+	while [ "$VT_HTTP_PORT" = "$VT_ZMQ_PORT" ]; do
+		VT_HTTP_PORT=$(vt_free_port)
+	done
 	VT_ZMQ=tcp://127.0.0.1:$VT_ZMQ_PORT
 	VT_HTTP=127.0.0.1:$VT_HTTP_PORT
 	cat >"$VT_DIR/vantage.yml" <<YML
