@@ -178,12 +178,19 @@ wire_time_ok(int64_t t, int64_t now_us)
 	return t > now_us - WIRE_CLOCK_SKEW_US && t < now_us + WIRE_CLOCK_SKEW_US;
 }
 
-#define PHASE_MAX_US (3600U * 1000000U) // one hour: no probe runs longer
+// Longer than any probe may run (timeouts stop at 10 minutes), and within
+// the int4 columns of `results`: a value PostgreSQL refuses would fail the
+// COPY of every batch that shares the transaction, not just this one.
+#define PHASE_MAX_US (1800U * 1000000U)
+// Seqs and counters are bigint in the database and JSON integers in
+// the API: both are signed 64-bit.
+#define WIRE_MAX_U63 ((uint64_t)INT64_MAX)
 
 int
 wire_check_result(const Vantage__Result *r, int64_t now_us, char *err, size_t errlen)
 {
 	CHECK(r->seq > 0, "result seq is 0");
+	CHECK(r->seq <= WIRE_MAX_U63, "result seq %llu out of range", (unsigned long long)r->seq);
 	CHECK(wire_name_ok(r->target, WIRE_MAX_KEY), "result %llu: bad target key",
 	    (unsigned long long)r->seq);
 	CHECK(r->config_version <= INT32_MAX, "result %llu: config_version out of range",
@@ -240,8 +247,8 @@ wire_check_batch(const Vantage__ResultBatch *b, int64_t now_us, char *err, size_
 		    "batch seqs not strictly increasing at %zu", i);
 	}
 	for (size_t i = 0; i < b->n_gaps; i++)
-		CHECK(b->gaps[i]->first_seq > 0 && b->gaps[i]->first_seq <= b->gaps[i]->last_seq,
-		    "bad gap %zu", i);
+		CHECK(b->gaps[i]->first_seq > 0 && b->gaps[i]->first_seq <= b->gaps[i]->last_seq &&
+		    b->gaps[i]->last_seq <= WIRE_MAX_U63, "bad gap %zu", i);
 	return 0;
 }
 
@@ -256,7 +263,9 @@ wire_check_agent(const Vantage__AgentMsg *m, int64_t now_us, char *err, size_t e
 		CHECK(wire_name_ok(h->region, WIRE_MAX_NAME), "hello: bad region name");
 		CHECK(wire_text_ok(h->version, 64, true), "hello: bad version");
 		CHECK(h->epoch != 0, "hello: epoch is 0");
-		CHECK(h->spool_oldest_seq <= h->spool_newest_seq, "hello: bad spool range");
+		CHECK(h->spool_oldest_seq <= h->spool_newest_seq &&
+		    h->spool_newest_seq <= WIRE_MAX_U63, "hello: bad spool range");
+		CHECK(h->config_version <= WIRE_MAX_U63, "hello: config_version out of range");
 		return 0;
 	}
 	case VANTAGE__AGENT_MSG__MSG_BATCH:
@@ -277,6 +286,9 @@ wire_check_agent(const Vantage__AgentMsg *m, int64_t now_us, char *err, size_t e
 		    "heartbeat: bad state reason");
 		CHECK(hb->clock_offset_us > -WIRE_CLOCK_SKEW_US &&
 		    hb->clock_offset_us < WIRE_CLOCK_SKEW_US, "heartbeat: bad clock offset");
+		CHECK(hb->spool_depth <= WIRE_MAX_U63 && hb->spool_bytes <= WIRE_MAX_U63 &&
+		    hb->oldest_unacked_age_ms <= WIRE_MAX_U63 && hb->produced <= WIRE_MAX_U63,
+		    "heartbeat: counter out of range");
 		return 0;
 	}
 	default:

@@ -571,6 +571,7 @@ struct agent_row {
 	}
 
 BREAK_AGENT(r_seq_zero, f->res[0].seq = 0)
+BREAK_AGENT(r_seq_big, f->res[2].seq = (uint64_t)INT64_MAX + 1)
 BREAK_AGENT(r_key_empty, f->res[1].target = str_empty)
 BREAK_AGENT(r_key_space, f->res[1].target = repeat(f->text, "a b", 1))
 BREAK_AGENT(r_key_slash, f->res[1].target = repeat(f->text, "api/v1", 1))
@@ -599,7 +600,8 @@ BREAK_AGENT(r_dns_gt_total, f->res[1].dns_us = f->res[1].total_us + 1)
 BREAK_AGENT(r_connect_gt_total, f->res[1].connect_us = f->res[1].total_us + 1)
 BREAK_AGENT(r_tls_gt_total, f->res[1].tls_us = f->res[1].total_us + 1)
 BREAK_AGENT(r_ttfb_gt_total, f->res[1].ttfb_us = f->res[1].total_us + 1)
-BREAK_AGENT(r_total_over_hour, f->res[1].total_us = 3600U * 1000000U + 1)
+BREAK_AGENT(r_total_over_30min, f->res[1].total_us = 1800U * 1000000U + 1)
+BREAK_AGENT(r_total_over_int4, f->res[1].total_us = (uint32_t)INT32_MAX + 1)
 BREAK_AGENT(r_bytes_big, f->res[1].bytes = (uint64_t)INT32_MAX + 1)
 BREAK_AGENT(r_tls_expiry_neg, f->res[1].tls_expiry = -1)
 BREAK_AGENT(r_tls_expiry_y3000, f->res[1].tls_expiry = 32503680000LL)
@@ -627,6 +629,7 @@ BREAK_AGENT(b_seq_equal, f->res[2].seq = f->res[1].seq)
 BREAK_AGENT(b_seq_down, f->res[2].seq = f->res[0].seq)
 BREAK_AGENT(b_gap_first_zero, f->gap[0].first_seq = 0)
 BREAK_AGENT(b_gap_reversed, f->gap[1].first_seq = f->gap[1].last_seq + 1)
+BREAK_AGENT(b_gap_big, f->gap[1].last_seq = (uint64_t)INT64_MAX + 1)
 BREAK_AGENT(h_name_empty, f->hello.name = str_empty)
 BREAK_AGENT(h_name_space, f->hello.name = repeat(f->text, "agent 1", 1))
 BREAK_AGENT(h_name_long, f->hello.name = repeat(f->text, "n", WIRE_MAX_NAME + 1))
@@ -637,12 +640,16 @@ BREAK_AGENT(h_version_ctrl, f->hello.version = repeat(f->text, "0.1\x7f\x01", 1)
 BREAK_AGENT(h_version_long, f->hello.version = repeat(f->text, "v", 65))
 BREAK_AGENT(h_epoch_zero, f->hello.epoch = 0)
 BREAK_AGENT(h_spool_reversed, f->hello.spool_oldest_seq = f->hello.spool_newest_seq + 1)
+BREAK_AGENT(h_spool_big, f->hello.spool_newest_seq = UINT64_MAX)
+BREAK_AGENT(h_cfgver_big, f->hello.config_version = UINT64_MAX)
 BREAK_AGENT(hb_state_high, f->hb.state = 2)
 BREAK_AGENT(hb_state_neg, f->hb.state = -1)
 BREAK_AGENT(hb_reason_long, f->hb.state_reason = repeat(f->text, "s", WIRE_MAX_ERROR + 1))
 BREAK_AGENT(hb_reason_utf8, f->hb.state_reason = repeat(f->text, "\xc3(", 1))
 BREAK_AGENT(hb_offset_high, f->hb.clock_offset_us = SKEW_US)
 BREAK_AGENT(hb_offset_low, f->hb.clock_offset_us = -SKEW_US)
+BREAK_AGENT(hb_depth_big, f->hb.spool_depth = (uint64_t)INT64_MAX + 1)
+BREAK_AGENT(hb_produced_big, f->hb.produced = UINT64_MAX)
 
 #define BATCH VANTAGE__AGENT_MSG__MSG_BATCH
 #define HELLO VANTAGE__AGENT_MSG__MSG_HELLO
@@ -650,6 +657,7 @@ BREAK_AGENT(hb_offset_low, f->hb.clock_offset_us = -SKEW_US)
 
 static const struct agent_row agent_rejects[] = {
 	{ "seq 0", BATCH, r_seq_zero, "result seq is 0" },
+	{ "seq > int8", BATCH, r_seq_big, "result seq 9223372036854775808 out of range" },
 	{ "empty key", BATCH, r_key_empty, "result 43: bad target key" },
 	{ "key with space", BATCH, r_key_space, "result 43: bad target key" },
 	{ "key with slash", BATCH, r_key_slash, "result 43: bad target key" },
@@ -680,7 +688,8 @@ static const struct agent_row agent_rejects[] = {
 	{ "connect > total", BATCH, r_connect_gt_total, "result 43: phase durations inconsistent" },
 	{ "tls > total", BATCH, r_tls_gt_total, "result 43: phase durations inconsistent" },
 	{ "ttfb > total", BATCH, r_ttfb_gt_total, "result 43: phase durations inconsistent" },
-	{ "total > 1 h", BATCH, r_total_over_hour, "result 43: phase durations inconsistent" },
+	{ "total > 30 min", BATCH, r_total_over_30min, "result 43: phase durations inconsistent" },
+	{ "total > int4", BATCH, r_total_over_int4, "result 43: phase durations inconsistent" },
 	{ "bytes > int32", BATCH, r_bytes_big, "result 43: bytes out of range" },
 	{ "tls_expiry -1", BATCH, r_tls_expiry_neg, "result 43: tls_expiry out of range" },
 	{ "tls_expiry year 3000", BATCH, r_tls_expiry_y3000, "result 43: tls_expiry out of range" },
@@ -708,6 +717,7 @@ static const struct agent_row agent_rejects[] = {
 	{ "decreasing seq", BATCH, b_seq_down, "batch seqs not strictly increasing at 2" },
 	{ "gap from 0", BATCH, b_gap_first_zero, "bad gap 0" },
 	{ "gap reversed", BATCH, b_gap_reversed, "bad gap 1" },
+	{ "gap past int8", BATCH, b_gap_big, "bad gap 1" },
 	{ "hello empty name", HELLO, h_name_empty, "hello: bad agent name" },
 	{ "hello name with space", HELLO, h_name_space, "hello: bad agent name" },
 	{ "hello name 65 bytes", HELLO, h_name_long, "hello: bad agent name" },
@@ -718,12 +728,16 @@ static const struct agent_row agent_rejects[] = {
 	{ "hello version 65 bytes", HELLO, h_version_long, "hello: bad version" },
 	{ "hello epoch 0", HELLO, h_epoch_zero, "hello: epoch is 0" },
 	{ "hello spool oldest > newest", HELLO, h_spool_reversed, "hello: bad spool range" },
+	{ "hello spool past int8", HELLO, h_spool_big, "hello: bad spool range" },
+	{ "hello config_version past int8", HELLO, h_cfgver_big, "hello: config_version out of range" },
 	{ "heartbeat state 2", HEARTBEAT, hb_state_high, "heartbeat: bad state" },
 	{ "heartbeat state -1", HEARTBEAT, hb_state_neg, "heartbeat: bad state" },
 	{ "heartbeat reason 257 bytes", HEARTBEAT, hb_reason_long, "heartbeat: bad state reason" },
 	{ "heartbeat reason bad UTF-8", HEARTBEAT, hb_reason_utf8, "heartbeat: bad state reason" },
 	{ "heartbeat offset +1 day", HEARTBEAT, hb_offset_high, "heartbeat: bad clock offset" },
 	{ "heartbeat offset -1 day", HEARTBEAT, hb_offset_low, "heartbeat: bad clock offset" },
+	{ "heartbeat spool_depth past int8", HEARTBEAT, hb_depth_big, "heartbeat: counter out of range" },
+	{ "heartbeat produced past int8", HEARTBEAT, hb_produced_big, "heartbeat: counter out of range" },
 };
 
 // Boundaries next to the checks above, each of which must still decode.
@@ -739,7 +753,7 @@ BREAK_AGENT(ok_sched_lag_max, f->res[1].scheduled_at = f->res[1].started_at - IN
 BREAK_AGENT(ok_status_100, f->res[1].http_status = 100)
 BREAK_AGENT(ok_status_999, f->res[1].http_status = 999)
 BREAK_AGENT(ok_status_0, f->res[1].http_status = 0)
-BREAK_AGENT(ok_phases_max, f->res[1].total_us = 3600U * 1000000U;
+BREAK_AGENT(ok_phases_max, f->res[1].total_us = 1800U * 1000000U;
 	    f->res[1].dns_us = f->res[1].connect_us = f->res[1].tls_us = f->res[1].ttfb_us =
 	    f->res[1].total_us)
 BREAK_AGENT(ok_bytes_max, f->res[1].bytes = INT32_MAX)
@@ -753,6 +767,7 @@ BREAK_AGENT(ok_error_edges, f->res[1].error = repeat(f->text,
 BREAK_AGENT(ok_only_gaps, f->batch.n_results = 0)
 BREAK_AGENT(ok_no_gaps, f->batch.n_gaps = 0)
 BREAK_AGENT(ok_gaps_max, f->batch.n_gaps = 64)
+BREAK_AGENT(ok_seq_int8_max, f->res[2].seq = INT64_MAX; f->gap[1].last_seq = INT64_MAX)
 BREAK_AGENT(ok_results_max, agent_fix_many(f, WIRE_MAX_RESULTS))
 BREAK_AGENT(ok_name_max, f->hello.name = repeat(f->text, "n", WIRE_MAX_NAME))
 BREAK_AGENT(ok_version_empty, f->hello.version = str_empty)
@@ -782,6 +797,7 @@ static const struct agent_row agent_accepts[] = {
 	{ "batch of gaps only", BATCH, ok_only_gaps, NULL },
 	{ "batch without gaps", BATCH, ok_no_gaps, NULL },
 	{ "64 gaps", BATCH, ok_gaps_max, NULL },
+	{ "seq and gap at int8 max", BATCH, ok_seq_int8_max, NULL },
 	{ "10000 results", BATCH, ok_results_max, NULL },
 	{ "hello name 64 bytes", HELLO, ok_name_max, NULL },
 	{ "hello empty version", HELLO, ok_version_empty, NULL },
