@@ -124,18 +124,18 @@ demo: deps
 # check: deps, build, then every test through one runner and one summary line.
 check: deps
 	@$(MAKE) --no-print-directory tests
-	@B=$(B) sh tests/run.sh all
+	@SAN=$(SAN) B=$(B) sh tests/run.sh all
 
 unit: tests
-	@B=$(B) sh tests/run.sh unit
+	@SAN=$(SAN) B=$(B) sh tests/run.sh unit
 integration: tests
-	@B=$(B) sh tests/run.sh integration
+	@SAN=$(SAN) B=$(B) sh tests/run.sh integration
 lab: tests
-	@B=$(B) sh tests/run.sh lab
+	@SAN=$(SAN) B=$(B) sh tests/run.sh lab
 fuzz:
-	@B=$(B) sh tests/run.sh fuzz
+	@SAN=$(SAN) B=$(B) sh tests/run.sh fuzz
 bench: all
-	@B=$(B) sh tests/run.sh bench
+	@SAN=$(SAN) B=$(B) sh tests/run.sh bench
 
 lint:
 	@! git grep -nE '\b(strcpy|sprintf|strcat|atoi|gets)\(' -- '*.c' '*.h' || \

@@ -34,6 +34,8 @@ struct http_api {
 	struct verdict *verdict;
 	struct auth *auth;          // borrowed; NULL: no writes possible
 	int64_t started_wall;
+	unsigned queries_waiting;   // requests waiting for the database
+	bool closed;                // http_api_free ran; freed by the last answer
 };
 
 static void
@@ -248,9 +250,16 @@ static bool api_key_ok(const char *key);
 
 // --- incidents: answered from the database, asynchronously ---
 
+// Requests answered from the database that may wait at once.  The store
+// queues every statement until it can run it, so without a bound a client
+// repeating a request faster than the database answers (or while it is
+// down) would grow that queue without end.
+#define API_MAX_QUERIES_WAITING 64
+
 // A request waiting for the store.  If the client goes away first, the
 // connection's close callback clears req, and the answer is dropped.
 struct api_pending {
+	struct http_api *api;
 	struct evhttp_request *req;
 	struct evhttp_connection *conn;
 	const char *wrap;          // list: the key it goes under; NULL: one object
@@ -324,6 +333,8 @@ api_on_rows(int status, const struct store_result *r, void *arg)
 	api_reply(p->req, p->ok_code, p->ok_code == 201 ? "Created" : "OK",
 	    p->wrap == NULL ? doc : json_pack("{s:o}", p->wrap, doc));
 done:
+	if (--p->api->queries_waiting == 0 && p->api->closed)
+		free(p->api);
 	free(p);
 }
 
@@ -333,8 +344,22 @@ static void
 api_query(struct http_api *api, struct evhttp_request *req, const char *sql, int n,
     const char *const *values, const char *wrap, int ok_code, const char *missing)
 {
-	struct api_pending *p = xcalloc(1, sizeof(*p));
+	struct api_pending *p;
 
+	// Fail at once rather than queue behind a database that is not
+	// there: the client learns now, and nothing piles up meanwhile.
+	if (store_down(api->store)) {
+		api_error(req, 503, "Service Unavailable", "the database is not connected");
+		return;
+	}
+	if (api->queries_waiting >= API_MAX_QUERIES_WAITING) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		api_error(req, 503, "Service Unavailable", "too many requests wait for the database");
+		return;
+	}
+	p = xcalloc(1, sizeof(*p));
+	api->queries_waiting++;
+	p->api = api;
 	p->req = req;
 	p->conn = evhttp_request_get_connection(req);
 	p->wrap = wrap;
@@ -614,12 +639,11 @@ done:
 		evhttp_uri_free(parsed);
 }
 
-struct http_api *
-http_api_new(struct event_base *base, const char *addr, struct agents *agents,
-    struct target_table *targets, struct store *store, struct ingest *ingest,
-    struct verdict *verdict)
+// Binds addr ("HOST:PORT", brackets around an IPv6 literal).  Returns 0,
+// or -1 after logging why.
+static int
+api_listen(struct http_api *api, const char *addr)
 {
-	struct http_api *api = xcalloc(1, sizeof(*api));
 	char host[256];
 	const char *colon = strrchr(addr, ':');
 	long port;
@@ -627,17 +651,35 @@ http_api_new(struct event_base *base, const char *addr, struct agents *agents,
 
 	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host)) {
 		log_warnx("bad HTTP listen address \"%s\" (want HOST:PORT)", addr);
-		free(api);
-		return NULL;
+		return -1;
 	}
 	memcpy(host, addr, (size_t)(colon - addr));
 	host[colon - addr] = '\0';
 	port = strtol(colon + 1, &end, 10);
 	if (*end != '\0' || port < 0 || port > 65535) {
 		log_warnx("bad port in HTTP listen address \"%s\"", addr);
-		free(api);
-		return NULL;
+		return -1;
 	}
+	// Brackets of an IPv6 literal are not part of the bind address.
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	if (evhttp_bind_socket(api->http, host, (ev_uint16_t)port) < 0) {
+		log_warnx("cannot listen for HTTP on \"%s\"", addr);
+		return -1;
+	}
+	log_info("serving the API on http://%s/", addr);
+	return 0;
+}
+
+struct http_api *
+http_api_new(struct event_base *base, const char *addr, struct agents *agents,
+    struct target_table *targets, struct store *store, struct ingest *ingest,
+    struct verdict *verdict)
+{
+	struct http_api *api = xcalloc(1, sizeof(*api));
+
 	api->agents = agents;
 	api->targets = targets;
 	api->store = store;
@@ -651,19 +693,20 @@ http_api_new(struct event_base *base, const char *addr, struct agents *agents,
 	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(api->http, api_dispatch, api);
-	// Brackets of an IPv6 literal are not part of the bind address.
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	if (evhttp_bind_socket(api->http, host, (ev_uint16_t)port) < 0) {
-		log_warnx("cannot listen for HTTP on \"%s\"", addr);
+	if (addr != NULL && api_listen(api, addr) < 0) {
 		evhttp_free(api->http);
 		free(api);
 		return NULL;
 	}
-	log_info("serving the API on http://%s/", addr);
 	return api;
+}
+
+int
+http_api_accept_fd(struct http_api *api, evutil_socket_t listen_fd)
+{
+	if (evutil_make_socket_nonblocking(listen_fd) < 0)
+		return -1;
+	return evhttp_accept_socket(api->http, listen_fd);
 }
 
 void
@@ -683,6 +726,15 @@ http_api_free(struct http_api *api)
 {
 	if (api == NULL)
 		return;
+	// Closes every connection (their close callbacks detach the requests
+	// still waiting).  The store still holds the waiting queries and
+	// calls back later, as the aggregator drains it at exit: the last of
+	// those answers frees api.
 	evhttp_free(api->http);
+	api->http = NULL;
+	if (api->queries_waiting > 0) {
+		api->closed = true;
+		return;
+	}
 	free(api);
 }

@@ -2,8 +2,11 @@
 //
 // The aggregator's HTTP side on libevent's evhttp: health, and the JSON API
 // of DESIGN.md §8 as far as it is built (targets with the latest result of
-// every region, agents).  Reads only; never blocks: everything it shows is in
-// memory.  Errors are JSON {"error": "..."} with a proper status code.
+// every region, agents, incidents, silences).  Never blocks: what is in
+// memory is answered at once; what needs the database is answered when the
+// store calls back, or at once with 503 when the database is not connected
+// or too many requests already wait for it.  Errors are JSON
+// {"error": "..."} with a proper status code.
 #ifndef VANTAGE_HTTP_API_H
 #define VANTAGE_HTTP_API_H
 
@@ -17,10 +20,18 @@
 
 struct http_api;
 
-// Binds addr ("HOST:PORT").  All pointers borrowed.  NULL after logging why.
+// Binds addr ("HOST:PORT"); with addr NULL it listens nowhere and serves
+// only what http_api_accept_fd hands it.  All pointers borrowed.  NULL after
+// logging why.
 struct http_api *http_api_new(struct event_base *base, const char *addr, struct agents *agents,
     struct target_table *targets, struct store *store, struct ingest *ingest,
     struct verdict *verdict);
+// Serves HTTP on the connections accepted from listen_fd, a listening
+// stream socket the caller made (any family; the API then owns and closes
+// it).  This is how the fuzzer drives the real request path through a
+// socket that has no address on any network.  Returns 0, or -1 (fd not
+// taken).
+int http_api_accept_fd(struct http_api *api, evutil_socket_t listen_fd);
 void http_api_set_targets(struct http_api *api, struct target_table *targets);
 // Tokens for writes (borrowed; swapped on reload).
 struct auth;

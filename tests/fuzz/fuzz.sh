@@ -3,7 +3,7 @@
 #
 # The fuzz layer of `make check` (TESTPLAN.md §4): builds the libFuzzer
 # targets with ASan+UBSan, replays every saved regression input, then fuzzes
-# each target for FUZZ_SECONDS (default 20) from a corpus kept in
+# each target for FUZZ_SECONDS (default 60) from a corpus kept in
 # $B/fuzz/corpus-TARGET, seeded from tests/fuzz/seeds/TARGET/ and the
 # generated wire seeds.  Exits 1 if any target crashes, leaks, times out or
 # runs out of memory, naming the input that did it; 77 ("SKIP: ...") when
@@ -18,12 +18,14 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 1
 B=${B:-build}
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-60}
 out=$B/fuzz
 
 # TARGET:MAX_LEN.  wire.c itself refuses frames over 1 MiB; 64 KiB inputs
 # reach every check far faster.  Configs beyond 16 KiB only repeat structure.
-targets="wire:65536 conf:16384"
+# HTTP requests: evhttp refuses headers over 16 KiB and bodies over 64 KiB,
+# and 16 KiB covers a request line, headers and a body past every check.
+targets="wire:65536 conf:16384 http:16384"
 
 bash tests/fuzz/build-fuzzers
 rc=$?
@@ -74,7 +76,7 @@ for spec in $targets; do
 	[ -f "tests/fuzz/$target.dict" ] && dict=(-dict="tests/fuzz/$target.dict")
 
 	# Known crashers first: a fix that regresses fails here, within seconds.
-	mapfile -t regressions < <(find "tests/fuzz/regressions/$target" -type f ! -name '.*' | sort)
+	mapfile -t regressions < <(find "tests/fuzz/regressions/$target" -type f ! -name '.*' 2>/dev/null | sort)
 	if [ ${#regressions[@]} -gt 0 ]; then
 		if ! "$bin" "${common_flags[@]}" "${regressions[@]}" >"$log" 2>&1; then
 			input=$(sed -n 's/^Running: //p' "$log" | tail -n 1)
