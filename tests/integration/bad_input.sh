@@ -6,7 +6,11 @@
 # port (random bytes, truncated protobuf, wrong frame counts, out-of-range
 # fields, results without Hello, a frame over the size limit, plain HTTP on
 # the ZeroMQ port) are counted and dropped, and the aggregator keeps
-# storing a real agent's results.
+# storing a real agent's results.  Scenario 16 of TESTPLAN.md on top: a
+# 100 MB frame makes the aggregator drop that peer (ZMQ_MAXMSGSIZE);
+# messages of 5,000 frames and valid protobuf with strings near the 1 MiB
+# frame limit are counted and dropped; through all of it the aggregator's
+# peak RSS stays under 200 MB and the real agents lose nothing.
 . "$(dirname "$0")/../lib/common.sh"
 vt_setup
 
@@ -71,6 +75,28 @@ grep -q 'dropping a bad message' "$VT_DIR/aggregator.log" || vt_fail "bad frames
 logged=$(grep -c 'dropping a bad message' "$VT_DIR/aggregator.log")
 [ "$logged" -lt 50 ] || vt_fail "bad frames flooded the log ($logged lines)"
 vt_ok "bad frames logged $logged times (rate-limited)"
+
+# --- scenario 16: huge frames, many frames, huge strings ---
+# VmHWM: the peak resident size over the aggregator's whole life.
+agg_peak_kb() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$VT_AGG_PID/status"; }
+bad_frames() { vt_api /healthz | sed -n 's/.*"bad_frames": \([0-9]*\).*/\1/p'; }
+bad0=$(bad_frames)
+"$BIN/fakes/zsend" "$VT_ZMQ" huge >"$VT_DIR/zsend-huge.log" 2>&1 ||
+	vt_fail "a 100 MB frame did not get the peer disconnected: $(cat "$VT_DIR/zsend-huge.log")"
+vt_ok "a 100 MB frame is refused: the aggregator dropped that peer"
+"$BIN/fakes/zsend" "$VT_ZMQ" manyframes 20 || vt_fail "zsend manyframes failed"
+"$BIN/fakes/zsend" "$VT_ZMQ" hugestrings 10 || vt_fail "zsend hugestrings failed"
+"$BIN/fakes/zsend" "$VT_ZMQ" all 5 || vt_fail "zsend all failed"
+# 20 messages of too many frames + 10 x 3 refused big messages, at least.
+vt_wait_for 20 "the big and many-framed messages to be counted" bash -c \
+	"[ \$(curl -sf http://$VT_HTTP/healthz | sed -n 's/.*\"bad_frames\": \([0-9]*\).*/\1/p') -ge $((bad0 + 50)) ]"
+kill -0 "$VT_AGG_PID" || vt_fail "the aggregator died"
+peak=$(agg_peak_kb)
+[ "$peak" -lt $((200 * 1024)) ] || vt_fail "the aggregator's peak RSS reached $((peak / 1024)) MB (bound 200 MB)"
+vt_ok "aggregator alive after 100 MB, 5,000-frame and 900 KB-string messages: bad_frames $bad0 -> $(bad_frames), peak RSS $((peak / 1024)) MB"
+agents_json=$(vt_api /api/v1/agents)
+grep -q '"bad_messages": 0' <<<"$agents_json" || vt_fail "the real agent has bad messages counted: $agents_json"
+vt_ok "the real agent's own bad_messages counter stays 0"
 
 # Still storing the real agent's results, and a new agent can still join.
 n1=$(vt_psql "SELECT count(*) FROM results")
