@@ -271,11 +271,18 @@ uplink_add_result(struct uplink *u, const struct probe_result *r)
 	p->msg.trigger = r->trigger;
 	p->msg.agent_state = u->state;
 
-	// Failures and confirmations decide incidents: they leave at once.
+	// Failures and confirmations decide incidents: they leave in this
+	// turn of the loop, together with every other result of the turn, so
+	// that a burst of failures costs one spool write and fsync, not one
+	// each.
 	urgent = r->outcome != VANTAGE__OUTCOME__OUTCOME_UP ||
 	    r->trigger != VANTAGE__TRIGGER__TRIGGER_SCHEDULED;
-	if (urgent || u->n_pending == UPLINK_BATCH_MAX) {
+	if (u->n_pending == UPLINK_BATCH_MAX) {
 		uplink_flush(u);
+	} else if (urgent) {
+		struct timeval now = { 0, 0 };
+
+		evtimer_add(u->flush_timer, &now);
 	} else if (!evtimer_pending(u->flush_timer, NULL)) {
 		struct timeval tv = { 0, UPLINK_BATCH_DELAY_MS * 1000 };
 
