@@ -102,7 +102,9 @@ outbox_segment_scan(const uint8_t *data, size_t len, outbox_scan_cb cb, void *ar
 			break;
 		first = outbox_get64(payload);
 		last = outbox_get64(payload + 8);
-		if (first == 0 || first > last)
+		// Seqs are positive int8 everywhere (wire.c, the database);
+		// a larger last_seq would also wrap next_seq to 0.
+		if (first == 0 || first > last || last > INT64_MAX)
 			break;
 		if (cb != NULL)
 			cb(first, last, (int64_t)outbox_get64(payload + 16), payload + OUTBOX_REC_META,

@@ -57,8 +57,8 @@ typedef void (*outbox_scan_cb)(uint64_t first_seq, uint64_t last_seq, int64_t ad
 // Scans one segment's bytes: calls cb (may be NULL) for each valid record in
 // order and returns the length of the valid prefix, where a torn or corrupt
 // tail starts.  A record is valid when its length is within
-// OUTBOX_PAYLOAD_MAX, its CRC matches and first_seq <= last_seq.  Never reads
-// outside data[0..len).  Pure: no I/O.
+// OUTBOX_PAYLOAD_MAX, its CRC matches and 0 < first_seq <= last_seq <=
+// INT64_MAX.  Never reads outside data[0..len).  Pure: no I/O.
 size_t outbox_segment_scan(const uint8_t *data, size_t len, outbox_scan_cb cb, void *arg);
 
 struct outbox;

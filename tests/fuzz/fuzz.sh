@@ -25,7 +25,9 @@ out=$B/fuzz
 # reach every check far faster.  Configs beyond 16 KiB only repeat structure.
 # HTTP requests: evhttp refuses headers over 16 KiB and bodies over 64 KiB,
 # and 16 KiB covers a request line, headers and a body past every check.
-targets="wire:65536 conf:16384 http:16384"
+# Spool segments: records up to 1 MiB exist, but 64 KiB holds dozens of
+# records and every way for one to be torn.
+targets="wire:65536 conf:16384 outbox:65536 http:16384"
 
 bash tests/fuzz/build-fuzzers
 rc=$?

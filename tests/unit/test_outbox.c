@@ -506,6 +506,17 @@ test_scan_rejects(void **state)
 	crc = crc32c(0, rec + OUTBOX_REC_HEADER, OUTBOX_REC_META + 4);
 	memcpy(rec + 4, &crc, 4);
 	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), sizeof(rec));
+	// A last_seq past INT64_MAX is no seq the agent makes (and next_seq,
+	// last + 1, would wrap to 0 and let any record through after it).
+	memset(rec + OUTBOX_REC_HEADER + 8, 0xff, 8);
+	crc = crc32c(0, rec + OUTBOX_REC_HEADER, OUTBOX_REC_META + 4);
+	memcpy(rec + 4, &crc, 4);
+	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
+	memset(rec + OUTBOX_REC_HEADER + 8, 0xff, 7);
+	rec[OUTBOX_REC_HEADER + 15] = 0x7f;
+	crc = crc32c(0, rec + OUTBOX_REC_HEADER, OUTBOX_REC_META + 4);
+	memcpy(rec + 4, &crc, 4);
+	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), sizeof(rec));
 	// A length running past the end, or absurdly long, is a torn tail.
 	rec[0] = OUTBOX_REC_META + 5;
 	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
