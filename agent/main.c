@@ -183,6 +183,7 @@ main(int argc, char **argv)
 		agent_conf_free(a.conf);
 		return 0;
 	}
+	daemon_warn_root();
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("cannot initialise libcurl");

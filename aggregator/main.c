@@ -296,6 +296,7 @@ main(int argc, char **argv)
 		agg_conf_free(agg.conf);
 		return 0;
 	}
+	daemon_warn_root();
 	signal(SIGPIPE, SIG_IGN);
 	// Every time the database renders (API JSON, post-mortems) is UTC,
 	// whatever the server's or the user's default: libpq sends PGTZ as

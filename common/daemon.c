@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "version.h"
 
 static void
@@ -65,4 +66,13 @@ daemon_parse_args(int argc, char **argv, const char *progname, const char *defau
 		return -1;
 	}
 	return 0;
+}
+
+void
+daemon_warn_root(void)
+{
+	// A warning, not a refusal: tests and containers run as root, and
+	// the aggregator then runs its embedded PostgreSQL as another user.
+	if (geteuid() == 0)
+		log_warnx("running as root; run unprivileged (see deploy/)");
 }

@@ -18,4 +18,8 @@ struct daemon_opts {
 int daemon_parse_args(int argc, char **argv, const char *progname, const char *default_conf,
     struct daemon_opts *opts, int *status);
 
+// Logs a warning when the process runs as root: neither daemon needs any
+// privilege (deploy/systemd runs them as an unprivileged user).
+void daemon_warn_root(void);
+
 #endif
