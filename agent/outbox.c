@@ -323,7 +323,9 @@ outbox_list(struct outbox *o, uint64_t **out, size_t *n, char *err, size_t errle
 		(*out)[(*n)++] = seq;
 	}
 	closedir(d);
-	qsort(*out, *n, sizeof(**out), outbox_cmp_u64);
+	// An empty spool has no array: qsort's pointer must not be NULL.
+	if (*n > 0)
+		qsort(*out, *n, sizeof(**out), outbox_cmp_u64);
 	return 0;
 }
 
