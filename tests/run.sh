@@ -11,8 +11,12 @@
 #
 # With SAN=1 (binaries from `make SAN=1`, in build/san) every sanitizer
 # report of every process the tests start -- daemons at exit included, where
-# LeakSanitizer runs -- is written to $B/test-logs/san/, and any report
-# there fails the run even when the test itself passed.  The lab and fuzz
+# LeakSanitizer runs -- ends up in $B/test-logs/san/, and any report there
+# fails the run even when the test itself passed.  ASan and LeakSanitizer
+# write there themselves (log_path); GCC's UBSan ignores log_path next to
+# ASan and prints to the process's stderr, so the logs of the tests and of
+# the daemons they start (tests/lib/common.sh, SAN_REPORTS) are searched
+# for its "runtime error:" lines too.  The lab and fuzz
 # layers are skipped then: the lab's timings assume optimised binaries, and
 # the fuzz layer builds its own sanitized targets.
 #
@@ -33,7 +37,16 @@ if [ "$SAN" = 1 ]; then
 	export ASAN_OPTIONS="log_path=$sanlogs/asan:detect_leaks=1:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 	export UBSAN_OPTIONS="log_path=$sanlogs/ubsan:print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 	export LSAN_OPTIONS="suppressions=$supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+	export SAN_REPORTS=$sanlogs
 fi
+san_markers='runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|SUMMARY: UndefinedBehaviorSanitizer'
+
+# san_collect NAME LOG: with SAN=1, keeps LOG among the reports if a
+# sanitizer wrote into it.
+san_collect() {
+	[ "$SAN" = 1 ] && grep -qE "$san_markers" "$2" && cp "$2" "$sanlogs/$1.log"
+	return 0
+}
 passed=0
 failed=0
 skipped=0
@@ -49,6 +62,7 @@ run() {
 	start=$(date +%s)
 	B=$B timeout -k 10 "$limit" "$@" >"$log" 2>&1
 	rc=$?
+	san_collect "$(echo "$name" | tr '/ ' '__')" "$log"
 	secs=$(($(date +%s) - start))
 	case $rc in
 	0)
@@ -123,7 +137,7 @@ if [ "$SAN" = 1 ]; then
 		failed=$((failed + 1))
 		fails="$fails $(basename "$report")"
 		printf 'FAIL  sanitizer report %s:\n' "$report"
-		grep -m 5 -E 'ERROR|SUMMARY|runtime error' "$report" | sed 's/^/      /'
+		grep -m 5 -E "$san_markers" "$report" | sed 's/^/      /'
 	done
 fi
 

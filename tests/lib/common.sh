@@ -45,6 +45,15 @@ vt_cleanup() {
 			done
 		fi
 	done
+	# make check SAN=1 (tests/run.sh): keep every daemon log a sanitizer
+	# wrote into, leaks reported at exit included.
+	if [ -n "${SAN_REPORTS:-}" ] && [ -n "$VT_DIR" ]; then
+		for f in "$VT_DIR"/*.log; do
+			[ -f "$f" ] || continue
+			grep -qE 'runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer' "$f" &&
+				cp "$f" "$SAN_REPORTS/$(basename "$0" .sh)-$(basename "$f")"
+		done
+	fi
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "$VT_DIR" ]; then
 		for f in "$VT_DIR"/*.log; do
 			[ -f "$f" ] || continue
