@@ -243,8 +243,9 @@ agg_on_verdict_timer(evutil_socket_t fd, short what, void *arg)
 	int64_t now = clock_wall_us();
 	bool up = store_connected(agg->store), held;
 
-	if (!up)
-		pgembed_supervise(agg->pg);
+	// Every second, not only while the store is down: the pg_ctl of a
+	// restart is reaped after the store has already reconnected.
+	pgembed_supervise(agg->pg);
 	// Only an outage seen while running holds verdicts, not the first
 	// connection.
 	agg->database_seen_up = agg->database_seen_up || up;

@@ -20,7 +20,7 @@ struct pgembed *pgembed_start(const char *state_dir, char **conninfo);
 // stopped behind our back): the cluster belongs to the aggregator, which
 // keeps it up for as long as it runs.  Never blocks: pg_ctl runs as a child
 // reaped on a later call; attempts are 1 s doubling to 30 s apart.  Call it
-// periodically while the database is unreachable; accepts NULL.
+// every second or so; accepts NULL.
 void pgembed_supervise(struct pgembed *pg);
 // Stops the cluster (fast shutdown) and frees; accepts NULL.
 void pgembed_stop(struct pgembed *pg);
