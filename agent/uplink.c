@@ -9,9 +9,11 @@
 #include "uplink.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "clock.h"
@@ -26,6 +28,7 @@
 #define UPLINK_TICK_MS 500
 #define UPLINK_HELLO_RETRY_US 3000000
 #define UPLINK_HEARTBEAT_US 5000000
+#define UPLINK_CONFIG_CACHE "config.pb"
 
 struct pending_result {
 	Vantage__Result msg;
@@ -367,6 +370,67 @@ uplink_on_agg_msg(struct uplink *u, const Vantage__AggMsg *m)
 }
 
 static void
+uplink_cache_path(const struct uplink *u, char *path, size_t size, const char *suffix)
+{
+	snprintf(path, size, "%s/" UPLINK_CONFIG_CACHE "%s", u->conf->spool_dir, suffix);
+}
+
+// Keeps the aggregator's last Config (the whole AggMsg) in spool_dir, so
+// that a restarted agent probes while the aggregator is unreachable.  Only
+// a cache: failing to write it is logged, not fatal.
+static void
+uplink_cache_config(struct uplink *u, const void *data, size_t len)
+{
+	char tmp[4096], path[4096];
+	int fd;
+
+	uplink_cache_path(u, tmp, sizeof(tmp), ".tmp");
+	uplink_cache_path(u, path, sizeof(path), "");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len || fsync(fd) < 0 ||
+	    rename(tmp, path) < 0)
+		log_warn("cannot cache the aggregator's configuration in \"%s\"", path);
+	if (fd >= 0)
+		close(fd);
+}
+
+void
+uplink_start(struct uplink *u)
+{
+	char path[4096], err[256];
+	struct buf b;
+	Vantage__AggMsg *m;
+	ssize_t n;
+	int fd;
+
+	uplink_cache_path(u, path, sizeof(path), "");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_warn("cannot read the cached configuration \"%s\"", path);
+		return;
+	}
+	buf_init(&b);
+	buf_reserve(&b, WIRE_MAX_MSG + 1);
+	while ((n = read(fd, b.data + b.len, WIRE_MAX_MSG + 1 - b.len)) > 0)
+		b.len += (size_t)n;
+	close(fd);
+	m = n < 0 ? NULL : wire_decode_agg(u->arena, b.data, b.len, err, sizeof(err));
+	if (n < 0)
+		log_warn("cannot read the cached configuration \"%s\"", path);
+	else if (m == NULL || m->msg_case != VANTAGE__AGG_MSG__MSG_CONFIG)
+		log_warnx("ignoring the cached configuration \"%s\": %s", path,
+		    m == NULL ? err : "not a configuration");
+	else {
+		log_info("probing with the cached configuration version %llu until the "
+			 "aggregator sends its own", (unsigned long long)m->config->version);
+		uplink_on_agg_msg(u, m);
+	}
+	wire_arena_reset(u->arena);
+	buf_free(&b);
+}
+
+static void
 uplink_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 {
 	struct uplink *u = arg;
@@ -386,6 +450,8 @@ uplink_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 		return;
 	}
 	uplink_on_agg_msg(u, m);
+	if (m->msg_case == VANTAGE__AGG_MSG__MSG_CONFIG)
+		uplink_cache_config(u, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]));
 	wire_arena_reset(u->arena);
 }
 
