@@ -258,10 +258,11 @@ static bool api_key_ok(const char *key);
 
 // --- incidents: answered from the database, asynchronously ---
 
-// Requests answered from the database that may wait at once.  The store
-// queues every statement until it can run it, so without a bound a client
-// repeating a request faster than the database answers (or while it is
-// down) would grow that queue without end.
+// Requests answered from the database that may wait at once.  While the
+// database is down they fail at once (store_query_now), but while it is
+// slow, or still being connected to, the store queues them: without a
+// bound a client repeating a request faster than the database answers
+// would grow that queue without end.
 #define API_MAX_QUERIES_WAITING 64
 
 // A request waiting for the store.  If the client goes away first, the
@@ -355,12 +356,6 @@ api_query(struct http_api *api, struct evhttp_request *req, const char *sql, int
 {
 	struct api_pending *p;
 
-	// Fail at once rather than queue behind a database that is not
-	// there: the client learns now, and nothing piles up meanwhile.
-	if (store_down(api->store)) {
-		api_error(req, 503, "Service Unavailable", "the database is not connected");
-		return;
-	}
 	if (api->queries_waiting >= API_MAX_QUERIES_WAITING) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
 		api_error(req, 503, "Service Unavailable", "too many requests wait for the database");

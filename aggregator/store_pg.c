@@ -875,12 +875,6 @@ store_connected(const struct store *s)
 	return s->state == CONN_READY;
 }
 
-bool
-store_down(const struct store *s)
-{
-	return s->state == CONN_DOWN || (s->state == CONN_CONNECTING && s->warned_down);
-}
-
 // --- public operations ---
 
 void

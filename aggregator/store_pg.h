@@ -42,9 +42,6 @@ int store_prepare(const char *conninfo, int wait_s);
 struct store *store_new(struct event_base *base, const char *conninfo);
 void store_free(struct store *s);
 bool store_connected(const struct store *s);
-// True when the last attempt to reach the database failed (and none has
-// succeeded since); false while the first connection is still being made.
-bool store_down(const struct store *s);
 
 // Upserts the agent row and its (agent, epoch) progress row.
 void store_hello(struct store *s, const char *name, const char *region, const char *version,

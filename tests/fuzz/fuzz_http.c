@@ -9,9 +9,11 @@
 // namespace: no file, no address on any network.  The API gets a real
 // agent registry and target table (two targets, results from two regions),
 // a real ingest bound to an inproc endpoint, and a real store whose
-// database cannot be reached, so every handler that needs PostgreSQL takes
-// its "database not connected" path.  Each input runs the event loop for a
-// bounded number of turns.  Besides what ASan and UBSan catch, it checks
+// database cannot be reached, so every handler that needs PostgreSQL gets
+// the store's failure callback and answers 503.  Each input runs the event
+// loop for a bounded number of turns; a callback still due when the input
+// ends arrives during the next one, after the API it belonged to was freed,
+// which is what the aggregator's exit does too.  Besides what ASan and UBSan catch, it checks
 // that whatever comes back is HTTP and that no request gets a 500.
 #include <errno.h>
 #include <fcntl.h>
