@@ -95,8 +95,8 @@ verdict_agent_vote(const struct verdict *v, size_t idx, const struct latest_resu
 		return VOTE_ABSTAIN;
 	ctx.connected = agents_connected(ai, now);
 	ctx.impaired = ai->impaired || l->impaired;
-	// Staleness is judged in the agent's clock, where its probe times are.
-	ctx.now = now - ai->clock_offset_us;
+	// Ingest brought the agent's probe times into our clock (agents.h).
+	ctx.now = now;
 	ctx.interval_us = (int64_t)tc->interval_ms * 1000;
 	return quorum_agent_vote(&l->q, &ctx);
 }
