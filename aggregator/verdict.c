@@ -1,8 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Verdict glue; see verdict.h.  The only place that turns the registry's
-// view of agents (connected, impaired, clock offset) into quorum inputs, so
-// that quorum.c itself stays free of I/O and clocks.
+// view of agents (connected, impaired) into quorum inputs, so that quorum.c
+// itself stays free of I/O and clocks.
+//
+// Votes go stale when nothing is heard from an agent, but an aggregator that
+// was not running (SIGSTOP, a stalled host) heard nothing from anyone, which
+// says nothing about the agents or the targets.  When the 1 s timer finds
+// that the loop was away for longer than VERDICT_STALL_US, nothing is judged
+// for VERDICT_RESUME_US: the agents reconnect and resend what they hold
+// meanwhile, and targets with new results keep their dirty flag until then.
 #include "verdict.h"
 
 #include <stdlib.h>
@@ -10,11 +17,14 @@
 
 #include <stdio.h>
 
+#include "clock.h"
 #include "log.h"
 #include "wire.h"
 #include "xmalloc.h"
 
 #define VERDICT_MAX_VOTES 256
+#define VERDICT_STALL_US (3LL * 1000000)  // three timer ticks missed
+#define VERDICT_RESUME_US (5LL * 1000000) // an agent's heartbeat interval
 
 struct verdict {
 	const struct agg_conf *conf;
@@ -24,6 +34,8 @@ struct verdict {
 	verdict_region_cb region_cb;
 	void *arg;
 	bool enabled;
+	int64_t tick_mono;         // the timer's last run
+	int64_t resume_mono;       // nothing is judged before this
 };
 
 struct verdict *
@@ -259,10 +271,26 @@ verdict_enable(struct verdict *v)
 	v->enabled = true;
 }
 
+// Whether judging waits after the loop was away (see the top of the file).
+static bool
+verdict_paused(struct verdict *v)
+{
+	int64_t mono = clock_mono_us();
+
+	if (v->tick_mono != 0 && mono - v->tick_mono > VERDICT_STALL_US) {
+		log_warnx("the aggregator did not run for %.1f s (stopped or starved): judging no "
+			  "target for %lld s while the agents reconnect and resend",
+		    (double)(mono - v->tick_mono) / 1e6, VERDICT_RESUME_US / 1000000);
+		v->resume_mono = mono + VERDICT_RESUME_US;
+		v->tick_mono = mono;
+	}
+	return mono < v->resume_mono;
+}
+
 void
 verdict_eval_dirty(struct verdict *v, int64_t now)
 {
-	if (!v->enabled)
+	if (!v->enabled || verdict_paused(v))
 		return;
 	for (size_t i = 0; i < targets_count(v->targets); i++)
 		if (targets_verdict(v->targets, i)->dirty)
@@ -272,7 +300,10 @@ verdict_eval_dirty(struct verdict *v, int64_t now)
 void
 verdict_eval_all(struct verdict *v, int64_t now)
 {
-	if (!v->enabled)
+	bool paused = verdict_paused(v);
+
+	v->tick_mono = clock_mono_us();
+	if (!v->enabled || paused)
 		return;
 	for (size_t i = 0; i < targets_count(v->targets); i++)
 		verdict_eval(v, i, now, targets_verdict(v->targets, i)->dirty);

@@ -46,7 +46,8 @@ void verdict_reconfigure(struct verdict *v, const struct agg_conf *conf, struct 
 void verdict_enable(struct verdict *v);
 // Evaluates the targets with new results (after their COMMIT).
 void verdict_eval_dirty(struct verdict *v, int64_t now);
-// Evaluates every target (staleness timer).
+// Evaluates every target (staleness timer, every second: it also notices
+// when the aggregator itself was not running, see verdict.c).
 void verdict_eval_all(struct verdict *v, int64_t now);
 #define VERDICT_MAX_REGIONS 64
 

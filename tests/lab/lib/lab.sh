@@ -790,3 +790,83 @@ lab_invariant() {
 	fi
 	[ -z "$(lab_need_alerts)" ] || lab_skip "$(lab_need_alerts); every other check passed"
 }
+
+# ---- restarts, memory, connections (scenarios 5-13) ----------------------------
+
+# lab_restart_agent NAME [EXTRA_YAML]: starts agent NAME again from its own
+# config (after SIGTERM to a running one, waiting up to 30 s for it to
+# drain), with EXTRA_YAML (e.g. "spool_max: 1048576") appended to that
+# config first.  Nothing else changes: the same spool_dir, so with the disk
+# spool the restarted agent continues its epoch.
+lab_restart_agent() {
+	local name=$1 conf=$LAB_DIR/agent-$1.yml region
+	region=$(sed -n 's/^region: *//p' "$conf")
+	[ -n "$region" ] || lab_fail "no region in $conf"
+	if kill -0 "${LAB_PID[agent-$name]}" 2>/dev/null; then
+		lab_stop "agent-$name" 30
+	else
+		wait "${LAB_PID[agent-$name]}" 2>/dev/null || true
+	fi
+	[ -z "${2:-}" ] || printf '%s\n' "$2" >>"$conf"
+	lab_start "$region" "agent-$name" "$LAB_BIN/vantage-agent" -d -f "$conf"
+}
+
+# lab_rss_kb NAME: resident memory (VmRSS, kB) of the process started as NAME.
+lab_rss_kb() {
+	awk '$1 == "VmRSS:" { print $2 }' "/proc/${LAB_PID[$1]}/status"
+}
+
+# lab_welcomes NAME: how often agent NAME has been welcomed by an aggregator
+# (one per connection that completed its Hello).
+lab_welcomes() {
+	grep -c 'aggregator welcomed us' "$LAB_DIR/agent-$1.log" || true
+}
+
+# lab_agent_json NAME: agent NAME's entry in /api/v1/agents.
+lab_agent_json() {
+	lab_api /api/v1/agents | jq -e --arg n "$1" '.agents[] | select(.name == $n)'
+}
+
+declare -A LAB_P0=() # NAME -> produced, as its heartbeat said at lab_mark_produced
+
+# lab_mark_produced NAME...: remembers what each agent's latest heartbeat
+# said it had produced (before a fault), for lab_caught_up.
+lab_mark_produced() {
+	local n
+	for n in "$@"; do
+		LAB_P0[$n]=$(lab_agent_json "$n" | jq -r .produced)
+	done
+}
+
+# lab_caught_up NAME...: each agent is connected, has sent a heartbeat since
+# lab_mark_produced (it produced more), and the aggregator has acknowledged
+# everything that heartbeat said it had produced.  An agent sends its
+# heartbeat before the results it resends after a Welcome, so this means
+# its backlog is stored.
+lab_caught_up() {
+	local n
+	for n in "$@"; do
+		lab_agent_json "$n" | jq -e --argjson p0 "${LAB_P0[$n]:-0}" \
+			'.connected and .produced > $p0 and .acked_seq >= .produced' >/dev/null || return 1
+	done
+}
+
+# lab_zmq_conns HOST: established TCP connections to or from the aggregator's
+# ZeroMQ port, seen in HOST's namespace.
+lab_zmq_conns() {
+	local port=${LAB_ZMQ##*:}
+	lab_exec "$1" ss -Htn state established "( sport = :$port or dport = :$port )" | grep -c . || true
+}
+
+# lab_zmq_reset HOST: destroys (ss -K, as a TCP reset would) every
+# established connection to or from the aggregator's ZeroMQ port in HOST's
+# namespace; prints how many there were.
+lab_zmq_reset() {
+	local port=${LAB_ZMQ##*:}
+	lab_exec "$1" ss -HKtn state established "( sport = :$port or dport = :$port )" | grep -c . || true
+}
+
+# lab_seconds_since T0: seconds (one decimal) since T0 (date +%s.%N).
+lab_seconds_since() {
+	awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
+}
