@@ -29,6 +29,7 @@ struct agent_info {
 	bool impaired;             // its self-check fails (last heartbeat)
 	char impaired_reason[257]; // WIRE_MAX_ERROR + 1: its heartbeat's reason, "" when healthy
 	uint64_t results_received;
+	uint64_t results_lost;     // seqs in gap markers it sent (spool full)
 	uint64_t bad_messages;
 };
 

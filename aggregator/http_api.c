@@ -204,13 +204,14 @@ api_agents(struct http_api *api, struct evhttp_request *req)
 		// The epoch is an unsigned 64-bit number: a string keeps it exact.
 		snprintf(epoch, sizeof(epoch), "%llu", (unsigned long long)ai->epoch);
 		json_array_append_new(list, json_pack(
-		    "{s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:b,s:o,s:I,s:I}",
+		    "{s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:o,s:I,s:I}",
 		    "name", ai->name, "region", ai->region, "version", ai->version,
 		    "connected", agents_connected(ai, now), "connected_since",
 		    api_time(ai->connected_since), "last_seen", api_time(ai->last_seen), "epoch", epoch,
 		    "acked_seq", (json_int_t)ai->acked_seq, "produced", (json_int_t)ai->produced,
 		    "spool_depth", (json_int_t)ai->spool_depth, "results_received",
-		    (json_int_t)ai->results_received, "impaired", ai->impaired, "impaired_reason",
+		    (json_int_t)ai->results_received, "results_lost", (json_int_t)ai->results_lost,
+		    "impaired", ai->impaired, "impaired_reason",
 		    ai->impaired ? api_text_or_null(ai->impaired_reason) : json_null(),
 		    "bad_messages", (json_int_t)ai->bad_messages, "clock_offset_us",
 		    (json_int_t)ai->clock_offset_us));

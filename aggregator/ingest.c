@@ -451,12 +451,29 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 	ai = agents_get(in->agents, st->agent_slot);
 	fix = agents_clock_correction(ai);
 	old_seq = new_seq = st->queued_seq;
+	// A gap precedes the results of its batch: seqs the agent dropped
+	// from its spool.  The part already stored is not missing; the rest
+	// counts as delivered, so that the Ack moves past it.
+	for (size_t i = 0; i < b->n_gaps; i++) {
+		uint64_t first = b->gaps[i]->first_seq, last = b->gaps[i]->last_seq;
+
+		if (last <= new_seq)
+			continue;
+		if (first <= new_seq)
+			first = new_seq + 1;
+		log_warnx("agent \"%s\" epoch %llu lost results %llu..%llu (dropped from its full "
+			  "spool)", st->name, (unsigned long long)st->epoch,
+		    (unsigned long long)first, (unsigned long long)last);
+		store_add_gap(in->store, st->agent_id, st->epoch, first, last);
+		ai->results_lost += last - first + 1;
+		new_seq = last;
+	}
 	for (size_t i = 0; i < b->n_results; i++) {
 		const Vantage__Result *r = b->results[i];
 		Vantage__Result fixed;
 		int idx;
 
-		if (r->seq <= st->queued_seq) {
+		if (r->seq <= new_seq) {
 			in->stats.results_duplicate++;
 			continue;
 		}
@@ -483,13 +500,6 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 		new_seq = r->seq;
 		in->stats.results_received++;
 		ai->results_received++;
-	}
-	for (size_t i = 0; i < b->n_gaps; i++) {
-		log_warnx("agent \"%s\" epoch %llu lost results %llu..%llu (its spool was full)",
-		    st->name, (unsigned long long)st->epoch, (unsigned long long)b->gaps[i]->first_seq,
-		    (unsigned long long)b->gaps[i]->last_seq);
-		store_add_gap(in->store, st->agent_id, st->epoch, b->gaps[i]->first_seq,
-		    b->gaps[i]->last_seq);
 	}
 	if (new_seq > old_seq) {
 		st->queued_seq = new_seq;
