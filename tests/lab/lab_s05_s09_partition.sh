@@ -9,7 +9,7 @@
 # the heal, resends them; they are stored exactly once, and these late
 # DOWN results must not open an incident for the past.
 #
-# 9: r2 runs with the smallest spool the agent accepts (spool_max 1 MiB)
+# 9: r2 runs with the smallest spool the agent accepts (spool_max 256 KiB)
 # and many fast targets, and stays cut off until its spool overflows.  The
 # oldest results are dropped, the dropped range arrives as a gap marker
 # (table gaps), and the counts are exact: stored + gap seqs = produced.
@@ -20,9 +20,9 @@
 T5=s05
 INTERVAL_S=1
 CUT_S=60         # scenario 5's partition
-FLOOD_N=25       # scenario 9's targets, r2 and r3 only
+FLOOD_N=10       # scenario 9's targets, r2 and r3 only
 FLOOD_INTERVAL=200ms
-SPOOL_MIN=1048576 # agent/conf.c AGENT_CONF_SPOOL_MIN
+SPOOL_MIN=262144 # agent/conf.c AGENT_CONF_SPOOL_MIN
 OVERFLOW_MAX_S=150 # r2 stays cut at most this long waiting for the overflow
 
 lab_up

@@ -55,9 +55,11 @@ size=$(stat -c %s "$last")
 lab_log "s08: r1 killed with SIGKILL; torn record appended to $(basename "$last") ($size -> $(stat -c %s "$last") bytes)"
 
 # ---- restart from the same spool ----
+opened() { grep -c "spool \"$spool\": epoch" "$LAB_DIR/agent-r1.log" || true; }
+n_open=$(opened)
 lab_restart_agent r1
-started() { grep -q "spool \"$spool\": epoch" "$LAB_DIR/agent-r1.log"; }
-lab_wait_for 10 "s08: r1 to open its spool" started
+reopened() { [ "$(opened)" -gt "$n_open" ]; }
+lab_wait_for 10 "s08: r1 to open its spool again" reopened
 line=$(grep "spool \"$spool\": epoch" "$LAB_DIR/agent-r1.log" | tail -n 1)
 lab_log "s08: r1 says: ${line#*info: }"
 grep -q "spool \"$spool\": epoch $epoch," <<<"$line" ||

@@ -707,9 +707,10 @@ lab_epoch_sql() {
 }
 
 # lab_check_stream NAME EPOCH PRODUCED: every seq 1..PRODUCED of (NAME, EPOCH)
-# is stored exactly once or covered by a gap marker, nothing else is stored.
+# is stored exactly once or covered by a gap marker (never both), nothing
+# else is stored.
 lab_check_stream() {
-	local name=$1 e=$2 p=$3 row rows distinct outside missing dropped
+	local name=$1 e=$2 p=$3 row rows distinct outside missing dropped both
 	row=$(lab_psql "WITH a AS (SELECT id FROM agents WHERE name = '$name'),
 		r AS MATERIALIZED (SELECT seq FROM results WHERE agent_id = (SELECT id FROM a)
 			AND epoch = $(lab_epoch_sql "$e")),
@@ -721,13 +722,15 @@ lab_check_stream() {
 		SELECT (SELECT count(*) FROM r), (SELECT count(DISTINCT seq) FROM r),
 			(SELECT count(*) FROM r WHERE seq < 1 OR seq > $p),
 			(SELECT count(*) FROM s WHERE NOT stored AND NOT gap),
-			(SELECT count(*) FROM s WHERE NOT stored AND gap)")
-	IFS='|' read -r rows distinct outside missing dropped <<<"$row"
+			(SELECT count(*) FROM s WHERE NOT stored AND gap),
+			(SELECT count(*) FROM s WHERE stored AND gap)")
+	IFS='|' read -r rows distinct outside missing dropped both <<<"$row"
 	[ "$distinct" = "$rows" ] ||
 		lab_fail "agent $name epoch $e: $rows rows but $distinct distinct seqs (duplicates)"
 	[ "$outside" = 0 ] || lab_fail "agent $name epoch $e: $outside rows with seqs outside 1..$p"
 	[ "$missing" = 0 ] ||
 		lab_fail "agent $name epoch $e: produced $p, stored $rows; $missing seqs neither stored nor in a gap marker"
+	[ "$both" = 0 ] || lab_fail "agent $name epoch $e: $both seqs both stored and in a gap marker"
 	lab_ok "agent $name epoch $e: produced $p, stored $rows, $dropped in gap markers, no duplicates"
 }
 
