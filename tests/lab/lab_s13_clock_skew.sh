@@ -34,7 +34,14 @@ LD_PRELOAD=$LAB_BIN/fakes/skewclock.so VANTAGE_SKEW_US=-$SKEW_US lab_start_agent
 target() { lab_api "/api/v1/targets/$T"; }
 all_up() { target | jq -e '.state == "up" and ([.regions[] | select(.vote == "up")] | length) == 5'; }
 lab_wait_for $((INTERVAL_S + 15)) "$T up with an UP vote from all five regions (two of them skewed)" all_up
-lab_ok "s13: the skewed agents vote UP like the others"
+# Several intervals: a skewed agent's vote must not go stale (10 min behind)
+# or read as from the future (10 min ahead).
+end=$(($(date +%s) + 4 * INTERVAL_S))
+while [ "$(date +%s)" -lt "$end" ]; do
+	all_up >/dev/null || lab_fail "s13: $T lost an UP vote while healthy: $(target | jq -c '[.regions[] | {region, vote}]')"
+	lab_sleep 0.5
+done
+lab_ok "s13: the skewed agents vote UP like the others, for $((4 * INTERVAL_S))s"
 
 # ---- the offsets, detected and reported ----
 offset() { lab_agent_json "$1" | jq -r .clock_offset_us; }
