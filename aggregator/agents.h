@@ -19,6 +19,7 @@ struct agent_info {
 	bool connected;
 	int64_t connected_since;   // wall µs
 	int64_t last_seen;         // wall µs of the last message
+	int64_t heartbeat_at;      // wall µs of the last heartbeat
 	uint64_t epoch;
 	uint64_t acked_seq;
 	uint64_t produced;         // from the last heartbeat

@@ -538,6 +538,7 @@ ingest_on_heartbeat(struct ingest *in, struct session *s, const Vantage__Heartbe
 		return;
 	ai = agents_get(in->agents, s->agent_slot);
 	ai->produced = hb->produced;
+	ai->heartbeat_at = clock_wall_us();
 	ai->spool_depth = hb->spool_depth;
 	ai->spool_bytes = hb->spool_bytes;
 	if (agents_set_clock_offset(ai, hb->clock_offset_us)) {

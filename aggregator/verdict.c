@@ -6,10 +6,11 @@
 //
 // Votes go stale when nothing is heard from an agent, but an aggregator that
 // was not running (SIGSTOP, a stalled host) heard nothing from anyone, which
-// says nothing about the agents or the targets.  When the 1 s timer finds
-// that the loop was away for longer than VERDICT_STALL_US, nothing is judged
-// for VERDICT_RESUME_US: the agents reconnect and resend what they hold
-// meanwhile, and targets with new results keep their dirty flag until then.
+// says nothing about the agents or the targets.  When the 1 s timer
+// (verdict_tick), or a COMMIT before it, finds that the timer last ran more
+// than VERDICT_STALL_US ago, nothing is judged for VERDICT_RESUME_US: the
+// agents reconnect and resend what they hold meanwhile, and targets with
+// new results keep their dirty flag until then.
 #include "verdict.h"
 
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct verdict {
 	verdict_region_cb region_cb;
 	void *arg;
 	bool enabled;
+	bool held;
 	int64_t tick_mono;         // the timer's last run
 	int64_t resume_mono;       // nothing is judged before this
 };
@@ -288,9 +290,22 @@ verdict_paused(struct verdict *v)
 }
 
 void
+verdict_tick(struct verdict *v)
+{
+	verdict_paused(v);
+	v->tick_mono = clock_mono_us();
+}
+
+void
+verdict_hold(struct verdict *v, bool held)
+{
+	v->held = held;
+}
+
+void
 verdict_eval_dirty(struct verdict *v, int64_t now)
 {
-	if (!v->enabled || verdict_paused(v))
+	if (!v->enabled || v->held || verdict_paused(v))
 		return;
 	for (size_t i = 0; i < targets_count(v->targets); i++)
 		if (targets_verdict(v->targets, i)->dirty)
@@ -300,10 +315,7 @@ verdict_eval_dirty(struct verdict *v, int64_t now)
 void
 verdict_eval_all(struct verdict *v, int64_t now)
 {
-	bool paused = verdict_paused(v);
-
-	v->tick_mono = clock_mono_us();
-	if (!v->enabled || paused)
+	if (!v->enabled || v->held || verdict_paused(v))
 		return;
 	for (size_t i = 0; i < targets_count(v->targets); i++)
 		verdict_eval(v, i, now, targets_verdict(v->targets, i)->dirty);
