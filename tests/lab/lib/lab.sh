@@ -423,14 +423,6 @@ lab_agent_final() {
 		"$LAB_DIR/agent-$1.log" | tail -n 1
 }
 
-# lab_agent_epochs NAME: "EPOCH PRODUCED" for every epoch agent NAME logged a
-# final count for, with the largest count of each (a restarted agent logs
-# one line per process; each counts the whole epoch so far).
-lab_agent_epochs() {
-	sed -n 's/.*agent "'"$1"'" epoch \([0-9]*\): produced \([0-9]*\) results, acknowledged through \([0-9]*\).*/\1 \2/p' \
-		"$LAB_DIR/agent-$1.log" | sort -k1,1 -k2,2n | awk '{ max[$1] = $2 } END { for (e in max) print e, max[e] }'
-}
-
 # lab_stop_agent NAME: SIGTERM (the agent flushes and waits up to 10 s for
 # its last Acks), waits for it to exit and prints "EPOCH PRODUCED ACKED".
 lab_stop_agent() {
@@ -872,4 +864,12 @@ lab_zmq_reset() {
 # lab_seconds_since T0: seconds (one decimal) since T0 (date +%s.%N).
 lab_seconds_since() {
 	awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# lab_agent_epochs NAME: "EPOCH PRODUCED" for every epoch agent NAME logged a
+# final count for, with the largest count of each (a restarted agent logs
+# one line per process; each counts the whole epoch so far).
+lab_agent_epochs() {
+	sed -n 's/.*agent "'"$1"'" epoch \([0-9]*\): produced \([0-9]*\) results, acknowledged through \([0-9]*\).*/\1 \2/p' \
+		"$LAB_DIR/agent-$1.log" | sort -k1,1 -k2,2n | awk '{ max[$1] = $2 } END { for (e in max) print e, max[e] }'
 }
