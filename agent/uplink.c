@@ -76,7 +76,6 @@ struct uplink {
 	// Handshake failures since the last success: logged once per streak,
 	// not at every reconnect attempt.
 	uint64_t handshake_failures;
-	uint16_t handshake_failed_event;
 	// libzmq gives up an endpoint whose handshake was refused; we do not.
 	struct event *retry_timer;
 	int retry_ms;
@@ -359,20 +358,23 @@ uplink_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 }
 
 // Why a handshake failed, for the operator (ZMQ_EVENT_HANDSHAKE_FAILED_*).
+// An aggregator that finds something wrong mostly just closes the
+// connection, so our own configuration is the best hint.
 static const char *
-uplink_handshake_failure(uint16_t event, uint32_t value)
+uplink_handshake_failure(const struct uplink *u, uint16_t event, uint32_t value)
 {
 	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 		return "the aggregator refused our key: is this agent's public key in its "
 		       "agent_keys_dir, named after the agent?";
 	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
 	    value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
-		return "the aggregator does not use the same security (one side has "
-		       "\"insecure: true\")";
-	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
-		return "protocol error: is \"aggregator.public_key\" the aggregator's key?";
-	return "the connection closed during the handshake (a wrong "
-	       "\"aggregator.public_key\", or not an aggregator)";
+		return u->conf->insecure ? "the aggregator requires CurveZMQ and we have \"insecure: true\""
+					 : "the aggregator does not use CurveZMQ (it has \"insecure: true\")";
+	if (u->conf->insecure)
+		return "the aggregator closed the connection during the handshake: it probably "
+		       "requires CurveZMQ and we have \"insecure: true\"";
+	return "the aggregator closed the connection during the handshake: is "
+	       "\"aggregator.public_key\" the aggregator's public key?";
 }
 
 static void
@@ -388,7 +390,6 @@ uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 		else
 			log_info("connected to the aggregator at \"%s\"", addr);
 		u->handshake_failures = 0;
-		u->handshake_failed_event = 0;
 		u->retry_ms = 0;
 		u->connected = true;
 		u->welcomed = false;
@@ -403,12 +404,11 @@ uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 	case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
 	case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
 	case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-		// Once per streak, and again if the reason changes.
-		if (u->handshake_failures++ == 0 || event != u->handshake_failed_event)
-			log_warnx("handshake with the aggregator at \"%s\" failed: %s; retrying, and "
-				  "saying so again only when it connects or fails differently",
-			    addr, uplink_handshake_failure(event, value));
-		u->handshake_failed_event = event;
+		// Once per streak: the same failure repeats at every retry.
+		if (u->handshake_failures++ == 0)
+			log_warnx("handshake with the aggregator at \"%s\" failed: %s; retrying, "
+				  "without saying so again until it connects",
+			    addr, uplink_handshake_failure(u, event, value));
 		// A refusal (auth) or a protocol error ends libzmq's own
 		// reconnecting; a revoked key may be admitted again, and an
 		// aggregator being fixed comes back, so keep trying, slowly.

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "clock.h"
 #include "curvekey.h"
@@ -39,9 +40,15 @@ struct zap_keys {
 	size_t n;
 };
 
-// One peer address whose refusals are being logged.
+// Why a connection was refused: each is logged once per peer address, so
+// that one host with two problems shows both.
+enum zap_why { ZAP_WHY_UNKNOWN, ZAP_WHY_REVOKED, ZAP_WHY_MECHANISM, ZAP_WHY_PLAINTEXT,
+	ZAP_WHY_HANDSHAKE };
+
+// One (peer address, reason) whose refusals are being logged.
 struct zap_peer {
 	char addr[64];
+	enum zap_why why;
 	int64_t logged_mono;        // 0: slot free
 	uint64_t since_logged;      // refusals not logged since then
 };
@@ -53,6 +60,7 @@ struct zap {
 	struct zap_keys keys;
 	struct zap_keys revoked;
 	int64_t scanned_mono;
+	struct timespec scanned_mtime; // of the directory, at the last scan
 	struct zap_peer peers[ZAP_PEERS];
 	struct zap_stats stats;
 };
@@ -134,7 +142,7 @@ zap_scan(const char *dir, bool quiet, struct zap_keys *out)
 // The rate limit: true if this refusal from addr is to be logged, with
 // *suppressed set to the refusals from there not logged since the last.
 static bool
-zap_should_log(struct zap *z, const char *addr, uint64_t *suppressed)
+zap_should_log(struct zap *z, const char *addr, enum zap_why why, uint64_t *suppressed)
 {
 	int64_t now = clock_mono_us();
 	struct zap_peer *p = NULL, *oldest = &z->peers[0];
@@ -142,7 +150,7 @@ zap_should_log(struct zap *z, const char *addr, uint64_t *suppressed)
 	for (size_t i = 0; i < ZAP_PEERS; i++) {
 		struct zap_peer *q = &z->peers[i];
 
-		if (q->logged_mono != 0 && strcmp(q->addr, addr) == 0) {
+		if (q->logged_mono != 0 && q->why == why && strcmp(q->addr, addr) == 0) {
 			p = q;
 			break;
 		}
@@ -156,6 +164,7 @@ zap_should_log(struct zap *z, const char *addr, uint64_t *suppressed)
 	if (p == NULL) {
 		p = oldest;
 		p->since_logged = 0;
+		p->why = why;
 		snprintf(p->addr, sizeof(p->addr), "%s", addr);
 	}
 	*suppressed = p->since_logged;
@@ -165,19 +174,20 @@ zap_should_log(struct zap *z, const char *addr, uint64_t *suppressed)
 }
 
 static void
-zap_log_refusal(struct zap *z, const char *addr, const char *why)
+zap_log_refusal(struct zap *z, const char *addr, enum zap_why category, const char *why)
 {
 	uint64_t suppressed = 0;
 
-	if (!zap_should_log(z, addr, &suppressed))
+	if (!zap_should_log(z, addr, category, &suppressed))
 		return;
 	if (suppressed > 0)
-		log_warnx("refused an agent connection from %s: %s (and %llu more refusals from "
-			  "there since the last message; next message in %d s at the earliest)",
+		log_warnx("refused an agent connection from %s: %s (and %llu more such refusals "
+			  "from there since the last message; next message in %d s at the earliest)",
 		    addr, why, (unsigned long long)suppressed, ZAP_LOG_INTERVAL_S);
 	else
-		log_warnx("refused an agent connection from %s: %s (further refusals from there "
-			  "are counted, and logged again after %d s)", addr, why, ZAP_LOG_INTERVAL_S);
+		log_warnx("refused an agent connection from %s: %s (further such refusals from "
+			  "there are counted, and logged again after %d s)", addr, why,
+		    ZAP_LOG_INTERVAL_S);
 }
 
 void
@@ -185,13 +195,26 @@ zap_refused(struct zap *z, const char *addr, enum zap_refusal why)
 {
 	if (why == ZAP_REFUSED_PLAINTEXT) {
 		z->stats.refused_plaintext++;
-		zap_log_refusal(z, addr, "the client does not use CurveZMQ (an agent with "
+		zap_log_refusal(z, addr, ZAP_WHY_PLAINTEXT, "the client does not use CurveZMQ (an agent with "
 					 "\"insecure: true\", or not an agent)");
 	} else {
 		z->stats.refused_handshake++;
-		zap_log_refusal(z, addr, "the ZeroMQ handshake failed (not a ZeroMQ client, or "
+		zap_log_refusal(z, addr, ZAP_WHY_HANDSHAKE, "the ZeroMQ handshake failed (not a ZeroMQ client, or "
 					 "a broken one)");
 	}
+}
+
+// The directory's modification time, so that a file just added is seen at
+// once however recent the last scan.
+static void
+zap_dir_mtime(const char *dir, struct timespec *out)
+{
+	struct stat st;
+
+	if (stat(dir, &st) == 0)
+		*out = st.st_mtim;
+	else
+		out->tv_sec = out->tv_nsec = 0;
 }
 
 // The key was not found: new key files are admitted without a reload.
@@ -199,12 +222,16 @@ static const struct zap_key *
 zap_rescan(struct zap *z, const uint8_t *key)
 {
 	struct zap_keys fresh;
+	struct timespec mtime;
 	const struct zap_key *k;
 	int64_t now = clock_mono_us();
 
-	if (z->scanned_mono != 0 && now - z->scanned_mono < ZAP_RESCAN_US)
+	zap_dir_mtime(z->dir, &mtime);
+	if (mtime.tv_sec == z->scanned_mtime.tv_sec && mtime.tv_nsec == z->scanned_mtime.tv_nsec &&
+	    now - z->scanned_mono < ZAP_RESCAN_US)
 		return NULL;
 	z->scanned_mono = now;
+	z->scanned_mtime = mtime;
 	if (zap_scan(z->dir, true, &fresh) < 0)
 		return NULL;
 	for (size_t i = 0; i < fresh.n; i++) {
@@ -272,7 +299,7 @@ zap_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 	if (zmq_msg_size(&parts[5]) != 5 || memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) != 0 ||
 	    zmq_msg_size(&parts[6]) != CURVEKEY_BIN_LEN) {
 		z->stats.refused_mechanism++;
-		zap_log_refusal(z, addr, "only CurveZMQ clients are admitted");
+		zap_log_refusal(z, addr, ZAP_WHY_MECHANISM, "only CurveZMQ clients are admitted");
 		zap_reply(z, &parts[1], "400", "CurveZMQ required", "");
 		return;
 	}
@@ -296,7 +323,7 @@ zap_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 		zmq_z85_encode(z85, key, CURVEKEY_BIN_LEN);
 		snprintf(why, sizeof(why), "public key \"%s\" is in no file of \"%s\"", z85, z->dir);
 	}
-	zap_log_refusal(z, addr, why);
+	zap_log_refusal(z, addr, k != NULL ? ZAP_WHY_REVOKED : ZAP_WHY_UNKNOWN, why);
 	zap_reply(z, &parts[1], "400", "key not admitted", "");
 }
 
@@ -331,6 +358,8 @@ zap_reload(struct zap *z, const char *keys_dir)
 	z->stats.keys = z->keys.n;
 	free(z->dir);
 	z->dir = xstrdup(keys_dir);
+	zap_dir_mtime(z->dir, &z->scanned_mtime);
+	z->scanned_mono = clock_mono_us();
 	log_info("%zu agent keys admitted from \"%s\"", z->keys.n, keys_dir);
 	return revoked;
 }
@@ -343,6 +372,8 @@ zap_new(struct event_base *base, void *zctx, const char *keys_dir)
 	if (zap_scan(keys_dir, false, &z->keys) < 0)
 		goto fail;
 	z->dir = xstrdup(keys_dir);
+	zap_dir_mtime(z->dir, &z->scanned_mtime);
+	z->scanned_mono = clock_mono_us();
 	z->stats.keys = z->keys.n;
 	z->sock = zmq_socket(zctx, ZMQ_REP);
 	if (z->sock == NULL)

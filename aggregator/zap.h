@@ -9,12 +9,12 @@
 // libevent loop through common/zloop and never blocks.
 //
 // Keys: read at start; a key not found is looked up again in the directory
-// (at most four times a second) so that a new agent's file works without a
-// reload; removing or replacing a file takes effect on zap_reload (SIGHUP),
-// which reports how many keys it revoked so that their connections can be
-// dropped.  Refusals (unknown or revoked key, and the handshake failures
-// ingest reports) are counted and logged once per peer address per
-// ZAP_LOG_INTERVAL_S.
+// (when the directory changed, or at most four times a second) so that a
+// new agent's file works without a reload; removing or replacing a file
+// takes effect on zap_reload (SIGHUP), which reports how many keys it
+// revoked so that their connections can be dropped.  Refusals (unknown or revoked key, and the handshake failures
+// ingest reports) are counted, and logged once per peer address and reason
+// per ZAP_LOG_INTERVAL_S.
 #ifndef VANTAGE_ZAP_H
 #define VANTAGE_ZAP_H
 
