@@ -850,7 +850,9 @@ ingest_drop_connections(struct ingest *in)
 			struct agent_info *ai = agents_get(in->agents, s->agent_slot);
 
 			s->stream->peer = NULL;
-			if (ai != NULL)
+			// The others are back within a second: marking them
+			// disconnected would make every vote abstain meanwhile.
+			if (ai != NULL && in->zap != NULL && !zap_admits(in->zap, s->user_id))
 				ai->connected = false;
 		}
 	}

@@ -394,6 +394,15 @@ fail:
 	return NULL;
 }
 
+bool
+zap_admits(const struct zap *z, const char *name)
+{
+	for (size_t i = 0; i < z->keys.n; i++)
+		if (strcmp(z->keys.v[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 void
 zap_get_stats(const struct zap *z, struct zap_stats *out)
 {

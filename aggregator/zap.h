@@ -18,6 +18,7 @@
 #ifndef VANTAGE_ZAP_H
 #define VANTAGE_ZAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,8 @@ int zap_reload(struct zap *z, const char *keys_dir);
 // A handshake ingest saw fail before ZAP was asked; addr is the peer's IP
 // address or "unknown".  Counted and logged like the handler's refusals.
 void zap_refused(struct zap *z, const char *addr, enum zap_refusal why);
+// Whether agent name has an admitted key now.
+bool zap_admits(const struct zap *z, const char *name);
 void zap_get_stats(const struct zap *z, struct zap_stats *out);
 // Accepts NULL.
 void zap_free(struct zap *z);
