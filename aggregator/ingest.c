@@ -83,6 +83,7 @@ struct ingest {
 	struct zap *zap;           // NULL without CurveZMQ
 	struct curvekey secret;    // the server's secret key, with zap
 	struct event *rebind;      // retries the bind after a revocation
+	unsigned rebind_failures;
 	struct accepted accepted[INGEST_ACCEPTED];
 	size_t next_accepted;
 	uint32_t handshake_error;  // protocol error of the connection about to close
@@ -789,9 +790,11 @@ ingest_on_rebind(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (ingest_open(in) == 0) {
 		log_info("listening for agents on \"%s\" again", in->endpoint);
+		in->rebind_failures = 0;
 		return;
 	}
-	if (errno != EADDRINUSE)
+	// Logged once (and every 10 s): it is retried ten times a second.
+	if (in->rebind_failures++ % 100 == 0)
 		log_warnx("cannot listen on \"%s\" again: %s; retrying", in->endpoint,
 		    zmq_strerror(errno));
 	evtimer_add(in->rebind, &tv);
