@@ -17,14 +17,15 @@
 #define AGENT_CONF_NAME_MAX 64
 #define AGENT_CONF_SPOOL_DIR "/var/lib/vantage-agent"
 #define AGENT_CONF_SPOOL_MAX (UINT64_C(256) << 20)
-// Smaller than this, the spool could not hold one batch plus its gap marker.
-#define AGENT_CONF_SPOOL_MIN (UINT64_C(1) << 20)
+// Smaller than this, the spool would be a single segment (outbox.c), and
+// dropping its oldest part would mean dropping everything.
+#define AGENT_CONF_SPOOL_MIN (UINT64_C(256) << 10)
 #define AGENT_CONF_CONCURRENCY 256u
 #define AGENT_CONF_CONCURRENCY_MAX 65536u
 
 static const char *const agent_conf_keys[] = {
 	"name",	    "region",	 "aggregator",	    "secret_key", "insecure",
-	"spool_dir", "spool_max", "max_concurrency", "source_ip",  NULL,
+	"spool_dir", "spool_max", "spool_fsync", "max_concurrency", "source_ip",  NULL,
 };
 
 static const char *const agent_conf_aggregator_keys[] = { "endpoint", "public_key", NULL };
@@ -109,6 +110,9 @@ agent_conf_parse(const struct yconf_doc *doc, struct agent_conf *conf)
 	if ((node = yconf_get(root, "spool_max")) != NULL &&
 	    yconf_size(doc, node, AGENT_CONF_SPOOL_MIN, UINT64_MAX, &conf->spool_max) < 0)
 		return -1;
+	if ((node = yconf_get(root, "spool_fsync")) != NULL &&
+	    yconf_bool(doc, node, &conf->spool_fsync) < 0)
+		return -1;
 	if ((node = yconf_get(root, "max_concurrency")) != NULL) {
 		if (yconf_uint(doc, node, 1, AGENT_CONF_CONCURRENCY_MAX, &concurrency) < 0)
 			return -1;
@@ -133,6 +137,7 @@ agent_conf_load(const char *path, char *err, size_t errlen)
 	conf->path = xstrdup(path);
 	conf->spool_dir = xstrdup(AGENT_CONF_SPOOL_DIR);
 	conf->spool_max = AGENT_CONF_SPOOL_MAX;
+	conf->spool_fsync = true;
 	conf->max_concurrency = AGENT_CONF_CONCURRENCY;
 	if (agent_conf_parse(doc, conf) < 0) {
 		agent_conf_free(conf);

@@ -21,6 +21,7 @@ struct agent_conf {
 	bool insecure;               // plaintext ZeroMQ (dev only); default false
 	char *spool_dir;             // default "/var/lib/vantage-agent"
 	uint64_t spool_max;          // bytes; default 256 MiB
+	bool spool_fsync;            // fsync every spooled batch; default true
 	unsigned max_concurrency;    // probes in flight; default 256, 1..65536
 	char *source_ip;             // bind probes to this address, or NULL
 };

@@ -191,6 +191,7 @@ main(int argc, char **argv)
 	probe_set_suspect(a.probe, agent_on_suspect, &a);
 	a.selfcheck = selfcheck_new(a.base, a.conf->source_ip, agent_on_selfcheck, &a);
 	probe_set_hold(a.probe, agent_selfcheck_running, &a);
+	uplink_start(a.uplink);
 	sigterm = evsignal_new(a.base, SIGTERM, agent_on_signal, &a);
 	sigint = evsignal_new(a.base, SIGINT, agent_on_signal, &a);
 	event_add(sigterm, NULL);

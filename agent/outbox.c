@@ -1,47 +1,463 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// In-memory outbox: a FIFO of encoded batches; see outbox.h.  Records are in
-// seq order because the agent appends them in seq order.
+// The agent's disk spool; see outbox.h for the format and the rules.  The
+// batch bytes live only on disk; memory holds an index of the records (seq
+// range, segment, offset) so that resending reads them back with pread.
+// Every path that could lose a spooled result either fails loudly (write,
+// fsync) or reports it (segments dropped when full, a truncated tail).
 #include "outbox.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
+#include "crc32c.h"
 #include "log.h"
 #include "xmalloc.h"
 
-struct outbox {
-	struct outbox_rec *head;
-	struct outbox_rec *tail;
-	uint64_t bytes;
-	uint64_t depth;
-	uint64_t max_bytes;
-	outbox_gap_cb gap;
-	void *gap_arg;
+#define OUTBOX_SEG_MIN (UINT64_C(64) << 10)
+#define OUTBOX_SEG_MAX (UINT64_C(8) << 20)
+#define OUTBOX_SEG_NAME_DIGITS 20
+
+struct outbox_seg {
+	uint64_t id;                 // position in the spool's history, never reused
+	uint64_t name_seq;           // from the file name
+	uint64_t last_seq;           // newest seq in it, 0 while empty
+	uint64_t size;
+	int fd;
 };
 
-struct outbox *
-outbox_new(uint64_t max_bytes, outbox_gap_cb gap, void *arg)
-{
-	struct outbox *o = xcalloc(1, sizeof(*o));
+struct outbox {
+	char *dir;
+	int dir_fd;
+	int lock_fd;
+	enum outbox_sync sync;
+	uint64_t max_bytes;
+	uint64_t seg_max;
+	uint64_t epoch;
+	uint64_t next_seq;
+	uint64_t acked_seq;
 
-	o->max_bytes = max_bytes;
-	o->gap = gap;
-	o->gap_arg = arg;
-	return o;
+	struct outbox_seg *segs;     // oldest first; the last one is written
+	size_t n_segs, cap_segs;
+	uint64_t next_seg_id;
+
+	struct outbox_rec *recs;     // live records are recs[rec_head..n_recs)
+	size_t rec_head, n_recs, cap_recs;
+
+	uint64_t bytes;
+	uint64_t held;               // sum of the live records' seq spans
+	uint64_t dropped;
+};
+
+static uint32_t
+outbox_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+outbox_get64(const uint8_t *p)
+{
+	return (uint64_t)outbox_get32(p) | (uint64_t)outbox_get32(p + 4) << 32;
 }
 
 static void
-outbox_pop(struct outbox *o)
+outbox_put32(uint8_t *p, uint32_t v)
 {
-	struct outbox_rec *r = o->head;
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
 
-	o->head = r->next;
-	if (o->head == NULL)
-		o->tail = NULL;
-	o->bytes -= r->len;
-	o->depth -= r->last_seq - r->first_seq + 1;
-	free(r);
+static void
+outbox_put64(uint8_t *p, uint64_t v)
+{
+	outbox_put32(p, (uint32_t)v);
+	outbox_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+size_t
+outbox_segment_scan(const uint8_t *data, size_t len, outbox_scan_cb cb, void *arg)
+{
+	size_t off = 0;
+
+	while (len - off >= OUTBOX_REC_HEADER) {
+		uint32_t plen = outbox_get32(data + off);
+		uint32_t crc = outbox_get32(data + off + 4);
+		const uint8_t *payload = data + off + OUTBOX_REC_HEADER;
+		uint64_t first, last;
+
+		if (plen < OUTBOX_REC_META || plen > OUTBOX_PAYLOAD_MAX ||
+		    plen > len - off - OUTBOX_REC_HEADER || crc32c(0, payload, plen) != crc)
+			break;
+		first = outbox_get64(payload);
+		last = outbox_get64(payload + 8);
+		if (first == 0 || first > last)
+			break;
+		if (cb != NULL)
+			cb(first, last, (int64_t)outbox_get64(payload + 16), payload + OUTBOX_REC_META,
+			    plen - OUTBOX_REC_META, off, arg);
+		off += OUTBOX_REC_HEADER + plen;
+	}
+	return off;
+}
+
+// ---- the in-memory index ---------------------------------------------------
+
+static struct outbox_seg *
+outbox_active(struct outbox *o)
+{
+	return o->n_segs > 0 ? &o->segs[o->n_segs - 1] : NULL;
+}
+
+static void
+outbox_index(struct outbox *o, const struct outbox_seg *seg, uint64_t first, uint64_t last,
+    int64_t added_at, uint64_t batch_off, size_t len)
+{
+	struct outbox_rec *r;
+
+	if (o->n_recs == o->cap_recs) {
+		// Reclaim the acked front before growing.
+		if (o->rec_head > 0) {
+			memmove(o->recs, o->recs + o->rec_head,
+			    (o->n_recs - o->rec_head) * sizeof(*o->recs));
+			o->n_recs -= o->rec_head;
+			o->rec_head = 0;
+		}
+		if (o->n_recs == o->cap_recs) {
+			o->cap_recs = o->cap_recs ? o->cap_recs * 2 : 256;
+			o->recs = xreallocarray(o->recs, o->cap_recs, sizeof(*o->recs));
+		}
+	}
+	r = &o->recs[o->n_recs++];
+	r->first_seq = first;
+	r->last_seq = last;
+	r->added_at_us = added_at;
+	r->off = batch_off;
+	r->len = (uint32_t)len;
+	r->seg = (uint32_t)(seg->id - o->segs[0].id);
+	o->held += last - first + 1;
+}
+
+static void
+outbox_pop_rec(struct outbox *o)
+{
+	struct outbox_rec *r = &o->recs[o->rec_head++];
+
+	o->held -= r->last_seq - r->first_seq + 1;
+	if (o->rec_head == o->n_recs)
+		o->rec_head = o->n_recs = 0;
+}
+
+static void
+outbox_fsync_dir(struct outbox *o)
+{
+	if (fsync(o->dir_fd) < 0)
+		fatal("cannot fsync spool directory \"%s\"", o->dir);
+}
+
+static void
+outbox_seg_path(const struct outbox *o, uint64_t name_seq, char *path, size_t size)
+{
+	snprintf(path, size, "%s/%0*" PRIu64 ".seg", o->dir, OUTBOX_SEG_NAME_DIGITS, name_seq);
+}
+
+// Deletes the oldest segment, with its records.
+static void
+outbox_drop_seg(struct outbox *o)
+{
+	struct outbox_seg *seg = &o->segs[0];
+	char path[4096];
+
+	while (o->rec_head < o->n_recs && o->recs[o->rec_head].seg == 0)
+		outbox_pop_rec(o);
+	// Record segment numbers are relative to segs[0]: shift them.
+	for (size_t i = o->rec_head; i < o->n_recs; i++)
+		o->recs[i].seg--;
+	outbox_seg_path(o, seg->name_seq, path, sizeof(path));
+	if (unlink(path) < 0 && errno != ENOENT)
+		fatal("cannot delete spool segment \"%s\"", path);
+	close(seg->fd);
+	o->bytes -= seg->size;
+	memmove(o->segs, o->segs + 1, (o->n_segs - 1) * sizeof(*o->segs));
+	o->n_segs--;
+}
+
+static struct outbox_seg *
+outbox_add_seg(struct outbox *o, uint64_t name_seq, int fd, uint64_t size)
+{
+	struct outbox_seg *seg;
+
+	if (o->n_segs == o->cap_segs) {
+		o->cap_segs = o->cap_segs ? o->cap_segs * 2 : 16;
+		o->segs = xreallocarray(o->segs, o->cap_segs, sizeof(*o->segs));
+	}
+	seg = &o->segs[o->n_segs++];
+	seg->id = o->next_seg_id++;
+	seg->name_seq = name_seq;
+	seg->last_seq = 0;
+	seg->size = size;
+	seg->fd = fd;
+	o->bytes += size;
+	return seg;
+}
+
+// ---- open: epoch, lock, segments -------------------------------------------
+
+static int
+outbox_read_epoch(struct outbox *o, bool have_segments, char *err, size_t errlen)
+{
+	char text[32], *end;
+	ssize_t n;
+	int fd;
+
+	fd = openat(o->dir_fd, "epoch", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, text, sizeof(text) - 1);
+		close(fd);
+		if (n < 0) {
+			snprintf(err, errlen, "cannot read \"%s/epoch\": %s", o->dir, strerror(errno));
+			return -1;
+		}
+		text[n] = '\0';
+		errno = 0;
+		o->epoch = strtoull(text, &end, 10);
+		if (errno != 0 || end == text || (*end != '\n' && *end != '\0') || o->epoch == 0 ||
+		    text[0] == '-') {
+			snprintf(err, errlen, "\"%s/epoch\" is corrupt: expected a decimal number", o->dir);
+			return -1;
+		}
+		return 0;
+	}
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "cannot open \"%s/epoch\": %s", o->dir, strerror(errno));
+		return -1;
+	}
+	if (have_segments) {
+		// Resending those seqs under a new epoch would store them twice.
+		snprintf(err, errlen, "spool \"%s\" has segments but no epoch file; move the "
+		    "segments away to start a new spool", o->dir);
+		return -1;
+	}
+	while (o->epoch == 0 || o->epoch > INT64_MAX)
+		if (getrandom(&o->epoch, sizeof(o->epoch), 0) != sizeof(o->epoch)) {
+			snprintf(err, errlen, "cannot read random bytes for the epoch: %s",
+			    strerror(errno));
+			return -1;
+		}
+	n = snprintf(text, sizeof(text), "%" PRIu64 "\n", o->epoch);
+	fd = openat(o->dir_fd, "epoch.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) < 0 ||
+	    renameat(o->dir_fd, "epoch.tmp", o->dir_fd, "epoch") < 0) {
+		snprintf(err, errlen, "cannot write \"%s/epoch\": %s", o->dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	outbox_fsync_dir(o);
+	log_info("spool \"%s\": new epoch %" PRIu64, o->dir, o->epoch);
+	return 0;
+}
+
+static int
+outbox_seg_name(const char *name, uint64_t *seq)
+{
+	size_t i;
+
+	for (i = 0; i < OUTBOX_SEG_NAME_DIGITS; i++)
+		if (name[i] < '0' || name[i] > '9')
+			return -1;
+	if (strcmp(name + i, ".seg") != 0)
+		return -1;
+	*seq = strtoull(name, NULL, 10);
+	return *seq > 0 ? 0 : -1;
+}
+
+static int
+outbox_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+// Names of the segment files, sorted; the caller frees *out.
+static int
+outbox_list(struct outbox *o, uint64_t **out, size_t *n, char *err, size_t errlen)
+{
+	DIR *d;
+	struct dirent *de;
+	size_t cap = 0;
+	int fd = dup(o->dir_fd);
+
+	*out = NULL;
+	*n = 0;
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		snprintf(err, errlen, "cannot list \"%s\": %s", o->dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		uint64_t seq;
+
+		if (outbox_seg_name(de->d_name, &seq) < 0)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*out = xreallocarray(*out, cap, sizeof(**out));
+		}
+		(*out)[(*n)++] = seq;
+	}
+	closedir(d);
+	qsort(*out, *n, sizeof(**out), outbox_cmp_u64);
+	return 0;
+}
+
+struct outbox_load_ctx {
+	struct outbox *o;
+	struct outbox_seg *seg;
+	size_t bad_off;              // first record out of seq order, or SIZE_MAX
+};
+
+static void
+outbox_on_loaded(uint64_t first, uint64_t last, int64_t added_at, const uint8_t *batch,
+    size_t len, size_t rec_off, void *arg)
+{
+	struct outbox_load_ctx *c = arg;
+	struct outbox *o = c->o;
+
+	if (c->bad_off != SIZE_MAX)
+		return;
+	// Seqs only grow across the spool: anything else is damage.
+	if (first < o->next_seq || first < c->seg->name_seq) {
+		c->bad_off = rec_off;
+		return;
+	}
+	outbox_index(o, c->seg, first, last, added_at,
+	    rec_off + OUTBOX_REC_HEADER + OUTBOX_REC_META, len);
+	c->seg->last_seq = last;
+	o->next_seq = last + 1;
+}
+
+// Indexes one segment; truncates it after its last valid record.
+static int
+outbox_load_seg(struct outbox *o, uint64_t name_seq, char *err, size_t errlen)
+{
+	struct outbox_load_ctx c = { o, NULL, SIZE_MAX };
+	char path[4096];
+	struct stat st;
+	size_t valid = 0;
+	void *map = NULL;
+	int fd;
+
+	outbox_seg_path(o, name_seq, path, sizeof(path));
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "cannot open spool segment \"%s\": %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	c.seg = outbox_add_seg(o, name_seq, fd, (uint64_t)st.st_size);
+	if (name_seq > o->next_seq)
+		o->next_seq = name_seq;
+	if (st.st_size > 0) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			snprintf(err, errlen, "cannot map spool segment \"%s\": %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		valid = outbox_segment_scan(map, (size_t)st.st_size, outbox_on_loaded, &c);
+		munmap(map, (size_t)st.st_size);
+	}
+	if (c.bad_off < valid)
+		valid = c.bad_off;
+	if (valid < (uint64_t)st.st_size) {
+		log_warnx("spool segment \"%s\": truncated a torn or corrupt tail at byte %zu "
+			  "(%llu bytes dropped)", path, valid,
+		    (unsigned long long)((uint64_t)st.st_size - valid));
+		if (ftruncate(fd, (off_t)valid) < 0 || fsync(fd) < 0) {
+			snprintf(err, errlen, "cannot truncate spool segment \"%s\": %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		o->bytes -= (uint64_t)st.st_size - valid;
+		c.seg->size = valid;
+	}
+	return 0;
+}
+
+struct outbox *
+outbox_open(const char *dir, uint64_t max_bytes, enum outbox_sync sync, char *err, size_t errlen)
+{
+	struct outbox *o = xcalloc(1, sizeof(*o));
+	uint64_t *names = NULL;
+	size_t n_names = 0;
+
+	o->dir = xstrdup(dir);
+	o->dir_fd = o->lock_fd = -1;
+	o->sync = sync;
+	o->max_bytes = max_bytes;
+	o->seg_max = max_bytes / 16;
+	if (o->seg_max < OUTBOX_SEG_MIN)
+		o->seg_max = OUTBOX_SEG_MIN;
+	if (o->seg_max > OUTBOX_SEG_MAX)
+		o->seg_max = OUTBOX_SEG_MAX;
+	o->next_seq = 1;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create spool directory \"%s\": %s", dir,
+		    strerror(errno));
+		goto fail;
+	}
+	o->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (o->dir_fd < 0) {
+		snprintf(err, errlen, "cannot open spool directory \"%s\": %s", dir, strerror(errno));
+		goto fail;
+	}
+	o->lock_fd = openat(o->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (o->lock_fd < 0 || flock(o->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(err, errlen, errno == EWOULDBLOCK ?
+		    "spool \"%s\" is in use by another agent process" :
+		    "cannot lock spool \"%s\": %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (outbox_list(o, &names, &n_names, err, errlen) < 0 ||
+	    outbox_read_epoch(o, n_names > 0, err, errlen) < 0)
+		goto fail;
+	for (size_t i = 0; i < n_names; i++)
+		if (outbox_load_seg(o, names[i], err, errlen) < 0)
+			goto fail;
+	free(names);
+	// Segments left empty by a crash, or emptied by a truncation, hold
+	// nothing; only the newest may still be written to.
+	while (o->n_segs > 1 && o->segs[0].last_seq == 0)
+		outbox_drop_seg(o);
+	if (o->n_recs > 0)
+		log_info("spool \"%s\": epoch %" PRIu64 ", %" PRIu64 " results unacked "
+			 "(seqs %" PRIu64 "..%" PRIu64 "), next seq %" PRIu64, dir, o->epoch,
+		    outbox_depth(o), outbox_oldest_seq(o), outbox_newest_seq(o), o->next_seq);
+	else
+		log_info("spool \"%s\": epoch %" PRIu64 ", 0 results unacked, next seq %" PRIu64,
+		    dir, o->epoch, o->next_seq);
+	return o;
+fail:
+	free(names);
+	outbox_free(o);
+	return NULL;
 }
 
 void
@@ -49,58 +465,165 @@ outbox_free(struct outbox *o)
 {
 	if (o == NULL)
 		return;
-	while (o->head != NULL)
-		outbox_pop(o);
+	for (size_t i = 0; i < o->n_segs; i++)
+		close(o->segs[i].fd);
+	if (o->lock_fd >= 0)
+		close(o->lock_fd);
+	if (o->dir_fd >= 0)
+		close(o->dir_fd);
+	free(o->segs);
+	free(o->recs);
+	free(o->dir);
 	free(o);
+}
+
+uint64_t
+outbox_epoch(const struct outbox *o)
+{
+	return o->epoch;
+}
+
+uint64_t
+outbox_next_seq(const struct outbox *o)
+{
+	return o->next_seq;
+}
+
+// ---- append, ack -----------------------------------------------------------
+
+static void
+outbox_new_seg(struct outbox *o, uint64_t name_seq)
+{
+	char path[4096];
+	int fd;
+
+	outbox_seg_path(o, name_seq, path, sizeof(path));
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fatal("cannot create spool segment \"%s\"", path);
+	outbox_add_seg(o, name_seq, fd, 0);
+	outbox_fsync_dir(o);
+}
+
+// Deletes the oldest segments until `need` more bytes fit, never the one
+// being written.  What they held unacked is lost: log it and count it.
+static void
+outbox_make_room(struct outbox *o, uint64_t need)
+{
+	while (o->bytes + need > o->max_bytes && o->n_segs > 1) {
+		const struct outbox_seg *seg = &o->segs[0];
+		uint64_t lo = o->acked_seq + 1;
+
+		if (o->rec_head < o->n_recs && o->recs[o->rec_head].seg == 0 &&
+		    o->recs[o->rec_head].first_seq > lo)
+			lo = o->recs[o->rec_head].first_seq;
+		if (seg->last_seq >= lo) {
+			log_warnx("spool \"%s\" is full (%llu bytes held, %llu to add, limit %llu): "
+				  "dropping unacked results %llu..%llu", o->dir,
+			    (unsigned long long)o->bytes, (unsigned long long)need,
+			    (unsigned long long)o->max_bytes, (unsigned long long)lo,
+			    (unsigned long long)seg->last_seq);
+			o->dropped += seg->last_seq - lo + 1;
+		}
+		outbox_drop_seg(o);
+	}
 }
 
 void
 outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, const uint8_t *data,
-    size_t len, int64_t now_mono_us)
+    size_t len, int64_t now_wall_us)
 {
-	struct outbox_rec *r = xmalloc(sizeof(*r) + len);
+	uint8_t head[OUTBOX_REC_HEADER + OUTBOX_REC_META];
+	struct iovec iov[2] = { { head, sizeof(head) }, { (void *)data, len } };
+	uint64_t need = sizeof(head) + len;
+	struct outbox_seg *seg = outbox_active(o);
+	ssize_t n;
 
-	r->first_seq = first_seq;
-	r->last_seq = last_seq;
-	r->added_mono_us = now_mono_us;
-	r->len = len;
-	r->next = NULL;
-	memcpy(r->data, data, len);
-	if (o->tail != NULL)
-		o->tail->next = r;
-	else
-		o->head = r;
-	o->tail = r;
-	o->bytes += len;
-	o->depth += last_seq - first_seq + 1;
-	// Never drop the record just added: a single batch may exceed a tiny cap.
-	while (o->bytes > o->max_bytes && o->head != r) {
-		uint64_t lo = o->head->first_seq, hi = o->head->last_seq;
+	if (first_seq < o->next_seq || first_seq > last_seq || len > OUTBOX_PAYLOAD_MAX - OUTBOX_REC_META)
+		fatalx("spool \"%s\": record %llu..%llu (%zu bytes) out of order or too big", o->dir,
+		    (unsigned long long)first_seq, (unsigned long long)last_seq, len);
+	// A full or overflowing segment is closed so that the oldest can go.
+	if (seg == NULL || (seg->size > 0 && (seg->size + need > o->seg_max ||
+	    o->bytes + need > o->max_bytes)))
+		outbox_new_seg(o, first_seq);
+	outbox_make_room(o, need);
+	seg = outbox_active(o);
 
-		log_warnx("outbox full (%llu bytes, limit %llu): dropping results %llu..%llu",
-		    (unsigned long long)o->bytes, (unsigned long long)o->max_bytes,
-		    (unsigned long long)lo, (unsigned long long)hi);
-		outbox_pop(o);
-		if (o->gap != NULL)
-			o->gap(lo, hi, o->gap_arg);
-	}
+	outbox_put32(head, (uint32_t)(OUTBOX_REC_META + len));
+	outbox_put64(head + OUTBOX_REC_HEADER, first_seq);
+	outbox_put64(head + OUTBOX_REC_HEADER + 8, last_seq);
+	outbox_put64(head + OUTBOX_REC_HEADER + 16, (uint64_t)now_wall_us);
+	outbox_put32(head + 4, crc32c(crc32c(0, head + OUTBOX_REC_HEADER, OUTBOX_REC_META),
+	    data, len));
+	n = pwritev(seg->fd, iov, 2, (off_t)seg->size);
+	if (n < 0)
+		fatal("cannot write to spool \"%s\" (results %llu..%llu would be lost)", o->dir,
+		    (unsigned long long)first_seq, (unsigned long long)last_seq);
+	if ((size_t)n != need)
+		fatalx("short write to spool \"%s\" (%zd of %llu bytes): is the disk full?", o->dir,
+		    n, (unsigned long long)need);
+	if (o->sync == OUTBOX_SYNC_BATCH && fdatasync(seg->fd) < 0)
+		fatal("cannot fsync spool \"%s\" (results %llu..%llu would not be durable)", o->dir,
+		    (unsigned long long)first_seq, (unsigned long long)last_seq);
+	outbox_index(o, seg, first_seq, last_seq, now_wall_us, seg->size + sizeof(head), len);
+	seg->size += need;
+	seg->last_seq = last_seq;
+	o->bytes += need;
+	o->next_seq = last_seq + 1;
 }
 
 void
 outbox_ack(struct outbox *o, uint64_t acked_seq)
 {
-	while (o->head != NULL && o->head->last_seq <= acked_seq)
-		outbox_pop(o);
+	if (acked_seq <= o->acked_seq)
+		return;
+	o->acked_seq = acked_seq;
+	while (o->rec_head < o->n_recs && o->recs[o->rec_head].last_seq <= acked_seq)
+		outbox_pop_rec(o);
+	while (o->n_segs > 1 && o->segs[0].last_seq <= acked_seq)
+		outbox_drop_seg(o);
 }
+
+// ---- reading ---------------------------------------------------------------
 
 const struct outbox_rec *
 outbox_after(const struct outbox *o, uint64_t seq)
 {
-	const struct outbox_rec *r;
+	size_t lo = o->rec_head, hi = o->n_recs;
 
-	for (r = o->head; r != NULL && r->last_seq <= seq; r = r->next)
-		;
-	return r;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (o->recs[mid].last_seq <= seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < o->n_recs ? &o->recs[lo] : NULL;
+}
+
+const struct outbox_rec *
+outbox_next(const struct outbox *o, const struct outbox_rec *rec)
+{
+	return rec + 1 < o->recs + o->n_recs ? rec + 1 : NULL;
+}
+
+void
+outbox_load(struct outbox *o, const struct outbox_rec *rec, struct buf *out)
+{
+	const struct outbox_seg *seg = &o->segs[rec->seg];
+	ssize_t n;
+
+	buf_reset(out);
+	buf_reserve(out, rec->len);
+	n = pread(seg->fd, out->data, rec->len, (off_t)rec->off);
+	if (n < 0)
+		fatal("cannot read spool segment %llu of \"%s\"", (unsigned long long)seg->name_seq,
+		    o->dir);
+	if ((size_t)n != rec->len)
+		fatalx("spool segment %llu of \"%s\" is shorter than its index: changed behind "
+		       "the agent's back?", (unsigned long long)seg->name_seq, o->dir);
+	out->len = rec->len;
 }
 
 uint64_t
@@ -112,23 +635,36 @@ outbox_bytes(const struct outbox *o)
 uint64_t
 outbox_depth(const struct outbox *o)
 {
-	return o->depth;
+	const struct outbox_rec *head;
+
+	if (o->rec_head == o->n_recs)
+		return 0;
+	head = &o->recs[o->rec_head];
+	// The head record may be acked in part.
+	return head->first_seq <= o->acked_seq ? o->held - (o->acked_seq - head->first_seq + 1) :
+						 o->held;
 }
 
 int64_t
-outbox_oldest_mono(const struct outbox *o)
+outbox_oldest_added(const struct outbox *o)
 {
-	return o->head != NULL ? o->head->added_mono_us : 0;
+	return o->rec_head < o->n_recs ? o->recs[o->rec_head].added_at_us : 0;
 }
 
 uint64_t
 outbox_oldest_seq(const struct outbox *o)
 {
-	return o->head != NULL ? o->head->first_seq : 0;
+	return o->rec_head < o->n_recs ? o->recs[o->rec_head].first_seq : 0;
 }
 
 uint64_t
 outbox_newest_seq(const struct outbox *o)
 {
-	return o->tail != NULL ? o->tail->last_seq : 0;
+	return o->rec_head < o->n_recs ? o->recs[o->n_recs - 1].last_seq : 0;
+}
+
+uint64_t
+outbox_dropped(const struct outbox *o)
+{
+	return o->dropped;
 }

@@ -1,46 +1,104 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// The agent's outbox: encoded result batches kept until the aggregator acks
-// them, so that nothing is lost when the connection drops or the aggregator
-// restarts; after a reconnect everything after acked_seq is sent again.
-// This version keeps records in memory only (bounded by max_bytes); the disk
-// spool of DESIGN.md §5 replaces the storage behind this same interface.
-// When full, the oldest records are dropped and their seq range is reported
-// as a gap, never silently.
+// The agent's outbox: a disk spool of encoded result batches, kept until the
+// aggregator acks them, so that no result is lost when the connection drops,
+// the aggregator restarts or the agent itself is killed (DESIGN.md §5).
+//
+// On disk, spool_dir holds:
+//   epoch             the spool's epoch in decimal, created once (fsync'd)
+//   lock              flock'd while an agent uses the spool
+//   NNNN...NNNN.seg   append-only segments, named by the 20-digit first seq
+//                     they hold (or would hold, while still empty)
+// A segment is a sequence of records: u32 payload length, u32 CRC-32C of the
+// payload, payload, all little endian.  The payload is u64 first_seq, u64
+// last_seq, i64 added_at (unix µs), then one encoded AgentMsg{batch}.
+//
+// A record is written (and by default fsync'd) before its batch is sent.  On
+// open, a torn or corrupt tail is truncated at the last valid record and
+// logged.  Acked segments are deleted whole.  When the spool would exceed
+// max_bytes, its oldest segments are deleted: their unacked results are
+// lost, and the hole in the seqs is what the uplink reports as a gap marker
+// (the hole itself is durable, so the marker cannot be lost).  A failed
+// write or fsync is fatal: continuing would lose results silently.
 #ifndef VANTAGE_OUTBOX_H
 #define VANTAGE_OUTBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
+#define OUTBOX_REC_HEADER 8          // u32 length, u32 crc
+#define OUTBOX_REC_META 24           // u64 first_seq, u64 last_seq, i64 added_at
+// Longest payload a reader accepts: one batch of at most WIRE_MAX_MSG.
+#define OUTBOX_PAYLOAD_MAX ((1u << 20) + OUTBOX_REC_META)
+
+enum outbox_sync {
+	OUTBOX_SYNC_BATCH,             // fdatasync after every record (default)
+	OUTBOX_SYNC_NONE,              // leave it to the kernel: survives a crash of
+	                               // the agent, not of the machine
+};
+
+// One record, as indexed in memory (the batch bytes stay on disk).
 struct outbox_rec {
 	uint64_t first_seq;
 	uint64_t last_seq;
-	int64_t added_mono_us;
-	size_t len;
-	struct outbox_rec *next;
-	uint8_t data[];            // one encoded AgentMsg{batch}
+	int64_t added_at_us;           // wall clock when it was spooled
+	uint64_t off;                  // of the payload's batch bytes in its segment
+	uint32_t len;                  // of the batch bytes
+	uint32_t seg;                  // segment index (internal)
 };
 
-typedef void (*outbox_gap_cb)(uint64_t first_seq, uint64_t last_seq, void *arg);
+// Called by outbox_segment_scan for every valid record, in file order.
+typedef void (*outbox_scan_cb)(uint64_t first_seq, uint64_t last_seq, int64_t added_at_us,
+    const uint8_t *batch, size_t len, size_t rec_off, void *arg);
+
+// Scans one segment's bytes: calls cb (may be NULL) for each valid record in
+// order and returns the length of the valid prefix, where a torn or corrupt
+// tail starts.  A record is valid when its length is within
+// OUTBOX_PAYLOAD_MAX, its CRC matches and first_seq <= last_seq.  Never reads
+// outside data[0..len).  Pure: no I/O.
+size_t outbox_segment_scan(const uint8_t *data, size_t len, outbox_scan_cb cb, void *arg);
 
 struct outbox;
 
-struct outbox *outbox_new(uint64_t max_bytes, outbox_gap_cb gap, void *arg);
+// Opens (creating if needed) the spool in dir: takes its lock, reads or
+// creates its epoch, indexes every segment, truncating a torn tail.  Returns
+// NULL with a message in err on failure (unreadable directory, spool in use,
+// corrupt epoch file, ...).  The caller owns the result (outbox_free).
+struct outbox *outbox_open(const char *dir, uint64_t max_bytes, enum outbox_sync sync,
+    char *err, size_t errlen);
 void outbox_free(struct outbox *o);
-// Copies a record covering seqs first..last.  Drops the oldest records (and
-// reports them through the gap callback) while over max_bytes.
+
+uint64_t outbox_epoch(const struct outbox *o);
+// The seq the next result should get: one past the newest spooled, so a
+// restarted agent continues its epoch.
+uint64_t outbox_next_seq(const struct outbox *o);
+
+// Spools one batch covering seqs first..last (first must exceed every seq
+// spooled before).  Deletes the oldest segments first while the spool would
+// exceed max_bytes.  Exits the process on a write or fsync error.
 void outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq,
-    const uint8_t *data, size_t len, int64_t now_mono_us);
-// Frees every record whose last_seq <= acked_seq.
+    const uint8_t *data, size_t len, int64_t now_wall_us);
+// Forgets every record whose last_seq <= acked_seq; deletes segments that
+// hold nothing else (never the one being written).
 void outbox_ack(struct outbox *o, uint64_t acked_seq);
-// First record with last_seq > seq, or NULL; walk on with rec->next.
+
+// First record with last_seq > seq, or NULL; the next one after rec, or NULL.
 const struct outbox_rec *outbox_after(const struct outbox *o, uint64_t seq);
+const struct outbox_rec *outbox_next(const struct outbox *o, const struct outbox_rec *rec);
+// Reads rec's batch bytes into out (reset first).  Exits on an I/O error.
+void outbox_load(struct outbox *o, const struct outbox_rec *rec, struct buf *out);
+
+// Bytes on disk; results not yet acked; the oldest unacked record's
+// added_at (0 if none); the oldest and newest seq held (0 if none).
 uint64_t outbox_bytes(const struct outbox *o);
-// Results held (sum of record seq spans) and the oldest record's age.
 uint64_t outbox_depth(const struct outbox *o);
-int64_t outbox_oldest_mono(const struct outbox *o);
+int64_t outbox_oldest_added(const struct outbox *o);
 uint64_t outbox_oldest_seq(const struct outbox *o);
 uint64_t outbox_newest_seq(const struct outbox *o);
+// Results dropped because the spool was full, since open.
+uint64_t outbox_dropped(const struct outbox *o);
 
 #endif

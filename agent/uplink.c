@@ -9,10 +9,11 @@
 #include "uplink.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "clock.h"
@@ -28,7 +29,7 @@
 #define UPLINK_TICK_MS 500
 #define UPLINK_HELLO_RETRY_US 3000000
 #define UPLINK_HEARTBEAT_US 5000000
-#define UPLINK_MAX_GAPS 64
+#define UPLINK_CONFIG_CACHE "config.pb"
 #define UPLINK_REFUSED_RETRY_MIN_MS 1000
 #define UPLINK_REFUSED_RETRY_MAX_MS 10000
 
@@ -49,6 +50,7 @@ struct uplink {
 	struct event *flush_timer;
 	struct wire_arena *arena;
 	struct buf enc;
+	struct buf spooled;          // one batch read back from the spool
 
 	uint64_t epoch;
 	uint64_t next_seq;           // seq the next result gets
@@ -68,10 +70,8 @@ struct uplink {
 	struct pending_result *pending;
 	Vantage__Result **pending_ptrs;
 	size_t n_pending;
-	Vantage__Gap gaps[UPLINK_MAX_GAPS];
-	Vantage__Gap *gap_ptrs[UPLINK_MAX_GAPS];
-	size_t n_gaps;
 
+	uint64_t gap_logged;          // newest gap seq already logged
 	uint64_t bad_messages;
 	// Handshake failures since the last success: logged once per streak,
 	// not at every reconnect attempt.
@@ -123,11 +123,12 @@ uplink_send_heartbeat(struct uplink *u, int64_t now_mono)
 {
 	Vantage__AgentMsg m = VANTAGE__AGENT_MSG__INIT;
 	Vantage__Heartbeat hb = VANTAGE__HEARTBEAT__INIT;
-	int64_t oldest = outbox_oldest_mono(u->outbox);
+	int64_t oldest = outbox_oldest_added(u->outbox), now_wall = clock_wall_us();
 
 	hb.spool_depth = outbox_depth(u->outbox);
 	hb.spool_bytes = outbox_bytes(u->outbox);
-	hb.oldest_unacked_age_ms = oldest > 0 ? (uint64_t)(now_mono - oldest) / 1000 : 0;
+	hb.oldest_unacked_age_ms = oldest > 0 && now_wall > oldest ?
+	    (uint64_t)(now_wall - oldest) / 1000 : 0;
 	hb.state = u->state;
 	hb.state_reason = u->state_reason;
 	hb.clock_offset_us = u->clock_offset_us;
@@ -138,7 +139,8 @@ uplink_send_heartbeat(struct uplink *u, int64_t now_mono)
 	uplink_send_msg(u, &m);
 }
 
-// Seals pending results (and gap markers) into one outbox record.
+// Seals pending results into one batch and spools it (durably, before it
+// is sent).
 static void
 uplink_seal(struct uplink *u)
 {
@@ -150,16 +152,43 @@ uplink_seal(struct uplink *u)
 	batch.epoch = u->epoch;
 	batch.n_results = u->n_pending;
 	batch.results = u->pending_ptrs;
-	batch.n_gaps = u->n_gaps;
-	batch.gaps = u->gap_ptrs;
 	m.msg_case = VANTAGE__AGENT_MSG__MSG_BATCH;
 	m.batch = &batch;
 	if (wire_encode_agent(&m, &u->enc) < 0)
 		fatalx("a batch of %zu results exceeds %d bytes", u->n_pending, WIRE_MAX_MSG);
 	outbox_append(u->outbox, u->pending[0].msg.seq, u->pending[u->n_pending - 1].msg.seq,
-	    u->enc.data, u->enc.len, clock_mono_us());
+	    u->enc.data, u->enc.len, clock_wall_us());
 	u->n_pending = 0;
-	u->n_gaps = 0;
+}
+
+// Seqs first..last are in neither the store nor the spool (dropped when
+// the spool was full, or cut with a corrupt tail): say so, so that the
+// store knows exactly what is missing.  The hole in the spool is durable,
+// so this marker is sent again until an Ack covers it.
+static int
+uplink_send_gap(struct uplink *u, uint64_t first_seq, uint64_t last_seq)
+{
+	Vantage__AgentMsg m = VANTAGE__AGENT_MSG__INIT;
+	Vantage__ResultBatch batch = VANTAGE__RESULT_BATCH__INIT;
+	Vantage__Gap gap = VANTAGE__GAP__INIT;
+	Vantage__Gap *gaps[1] = { &gap };
+
+	gap.first_seq = first_seq;
+	gap.last_seq = last_seq;
+	batch.epoch = u->epoch;
+	batch.n_gaps = 1;
+	batch.gaps = gaps;
+	m.msg_case = VANTAGE__AGENT_MSG__MSG_BATCH;
+	m.batch = &batch;
+	if (uplink_send_msg(u, &m) < 0)
+		return -1;
+	if (u->gap_logged < last_seq) {
+		log_warnx("results %llu..%llu of epoch %llu were dropped from the spool; telling "
+			  "the aggregator", (unsigned long long)first_seq,
+		    (unsigned long long)last_seq, (unsigned long long)u->epoch);
+		u->gap_logged = last_seq;
+	}
+	return 0;
 }
 
 static void
@@ -171,19 +200,29 @@ uplink_pump(struct uplink *u)
 	if (!u->connected || !u->welcomed)
 		return;
 	for (rec = outbox_after(u->outbox, u->acked_seq); rec != NULL && rec->last_seq <= u->sent_upto;
-	     rec = rec->next)
+	     rec = outbox_next(u->outbox, rec))
 		in_flight++;
-	for (; rec != NULL && in_flight < UPLINK_WINDOW; rec = rec->next, in_flight++) {
-		const void *data[1] = { rec->data };
-		size_t len[1] = { rec->len };
+	for (; rec != NULL && in_flight < UPLINK_WINDOW; rec = outbox_next(u->outbox, rec), in_flight++) {
+		const void *data[1];
+		size_t len[1];
 
-		if (zloop_send(u->z, data, len, 1) < 0) {
-			if (errno != EAGAIN)
-				log_warnx("cannot send a batch: %s", zmq_strerror(errno));
-			return; // the tick retries
+		if (rec->first_seq > u->sent_upto + 1) {
+			if (uplink_send_gap(u, u->sent_upto + 1, rec->first_seq - 1) < 0)
+				goto busy;
+			u->sent_upto = rec->first_seq - 1;
 		}
+		outbox_load(u->outbox, rec, &u->spooled);
+		data[0] = u->spooled.data;
+		len[0] = u->spooled.len;
+		if (zloop_send(u->z, data, len, 1) < 0)
+			goto busy;
 		u->sent_upto = rec->last_seq;
 	}
+	return;
+busy:
+	if (errno != EAGAIN)
+		log_warnx("cannot send a batch: %s", zmq_strerror(errno));
+	// the tick retries
 }
 
 void
@@ -244,11 +283,18 @@ uplink_add_result(struct uplink *u, const struct probe_result *r)
 	p->msg.trigger = r->trigger;
 	p->msg.agent_state = u->state;
 
-	// Failures and confirmations decide incidents: they leave at once.
+	// Failures and confirmations decide incidents: they leave in this
+	// turn of the loop, together with every other result of the turn, so
+	// that a burst of failures costs one spool write and fsync, not one
+	// each.
 	urgent = r->outcome != VANTAGE__OUTCOME__OUTCOME_UP ||
 	    r->trigger != VANTAGE__TRIGGER__TRIGGER_SCHEDULED;
-	if (urgent || u->n_pending == UPLINK_BATCH_MAX) {
+	if (u->n_pending == UPLINK_BATCH_MAX) {
 		uplink_flush(u);
+	} else if (urgent) {
+		struct timeval now = { 0, 0 };
+
+		evtimer_add(u->flush_timer, &now);
 	} else if (!evtimer_pending(u->flush_timer, NULL)) {
 		struct timeval tv = { 0, UPLINK_BATCH_DELAY_MS * 1000 };
 
@@ -268,24 +314,13 @@ uplink_set_state(struct uplink *u, int state, const char *reason)
 		uplink_send_heartbeat(u, clock_mono_us());
 }
 
+// Gives the pending (not yet spooled) results seqs from next on.
 static void
-uplink_on_gap(uint64_t first_seq, uint64_t last_seq, void *arg)
+uplink_renumber(struct uplink *u, uint64_t next)
 {
-	struct uplink *u = arg;
-
-	if (u->n_gaps > 0 && u->gaps[u->n_gaps - 1].last_seq + 1 == first_seq) {
-		u->gaps[u->n_gaps - 1].last_seq = last_seq;
-		return;
-	}
-	if (u->n_gaps == UPLINK_MAX_GAPS) {
-		// Merge into the last marker: the range then also covers seqs
-		// that were delivered, which the store ignores for counting.
-		u->gaps[u->n_gaps - 1].last_seq = last_seq;
-		return;
-	}
-	u->gaps[u->n_gaps].first_seq = first_seq;
-	u->gaps[u->n_gaps].last_seq = last_seq;
-	u->n_gaps++;
+	for (size_t i = 0; i < u->n_pending; i++)
+		u->pending[i].msg.seq = next + i;
+	u->next_seq = next + u->n_pending;
 }
 
 static void
@@ -300,6 +335,15 @@ uplink_on_agg_msg(struct uplink *u, const Vantage__AggMsg *m)
 		u->clock_offset_us = m->welcome->server_time_us - clock_wall_us();
 		if (m->welcome->acked_seq > u->acked_seq)
 			u->acked_seq = m->welcome->acked_seq;
+		if (u->acked_seq >= u->next_seq) {
+			// Only a spool that lost fsync'd data (spool_fsync: none and
+			// a machine crash) can be behind the store: never reuse seqs.
+			log_warnx("the aggregator stored results of epoch %llu through %llu, but the "
+				  "spool ends at %llu; continuing after %llu",
+			    (unsigned long long)u->epoch, (unsigned long long)u->acked_seq,
+			    (unsigned long long)u->next_seq - 1, (unsigned long long)u->acked_seq);
+			uplink_renumber(u, u->acked_seq + 1);
+		}
 		outbox_ack(u->outbox, u->acked_seq);
 		u->sent_upto = u->acked_seq;
 		u->welcomed = true;
@@ -335,6 +379,67 @@ uplink_on_agg_msg(struct uplink *u, const Vantage__AggMsg *m)
 }
 
 static void
+uplink_cache_path(const struct uplink *u, char *path, size_t size, const char *suffix)
+{
+	snprintf(path, size, "%s/" UPLINK_CONFIG_CACHE "%s", u->conf->spool_dir, suffix);
+}
+
+// Keeps the aggregator's last Config (the whole AggMsg) in spool_dir, so
+// that a restarted agent probes while the aggregator is unreachable.  Only
+// a cache: failing to write it is logged, not fatal.
+static void
+uplink_cache_config(struct uplink *u, const void *data, size_t len)
+{
+	char tmp[4096], path[4096];
+	int fd;
+
+	uplink_cache_path(u, tmp, sizeof(tmp), ".tmp");
+	uplink_cache_path(u, path, sizeof(path), "");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len || fsync(fd) < 0 ||
+	    rename(tmp, path) < 0)
+		log_warn("cannot cache the aggregator's configuration in \"%s\"", path);
+	if (fd >= 0)
+		close(fd);
+}
+
+void
+uplink_start(struct uplink *u)
+{
+	char path[4096], err[256];
+	struct buf b;
+	Vantage__AggMsg *m;
+	ssize_t n;
+	int fd;
+
+	uplink_cache_path(u, path, sizeof(path), "");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_warn("cannot read the cached configuration \"%s\"", path);
+		return;
+	}
+	buf_init(&b);
+	buf_reserve(&b, WIRE_MAX_MSG + 1);
+	while ((n = read(fd, b.data + b.len, WIRE_MAX_MSG + 1 - b.len)) > 0)
+		b.len += (size_t)n;
+	close(fd);
+	m = n < 0 ? NULL : wire_decode_agg(u->arena, b.data, b.len, err, sizeof(err));
+	if (n < 0)
+		log_warn("cannot read the cached configuration \"%s\"", path);
+	else if (m == NULL || m->msg_case != VANTAGE__AGG_MSG__MSG_CONFIG)
+		log_warnx("ignoring the cached configuration \"%s\": %s", path,
+		    m == NULL ? err : "not a configuration");
+	else {
+		log_info("probing with the cached configuration version %llu until the "
+			 "aggregator sends its own", (unsigned long long)m->config->version);
+		uplink_on_agg_msg(u, m);
+	}
+	wire_arena_reset(u->arena);
+	buf_free(&b);
+}
+
+static void
 uplink_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 {
 	struct uplink *u = arg;
@@ -354,6 +459,8 @@ uplink_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 		return;
 	}
 	uplink_on_agg_msg(u, m);
+	if (m->msg_case == VANTAGE__AGG_MSG__MSG_CONFIG)
+		uplink_cache_config(u, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]));
 	wire_arena_reset(u->arena);
 }
 
@@ -485,27 +592,24 @@ uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
 {
 	struct uplink *u = xcalloc(1, sizeof(*u));
 	struct timeval tick = { 0, UPLINK_TICK_MS * 1000 };
+	char err[512];
 
 	u->base = base;
 	u->conf = conf;
 	u->h = *handlers;
-	u->next_seq = 1;
 	buf_init(&u->enc);
+	buf_init(&u->spooled);
 	u->arena = wire_arena_new();
 	u->pending = xcalloc(UPLINK_BATCH_MAX, sizeof(*u->pending));
 	u->pending_ptrs = xcalloc(UPLINK_BATCH_MAX, sizeof(*u->pending_ptrs));
-	for (size_t i = 0; i < UPLINK_MAX_GAPS; i++) {
-		Vantage__Gap init = VANTAGE__GAP__INIT;
-
-		u->gaps[i] = init;
-		u->gap_ptrs[i] = &u->gaps[i];
-	}
-	u->outbox = outbox_new(conf->spool_max, uplink_on_gap, u);
-	// The epoch names this outbox: a new process holds a new outbox, so
-	// its seqs start again at 1 under a new epoch.
-	while (u->epoch == 0)
-		if (getrandom(&u->epoch, sizeof(u->epoch), 0) != sizeof(u->epoch))
-			fatal("cannot read random bytes for the epoch");
+	// The epoch names the spool, created once with it: a restarted agent
+	// continues its seqs, and resends what the aggregator has not acked.
+	u->outbox = outbox_open(conf->spool_dir, conf->spool_max,
+	    conf->spool_fsync ? OUTBOX_SYNC_BATCH : OUTBOX_SYNC_NONE, err, sizeof(err));
+	if (u->outbox == NULL)
+		fatalx("%s", err);
+	u->epoch = outbox_epoch(u->outbox);
+	u->next_seq = outbox_next_seq(u->outbox);
 
 	u->retry_timer = evtimer_new(base, uplink_on_retry, u);
 	u->sock = zloop_socket(zctx, ZMQ_DEALER, WIRE_MAX_MSG);
@@ -560,6 +664,7 @@ uplink_free(struct uplink *u)
 	outbox_free(u->outbox);
 	wire_arena_free(u->arena);
 	buf_free(&u->enc);
+	buf_free(&u->spooled);
 	free(u->pending);
 	free(u->pending_ptrs);
 	free(u);

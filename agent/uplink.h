@@ -36,6 +36,10 @@ struct uplink;
 struct uplink *uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
     const struct uplink_handlers *handlers);
 void uplink_free(struct uplink *u);
+// Applies the configuration cached by an earlier run (if any), so that
+// probing starts before the aggregator is reached.  Call once the config
+// handler can take it.
+void uplink_start(struct uplink *u);
 // Assigns the next seq and queues the result, marked with the agent
 // state set last (the state when the probe completed).
 void uplink_add_result(struct uplink *u, const struct probe_result *r);

@@ -19,6 +19,7 @@ struct agent_info {
 	bool connected;
 	int64_t connected_since;   // wall µs
 	int64_t last_seen;         // wall µs of the last message
+	int64_t heartbeat_at;      // wall µs of the last heartbeat
 	uint64_t epoch;
 	uint64_t acked_seq;
 	uint64_t produced;         // from the last heartbeat
@@ -28,6 +29,7 @@ struct agent_info {
 	bool impaired;             // its self-check fails (last heartbeat)
 	char impaired_reason[257]; // WIRE_MAX_ERROR + 1: its heartbeat's reason, "" when healthy
 	uint64_t results_received;
+	uint64_t results_lost;     // seqs in gap markers it sent (spool full)
 	uint64_t bad_messages;
 };
 

@@ -224,13 +224,14 @@ api_agents(struct http_api *api, struct evhttp_request *req)
 		// The epoch is an unsigned 64-bit number: a string keeps it exact.
 		snprintf(epoch, sizeof(epoch), "%llu", (unsigned long long)ai->epoch);
 		json_array_append_new(list, json_pack(
-		    "{s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:b,s:o,s:I,s:I}",
+		    "{s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:o,s:I,s:I}",
 		    "name", ai->name, "region", ai->region, "version", ai->version,
 		    "connected", agents_connected(ai, now), "connected_since",
 		    api_time(ai->connected_since), "last_seen", api_time(ai->last_seen), "epoch", epoch,
 		    "acked_seq", (json_int_t)ai->acked_seq, "produced", (json_int_t)ai->produced,
 		    "spool_depth", (json_int_t)ai->spool_depth, "results_received",
-		    (json_int_t)ai->results_received, "impaired", ai->impaired, "impaired_reason",
+		    (json_int_t)ai->results_received, "results_lost", (json_int_t)ai->results_lost,
+		    "impaired", ai->impaired, "impaired_reason",
 		    ai->impaired ? api_text_or_null(ai->impaired_reason) : json_null(),
 		    "bad_messages", (json_int_t)ai->bad_messages, "clock_offset_us",
 		    (json_int_t)ai->clock_offset_us));
@@ -245,12 +246,19 @@ api_healthz(struct http_api *api, struct evhttp_request *req)
 	struct store_stats ss;
 	struct ingest_stats is;
 
+	int64_t down_since = 0;
+	bool down = store_down_since(api->store, &down_since);
+
 	store_get_stats(api->store, &ss);
 	ingest_get_stats(api->ingest, &is);
-	api_reply(req, HTTP_OK, "OK", json_pack(
-	    "{s:s,s:s,s:s,s:o,s:{s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
-	    "status", "ok", "version", vantage_version,
-	    "database", store_connected(api->store) ? "up" : "down",
+	// 503 while the database is away: results are not being stored and
+	// API reads fail, whatever the rest of the process does.
+	api_reply(req, down ? 503 : HTTP_OK, down ? "Service Unavailable" : "OK", json_pack(
+	    "{s:s,s:s,s:s,s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+	    "status", down ? "degraded" : "ok", "version", vantage_version,
+	    "database", down ? "down" : "up",
+	    "database_down_s", down && down_since > 0 ?
+		json_real((double)(clock_mono_us() - down_since) / 1e6) : json_null(),
 	    "started_at", api_time(api->started_wall),
 	    "ingest", "results_received", (json_int_t)is.results_received,
 	    "results_duplicate", (json_int_t)is.results_duplicate,
@@ -330,7 +338,8 @@ api_on_rows(int status, const struct store_result *r, void *arg)
 		goto done; // the client left
 	evhttp_connection_set_closecb(p->conn, NULL, NULL);
 	if (status < 0) {
-		api_error(p->req, 503, "Service Unavailable", "the database did not answer");
+		api_error(p->req, 503, "Service Unavailable",
+		    "the database is unavailable; try again when /healthz reports it up");
 		goto done;
 	}
 	if (text == NULL) {
@@ -362,7 +371,7 @@ api_query(struct http_api *api, struct evhttp_request *req, const char *sql, int
 	p->ok_code = ok_code;
 	p->missing = missing;
 	evhttp_connection_set_closecb(p->conn, api_pending_closed, p);
-	store_query(api->store, sql, n, values, api_on_rows, p);
+	store_query_now(api->store, sql, n, values, api_on_rows, p);
 }
 
 // An ISO-8601 time as PostgreSQL reads it; anything else is refused here

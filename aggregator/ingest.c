@@ -490,11 +490,28 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 	}
 	ai = agents_get(in->agents, st->agent_slot);
 	old_seq = new_seq = st->queued_seq;
+	// A gap precedes the results of its batch: seqs the agent dropped
+	// from its spool.  The part already stored is not missing; the rest
+	// counts as delivered, so that the Ack moves past it.
+	for (size_t i = 0; i < b->n_gaps; i++) {
+		uint64_t first = b->gaps[i]->first_seq, last = b->gaps[i]->last_seq;
+
+		if (last <= new_seq)
+			continue;
+		if (first <= new_seq)
+			first = new_seq + 1;
+		log_warnx("agent \"%s\" epoch %llu lost results %llu..%llu (dropped from its full "
+			  "spool)", st->name, (unsigned long long)st->epoch,
+		    (unsigned long long)first, (unsigned long long)last);
+		store_add_gap(in->store, st->agent_id, st->epoch, first, last);
+		ai->results_lost += last - first + 1;
+		new_seq = last;
+	}
 	for (size_t i = 0; i < b->n_results; i++) {
 		const Vantage__Result *r = b->results[i];
 		int idx;
 
-		if (r->seq <= st->queued_seq) {
+		if (r->seq <= new_seq) {
 			in->stats.results_duplicate++;
 			continue;
 		}
@@ -512,13 +529,6 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 		new_seq = r->seq;
 		in->stats.results_received++;
 		ai->results_received++;
-	}
-	for (size_t i = 0; i < b->n_gaps; i++) {
-		log_warnx("agent \"%s\" epoch %llu lost results %llu..%llu (its spool was full)",
-		    st->name, (unsigned long long)st->epoch, (unsigned long long)b->gaps[i]->first_seq,
-		    (unsigned long long)b->gaps[i]->last_seq);
-		store_add_gap(in->store, st->agent_id, st->epoch, b->gaps[i]->first_seq,
-		    b->gaps[i]->last_seq);
 	}
 	if (new_seq > old_seq) {
 		st->queued_seq = new_seq;
@@ -557,6 +567,7 @@ ingest_on_heartbeat(struct ingest *in, struct session *s, const Vantage__Heartbe
 		return;
 	ai = agents_get(in->agents, s->agent_slot);
 	ai->produced = hb->produced;
+	ai->heartbeat_at = clock_wall_us();
 	ai->spool_depth = hb->spool_depth;
 	ai->spool_bytes = hb->spool_bytes;
 	ai->clock_offset_us = hb->clock_offset_us;

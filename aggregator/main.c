@@ -19,6 +19,7 @@
 #include "agents.h"
 #include "auth.h"
 #include "alert.h"
+#include "catchup.h"
 #include "clock.h"
 #include "curvekey.h"
 #include "daemon.h"
@@ -56,6 +57,9 @@ struct aggregator {
 	struct incidents *incidents;
 	struct alert *alert;
 	struct zap *zap;            // NULL in insecure mode
+	struct pgembed *pg;         // the embedded cluster, NULL with `database:`
+	struct catchup *catchup;
+	bool database_seen_up;
 	struct event *verdict_timer;
 	struct event *drain_timer;
 	struct event *maintain_timer;
@@ -247,9 +251,19 @@ static void
 agg_on_verdict_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct aggregator *agg = arg;
-
 	int64_t now = clock_wall_us();
+	bool up = store_connected(agg->store), held;
 
+	// Every second, not only while the store is down: the pg_ctl of a
+	// restart is reaped after the store has already reconnected.
+	pgembed_supervise(agg->pg);
+	// Only an outage seen while running holds verdicts, not the first
+	// connection.
+	agg->database_seen_up = agg->database_seen_up || up;
+	held = agg->database_seen_up && catchup_update(agg->catchup, up, now);
+	verdict_hold(agg->verdict, held);
+	if (held)
+		return;
 	verdict_eval_all(agg->verdict, now);
 	incidents_tick(agg->incidents, agg->verdict, now);
 }
@@ -266,7 +280,6 @@ int
 main(int argc, char **argv)
 {
 	struct aggregator agg = { .conf_path = "/etc/vantage/vantage.yml" };
-	struct pgembed *pg = NULL;
 	struct event *sighup, *sigterm, *sigint;
 	struct timeval maintain = { MAINTAIN_INTERVAL_S, 0 };
 	struct daemon_opts opts;
@@ -317,8 +330,8 @@ main(int argc, char **argv)
 	agg_warn_unsupported(agg.conf);
 
 	if (agg.conf->database == NULL) {
-		pg = pgembed_start(agg.conf->state_dir, &conninfo);
-		if (pg == NULL)
+		agg.pg = pgembed_start(agg.conf->state_dir, &conninfo);
+		if (agg.pg == NULL)
 			goto out;
 	} else {
 		conninfo = xstrdup(agg.conf->database);
@@ -331,6 +344,7 @@ main(int argc, char **argv)
 	if (agg.base == NULL || zctx == NULL)
 		fatalx("cannot create the event loop");
 	agg.agents = agents_new();
+	agg.catchup = catchup_new(agg.agents);
 	agg.targets = targets_new(agg.conf);
 	agg.store = store_new(agg.base, conninfo);
 	// Queued first: every batch is written after targets have ids.
@@ -399,11 +413,12 @@ out_loop:
 	targets_free(agg.targets);
 	targets_free(agg.next_targets);
 	agg_conf_free(agg.next_conf);
+	catchup_free(agg.catchup);
 	agents_free(agg.agents);
 	zmq_ctx_term(zctx);
 	event_base_free(agg.base);
 out:
-	pgembed_stop(pg);
+	pgembed_stop(agg.pg);
 	free(conninfo);
 	auth_free(agg.auth);
 	agg_conf_free(agg.conf);

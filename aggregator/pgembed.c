@@ -9,7 +9,9 @@
 // unprivileged owner of the cluster, because postgres refuses to run as root
 // and a root-owned cluster would be one bug away from a root shell.  This
 // file never talks SQL: once the server answers, store_pg.c takes over.
-// Runs before the event loop, while the process is still single-threaded.
+// Runs before the event loop, while the process is still single-threaded,
+// except pgembed_supervise: on the loop it only forks a pg_ctl that execs at
+// once and reaps it later, never waiting.
 #include "pgembed.h"
 
 #include <errno.h>
@@ -46,6 +48,9 @@
 // Written after createdb succeeded, so a restart does not create it again.
 #define PGEMBED_MARKER "vantage.dbcreated"
 #define PGEMBED_SOCKET_NAME "/.s.PGSQL." PGEMBED_PORT
+// Restarts of a server that died under us: 1 s doubling to 30 s apart.
+#define PGEMBED_RESTART_MIN_S 1
+#define PGEMBED_RESTART_MAX_S 30
 
 struct pgembed {
 	char *bindir;
@@ -59,6 +64,12 @@ struct pgembed {
 	gid_t run_gid;
 	gid_t *groups;
 	int ngroups;
+	// Restarts by pgembed_supervise: the pg_ctl in flight and when the
+	// next attempt may start.
+	pid_t restart_pid;
+	int64_t restart_at_mono;
+	int restart_backoff_s;
+	int64_t restart_started_mono;
 };
 
 static double
@@ -1046,6 +1057,7 @@ pgembed_start(const char *state_dir, char **conninfo)
 	if (adopted == 0 && pgembed_pg_ctl_start(pg) == -1)
 		goto fail;
 	pg->running = true;
+	pg->restart_backoff_s = PGEMBED_RESTART_MIN_S;
 	if (pgembed_createdb(pg) == -1)
 		goto fail;
 	*conninfo = pgembed_conninfo(pg);
@@ -1059,11 +1071,112 @@ fail:
 	return NULL;
 }
 
+// A restart that did not work: the next one waits longer.
+static void
+pgembed_restart_later(struct pgembed *pg)
+{
+	pg->restart_at_mono = clock_mono_us() + (int64_t)pg->restart_backoff_s * 1000000;
+	pg->restart_backoff_s = pg->restart_backoff_s * 2 > PGEMBED_RESTART_MAX_S ?
+	    PGEMBED_RESTART_MAX_S : pg->restart_backoff_s * 2;
+}
+
+// Reaps the pg_ctl started by pgembed_supervise once it has exited.
+static void
+pgembed_reap_restart(struct pgembed *pg)
+{
+	char how[64];
+	int status;
+	pid_t pid = waitpid(pg->restart_pid, &status, WNOHANG);
+
+	if (pid == 0 || (pid == -1 && errno == EINTR))
+		return;
+	pg->restart_pid = 0;
+	// pid -1 (reaped elsewhere): the next check looks at the server itself.
+	if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		log_info("database server restarted in %.2f s",
+		    pgembed_seconds_since(pg->restart_started_mono));
+		pg->restart_backoff_s = PGEMBED_RESTART_MIN_S;
+		return;
+	}
+	if (pid > 0) {
+		pgembed_describe_status(status, how, sizeof(how));
+		log_warnx("could not restart the database server in \"%s\" (pg_ctl %s); "
+		    "retrying in %d s, see \"%s\"", pg->dir, how, pg->restart_backoff_s,
+		    pg->log_path);
+	}
+	pgembed_restart_later(pg);
+}
+
+static bool
+pgembed_server_running(const struct pgembed *pg)
+{
+	char pid_text[32];
+	long pid;
+
+	if (pgembed_pidfile_line(pg, 1, pid_text, sizeof(pid_text)) == -1)
+		return false;
+	pid = strtol(pid_text, NULL, 10);
+	return pid > 0 && pgembed_postmaster_alive(pg, pid);
+}
+
+void
+pgembed_supervise(struct pgembed *pg)
+{
+	char *argv[11];
+	int logfd;
+	pid_t pid;
+
+	if (pg == NULL || !pg->running)
+		return;
+	if (pg->restart_pid > 0) {
+		pgembed_reap_restart(pg);
+		return;
+	}
+	if (pgembed_server_running(pg)) {
+		pg->restart_backoff_s = PGEMBED_RESTART_MIN_S;
+		return;
+	}
+	if (clock_mono_us() < pg->restart_at_mono)
+		return;
+	logfd = open(pg->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (logfd == -1) {
+		log_warn("could not open \"%s\"", pg->log_path);
+		pgembed_restart_later(pg);
+		return;
+	}
+	argv[0] = pgembed_path(pg->bindir, "pg_ctl");
+	argv[1] = "-D";
+	argv[2] = pg->dir;
+	argv[3] = "-l";
+	argv[4] = pg->log_path;
+	argv[5] = "-w";
+	argv[6] = "-t";
+	argv[7] = PGEMBED_WAIT_S;
+	argv[8] = "start";
+	argv[9] = NULL;
+	log_warnx("the embedded database server in \"%s\" is not running; restarting it",
+	    pg->dir);
+	pid = fork();
+	if (pid == 0)
+		pgembed_child(pg, argv, logfd);
+	if (pid == -1) {
+		log_warn("could not fork for \"%s\"", argv[0]);
+		pgembed_restart_later(pg);
+	} else {
+		pg->restart_pid = pid;
+		pg->restart_started_mono = clock_mono_us();
+	}
+	close(logfd);
+	free(argv[0]);
+}
+
 void
 pgembed_stop(struct pgembed *pg)
 {
 	if (pg == NULL)
 		return;
+	if (pg->restart_pid > 0)
+		(void)waitpid(pg->restart_pid, NULL, 0);
 	if (pg->running)
 		(void)pgembed_pg_ctl_stop(pg);
 	pgembed_free(pg);

@@ -18,12 +18,19 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "conninfo.h"
 #include "log.h"
 #include "migrate.h"
 #include "xmalloc.h"
 
-#define STORE_BACKOFF_MIN_MS 100
-#define STORE_BACKOFF_MAX_MS 5000
+#define STORE_BACKOFF_MIN_MS 500
+#define STORE_BACKOFF_MAX_MS 10000
+// A server that stops answering (blackholed, frozen) is a dead one: an
+// operation or a connection attempt that has not finished by then is
+// abandoned and the connection dropped.  Long enough for the largest
+// group commit (tens of thousands of rows take well under a second).
+#define STORE_OP_TIMEOUT_US (15 * 1000000LL)
+#define STORE_CONNECT_TIMEOUT_US (10 * 1000000LL)
 #define STORE_COPY_CHUNK (256 * 1024)
 
 enum op_kind { OP_HELLO, OP_TARGETS, OP_TXN, OP_EXEC, OP_QUERY };
@@ -48,6 +55,7 @@ struct op {
 	struct op *next;
 	bool started;
 	bool failed;
+	bool fail_fast;              // fails at once while the database is down
 	int step;
 	// OP_HELLO
 	char *name, *region, *version;
@@ -89,7 +97,11 @@ struct store {
 	short ev_what;
 	struct event *retry;         // reconnect backoff
 	struct event *kick;          // starts the head operation from the loop
+	struct event *watchdog;      // abandons what takes too long
 	int backoff_ms;
+	int64_t connect_started_mono;
+	int64_t down_since_mono;     // 0 while up or before the first connection
+	unsigned attempts;           // connection attempts since it went down
 	struct op *head, *tail;
 	struct op *open_txn;         // txn accepting rows (not started)
 	struct buf params;           // scratch for array literals
@@ -97,10 +109,12 @@ struct store {
 	int64_t ts_cache_sec;
 	char ts_cache[32];
 	struct store_stats stats;
+	bool ever_connected;
 	bool warned_down;
 };
 
 static void store_connect(struct store *s);
+static void store_on_connected(struct store *s);
 static void store_kick(struct store *s);
 static void store_watch(struct store *s, short what);
 
@@ -167,15 +181,26 @@ store_open_txn(struct store *s)
 	return s->open_txn;
 }
 
-// Runs the callbacks of a finished operation and removes it from the queue.
 static void
-store_complete(struct store *s, struct op *op)
+store_unlink(struct store *s, struct op *op)
+{
+	struct op **pp = &s->head, *prev = NULL;
+
+	while (*pp != op) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	*pp = op->next;
+	if (s->tail == op)
+		s->tail = prev;
+}
+
+// Runs the callbacks of a finished operation, already out of the queue.
+static void
+store_finish(struct store *s, struct op *op)
 {
 	int status = op->failed ? -1 : 0;
 
-	s->head = op->next;
-	if (s->head == NULL)
-		s->tail = NULL;
 	if (s->open_txn == op)
 		s->open_txn = NULL;
 	switch (op->kind) {
@@ -204,6 +229,13 @@ store_complete(struct store *s, struct op *op)
 		break;
 	}
 	op_free(op);
+}
+
+static void
+store_complete(struct store *s, struct op *op)
+{
+	store_unlink(s, op);
+	store_finish(s, op);
 }
 
 // --- array literals for unnest() parameters ---
@@ -393,20 +425,61 @@ store_op_send(struct store *s, struct op *op)
 
 // --- connection ---
 
-// Also the end of a failed connection attempt, which is not a lost
-// connection: it is not counted, and warned about once per outage (a
-// missing unix socket fails inside PQconnectStart, at every retry).
+// Operations someone is waiting on (API requests) are not kept for a
+// database that is away: they fail now, from the loop, and their callers
+// answer 503.  Collected first, because a callback may queue more.
+static void
+store_fail_fast(struct store *s)
+{
+	struct op *failed = NULL, **last = &failed, *op, *next;
+
+	for (op = s->head; op != NULL; op = next) {
+		next = op->next;
+		if (!op->fail_fast)
+			continue;
+		store_unlink(s, op);
+		op->next = NULL;
+		*last = op;
+		last = &op->next;
+	}
+	for (op = failed; op != NULL; op = next) {
+		next = op->next;
+		op->failed = true;
+		store_finish(s, op);
+	}
+}
+
+// The first line of libpq's message (they end with a newline, some have
+// a hint on the next).
+static int
+store_msg_len(const char *msg)
+{
+	return (int)strcspn(msg, "\n");
+}
+
+// Ends the connection (lost, failed to connect, or abandoned) and arms the
+// next attempt.  One warning per outage, not one per retry: the first
+// failure says what happened, the reconnection says how long it lasted.
 static void
 store_lost(struct store *s, const char *why)
 {
 	struct op *op = s->head;
 
 	if (s->state == CONN_READY) {
-		log_warnx("lost the database connection: %s", why);
+		log_warnx("lost the database connection: %.*s; results are not acknowledged "
+			  "until it is back (agents keep them)", store_msg_len(why), why);
 		s->stats.reconnects++;
-	} else if (!s->warned_down) {
-		log_warnx("cannot connect to the database: %s", why);
+		s->down_since_mono = clock_mono_us();
+		s->attempts = 0;
 		s->warned_down = true;
+	} else if (!s->warned_down) {
+		log_warnx("cannot connect to the database: %.*s; retrying", store_msg_len(why), why);
+		s->warned_down = true;
+		if (s->down_since_mono == 0)
+			s->down_since_mono = clock_mono_us();
+	} else {
+		log_debug("database connection attempt %u failed: %.*s", s->attempts,
+		    store_msg_len(why), why);
 	}
 	if (s->conn != NULL) {
 		PQfinish(s->conn);
@@ -419,16 +492,23 @@ store_lost(struct store *s, const char *why)
 	s->state = CONN_DOWN;
 	// A transaction cut off may or may not have committed: report it
 	// failed so the caller re-reads progress.  Other operations are
-	// idempotent and simply run again.
+	// idempotent and simply run again, from scratch: an error the dying
+	// server sent them (57P01 admin shutdown) is not their outcome.
 	if (op != NULL && op->started) {
 		if (op->kind == OP_TXN) {
 			op->failed = true;
 			store_complete(s, op);
 		} else {
 			op->started = false;
+			op->failed = false;
 			op->step = 0;
+			if (op->result != NULL) {
+				PQclear(op->result);
+				op->result = NULL;
+			}
 		}
 	}
+	store_fail_fast(s);
 	// Rows not yet sent stay queued; the open transaction is kept.
 	{
 		struct timeval tv = { s->backoff_ms / 1000, (s->backoff_ms % 1000) * 1000 };
@@ -437,6 +517,21 @@ store_lost(struct store *s, const char *why)
 	}
 	s->backoff_ms = s->backoff_ms * 2 > STORE_BACKOFF_MAX_MS ? STORE_BACKOFF_MAX_MS
 								: s->backoff_ms * 2;
+}
+
+// PQcancel would block the loop, and a server that does not answer would
+// not answer it either: what overstays is abandoned with its connection.
+static void
+store_on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *s = arg;
+	int64_t now = clock_mono_us();
+
+	if (s->state == CONN_CONNECTING && now - s->connect_started_mono > STORE_CONNECT_TIMEOUT_US)
+		store_lost(s, "connection attempt timed out");
+	else if (s->state == CONN_READY && s->head != NULL && s->head->started &&
+	    now - s->head->started_mono > STORE_OP_TIMEOUT_US)
+		store_lost(s, "no answer from the server in 15 s");
 }
 
 static void
@@ -448,7 +543,11 @@ store_on_retry(evutil_socket_t fd, short what, void *arg)
 static void
 store_on_kick(evutil_socket_t fd, short what, void *arg)
 {
-	store_kick(arg);
+	struct store *s = arg;
+
+	if (s->state != CONN_READY)
+		store_fail_fast(s);
+	store_kick(s);
 }
 
 // Sends COPY data as far as the socket takes it; 1 when all is sent.
@@ -582,8 +681,7 @@ store_on_io(evutil_socket_t fd, short what, void *arg)
 			PQsetnonblocking(s->conn, 1);
 			s->state = CONN_READY;
 			s->backoff_ms = STORE_BACKOFF_MIN_MS;
-			log_info("connected to the database");
-			s->warned_down = false;
+			store_on_connected(s);
 			store_watch(s, EV_READ);
 			store_kick(s);
 			return;
@@ -671,10 +769,36 @@ store_kick(struct store *s)
 	store_watch(s, EV_READ | EV_WRITE);
 }
 
+// libpq connection parameters: TCP keepalives and a user timeout, so that
+// a server that vanishes without a reset (blackholed, powered off) is
+// noticed in about 10 s rather than after the kernel's two hours.  They
+// come first and the user's conninfo (expanded from "dbname") after, so
+// anything the user set wins; libpq ignores them on unix sockets, and
+// sslmode and the rest are never touched.
+static const char *const store_keywords[] = { "keepalives", "keepalives_idle",
+	"keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname", NULL };
+#define STORE_N_DEFAULTS 5
+
+static void
+store_params(const char *conninfo, const char *values[STORE_N_DEFAULTS + 2])
+{
+	static const char *const defaults[STORE_N_DEFAULTS] = { "1", "5", "2", "3", "10000" };
+
+	for (int i = 0; i < STORE_N_DEFAULTS; i++)
+		values[i] = defaults[i];
+	values[STORE_N_DEFAULTS] = conninfo;
+	values[STORE_N_DEFAULTS + 1] = NULL;
+}
+
 static void
 store_connect(struct store *s)
 {
-	s->conn = PQconnectStart(s->conninfo);
+	const char *values[STORE_N_DEFAULTS + 2];
+
+	store_params(s->conninfo, values);
+	s->attempts++;
+	s->connect_started_mono = clock_mono_us();
+	s->conn = PQconnectStartParams(store_keywords, values, 1);
 	if (s->conn == NULL)
 		fatalx("out of memory creating a database connection");
 	if (PQstatus(s->conn) == CONNECTION_BAD) {
@@ -685,16 +809,37 @@ store_connect(struct store *s)
 	store_watch(s, EV_WRITE);
 }
 
+static void
+store_on_connected(struct store *s)
+{
+	if (!s->ever_connected) {
+		char *shown = conninfo_redact(s->conninfo);
+
+		log_info("connected to the database \"%s\"", shown);
+		free(shown);
+	} else if (s->down_since_mono != 0) {
+		log_info("reconnected to the database after %.1f s (%u attempts)",
+		    (double)(clock_mono_us() - s->down_since_mono) / 1e6, s->attempts);
+	}
+	s->ever_connected = true;
+	s->warned_down = false;
+	s->down_since_mono = 0;
+	s->attempts = 0;
+}
+
 struct store *
 store_new(struct event_base *base, const char *conninfo)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
+	struct timeval second = { 1, 0 };
 
 	s->base = base;
 	s->conninfo = xstrdup(conninfo);
 	s->backoff_ms = STORE_BACKOFF_MIN_MS;
 	s->retry = evtimer_new(base, store_on_retry, s);
 	s->kick = event_new(base, -1, 0, store_on_kick, s);
+	s->watchdog = event_new(base, -1, EV_PERSIST, store_on_watchdog, s);
+	event_add(s->watchdog, &second);
 	s->ts_cache_sec = INT64_MIN;
 	buf_init(&s->params);
 	store_connect(s);
@@ -716,6 +861,7 @@ store_free(struct store *s)
 		event_free(s->ev);
 	event_free(s->retry);
 	event_free(s->kick);
+	event_free(s->watchdog);
 	if (s->conn != NULL)
 		PQfinish(s->conn);
 	buf_free(&s->params);
@@ -905,11 +1051,16 @@ store_prepare(const char *conninfo, int wait_s)
 	int version;
 
 	for (;;) {
-		conn = PQconnectdb(conninfo);
+		const char *values[STORE_N_DEFAULTS + 2];
+
+		store_params(conninfo, values);
+		conn = PQconnectdbParams(store_keywords, values, 1);
 		if (PQstatus(conn) == CONNECTION_OK)
 			break;
 		if (clock_mono_us() >= deadline) {
-			log_warnx("cannot connect to the database: %s", PQerrorMessage(conn));
+			const char *why = PQerrorMessage(conn);
+
+			log_warnx("cannot connect to the database: %.*s", store_msg_len(why), why);
 			PQfinish(conn);
 			return -1;
 		}
@@ -948,6 +1099,24 @@ store_query(struct store *s, const char *sql, int n, const char *const *values, 
 	op->query_cb = cb;
 	op->arg = arg;
 	store_enqueue(s, op);
+}
+
+void
+store_query_now(struct store *s, const char *sql, int n, const char *const *values,
+    store_query_cb cb, void *arg)
+{
+	store_query(s, sql, n, values, cb, arg);
+	s->tail->fail_fast = true;
+}
+
+bool
+store_down_since(const struct store *s, int64_t *since_mono)
+{
+	if (s->state == CONN_READY)
+		return false;
+	if (since_mono != NULL)
+		*since_mono = s->down_since_mono;
+	return true;
 }
 
 int

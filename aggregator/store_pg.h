@@ -9,6 +9,10 @@
 // idempotent.  Callbacks run only after the outcome is known; a transaction
 // whose COMMIT may or may not have happened (connection lost) is reported as
 // failed, and the caller re-reads progress before trusting anything.
+// A lost connection is retried with backoff (0.5 s doubling to 10 s) on
+// the loop; other operations wait queued meanwhile, and run again from
+// scratch if the connection broke under them.  An operation unfinished
+// after 15 s is taken as a dead server: the connection is dropped.
 #ifndef VANTAGE_STORE_PG_H
 #define VANTAGE_STORE_PG_H
 
@@ -71,6 +75,16 @@ struct store_result;
 typedef void (*store_query_cb)(int status, const struct store_result *r, void *arg);
 void store_query(struct store *s, const char *sql, int n, const char *const *values,
     store_query_cb cb, void *arg);
+// Like store_query, but for an answer someone waits for (an API request):
+// while the database is down, or if it goes away before the statement
+// ran, the callback gets status -1 at once (from the loop) instead of
+// waiting for the reconnection.  Writes that must not be lost use
+// store_query, which keeps them queued until the database is back.
+void store_query_now(struct store *s, const char *sql, int n, const char *const *values,
+    store_query_cb cb, void *arg);
+// True while there is no usable connection; *since_mono (may be NULL)
+// receives when it was lost (0 if it never connected).
+bool store_down_since(const struct store *s, int64_t *since_mono);
 int store_result_rows(const struct store_result *r);
 // Text of a value, or NULL for SQL NULL or out of range.
 const char *store_result_value(const struct store_result *r, int row, int col);

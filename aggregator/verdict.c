@@ -24,6 +24,7 @@ struct verdict {
 	verdict_region_cb region_cb;
 	void *arg;
 	bool enabled;
+	bool held;
 };
 
 struct verdict *
@@ -260,9 +261,15 @@ verdict_enable(struct verdict *v)
 }
 
 void
+verdict_hold(struct verdict *v, bool held)
+{
+	v->held = held;
+}
+
+void
 verdict_eval_dirty(struct verdict *v, int64_t now)
 {
-	if (!v->enabled)
+	if (!v->enabled || v->held)
 		return;
 	for (size_t i = 0; i < targets_count(v->targets); i++)
 		if (targets_verdict(v->targets, i)->dirty)
@@ -272,7 +279,7 @@ verdict_eval_dirty(struct verdict *v, int64_t now)
 void
 verdict_eval_all(struct verdict *v, int64_t now)
 {
-	if (!v->enabled)
+	if (!v->enabled || v->held)
 		return;
 	for (size_t i = 0; i < targets_count(v->targets); i++)
 		verdict_eval(v, i, now, targets_verdict(v->targets, i)->dirty);

@@ -44,6 +44,11 @@ void verdict_reconfigure(struct verdict *v, const struct agg_conf *conf, struct 
 // Until this is called (incidents restored from the database), nothing is
 // evaluated: a state change before that could open a duplicate incident.
 void verdict_enable(struct verdict *v);
+// While held, nothing is evaluated and every state stays as it was: the
+// aggregator holds verdicts while agents cannot deliver (database down,
+// then their backlog catching up), because their silence then says
+// nothing about the targets.
+void verdict_hold(struct verdict *v, bool held);
 // Evaluates the targets with new results (after their COMMIT).
 void verdict_eval_dirty(struct verdict *v, int64_t now);
 // Evaluates every target (staleness timer).

@@ -286,10 +286,15 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if (status != 200) {
+	if (strcmp(cmd, "health") == 0) {
+		// An unhealthy aggregator (503: database down) still says why.
+		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		putchar('\n');
+		rc = status == 200 ? 0 : 1;
+	} else if (status != 200) {
 		fprintf(stderr, "vantagectl: %s (HTTP %ld)\n", ctl_str(doc, "error"), status);
 		rc = 1;
-	} else if (as_json || strcmp(cmd, "health") == 0) {
+	} else if (as_json) {
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		putchar('\n');
 	} else if (strcmp(cmd, "targets") == 0) {

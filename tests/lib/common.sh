@@ -216,6 +216,7 @@ vt_start_aggregator() {
 
 # vt_start_agent NAME REGION [SOURCE_IP]: with a source address (any of
 # 127.0.0.0/8), the fake target can answer this agent differently.
+# VT_AGENT_EXTRA, when set, is appended to its agent.yml.
 vt_start_agent() {
 	cat >"$VT_DIR/agent-$1.yml" <<YML
 name: $1
@@ -224,6 +225,7 @@ $(vt_agent_endpoint)
 $(vt_agent_security "$1")
 spool_dir: $VT_DIR/spool-$1
 ${3:+source_ip: $3}
+${VT_AGENT_EXTRA:-}
 YML
 	vt_start "agent-$1" "$BIN/vantage-agent" -d -f "$VT_DIR/agent-$1.yml"
 	eval "VT_AGENT_PID_$(echo "$1" | tr -c 'A-Za-z0-9\n' _)=$VT_LAST_PID"
@@ -261,23 +263,39 @@ vt_stop_agent() {
 # Queries the embedded cluster, or VT_PGHOST/VT_PGDB when a test set them.
 # The exactly-once check of one agent stream: stops agent NAME (SIGTERM,
 # it flushes), then asserts that every result it produced was acknowledged
-# and is stored exactly once as seqs 1..N.  Sets VT_ROWS (rows stored) and
-# VT_TARGETS (distinct targets in them).
+# and that each seq 1..N of its epoch is stored exactly once or (only if
+# its spool overflowed) covered by a gap marker, never both.  Sets VT_ROWS
+# (rows stored), VT_GAPS (seqs in gap markers) and VT_TARGETS (distinct
+# targets in the rows).  Gaps fail the check unless the second argument is
+# "gaps-ok".
 vt_check_agent() {
-	local name=$1 e p a row distinct minseq maxseq
+	local name=$1 e p a row distinct outside missing both
 	read -r e p a < <(vt_stop_agent "$name")
 	[ -n "${p:-}" ] || vt_fail "agent $name logged no final count"
 	[ "$p" = "$a" ] || vt_fail "agent $name: produced $p but only $a acknowledged"
-	row=$(vt_psql "SELECT count(*), count(DISTINCT seq), coalesce(min(seq), 0),
-		coalesce(max(seq), 0), count(DISTINCT target_id)
-		FROM results r JOIN agents a ON a.id = r.agent_id
-		WHERE a.name = '$name' AND r.epoch = ($e::numeric - CASE WHEN $e::numeric > 9223372036854775807
-			THEN 18446744073709551616 ELSE 0 END)::bigint")
-	IFS='|' read -r VT_ROWS distinct minseq maxseq VT_TARGETS <<<"$row"
-	[ "$VT_ROWS" = "$p" ] || vt_fail "agent $name produced $p results but $VT_ROWS are stored"
+	row=$(vt_psql "WITH a AS (SELECT id FROM agents WHERE name = '$name'),
+		r AS MATERIALIZED (SELECT seq, target_id FROM results WHERE agent_id = (SELECT id FROM a)
+			AND epoch = ($e::numeric - CASE WHEN $e::numeric > 9223372036854775807
+			THEN 18446744073709551616 ELSE 0 END)::bigint),
+		g AS MATERIALIZED (SELECT first_seq, last_seq FROM gaps WHERE agent_id = (SELECT id FROM a)
+			AND epoch = ($e::numeric - CASE WHEN $e::numeric > 9223372036854775807
+			THEN 18446744073709551616 ELSE 0 END)::bigint),
+		s AS MATERIALIZED (SELECT s, EXISTS (SELECT 1 FROM r WHERE r.seq = s) AS stored,
+			EXISTS (SELECT 1 FROM g WHERE s BETWEEN g.first_seq AND g.last_seq) AS gap
+			FROM generate_series(1, $p::bigint) s)
+		SELECT (SELECT count(*) FROM r), (SELECT count(DISTINCT seq) FROM r),
+			(SELECT count(*) FROM r WHERE seq < 1 OR seq > $p),
+			(SELECT count(*) FROM s WHERE NOT stored AND NOT gap),
+			(SELECT count(*) FROM s WHERE stored AND gap),
+			(SELECT count(*) FROM s WHERE gap), (SELECT count(DISTINCT target_id) FROM r)")
+	IFS='|' read -r VT_ROWS distinct outside missing both VT_GAPS VT_TARGETS <<<"$row"
 	[ "$distinct" = "$VT_ROWS" ] || vt_fail "agent $name: $VT_ROWS rows but $distinct distinct seqs (duplicates)"
-	[ "$minseq" = 1 ] && [ "$maxseq" = "$VT_ROWS" ] ||
-		vt_fail "agent $name: seqs $minseq..$maxseq for $VT_ROWS rows"
+	[ "$outside" = 0 ] || vt_fail "agent $name: $outside rows with seqs outside 1..$p"
+	[ "$missing" = 0 ] ||
+		vt_fail "agent $name produced $p results: $VT_ROWS stored, $missing neither stored nor in a gap marker"
+	[ "$both" = 0 ] || vt_fail "agent $name: $both seqs are both stored and in a gap marker"
+	[ "$VT_GAPS" = 0 ] || [ "${2:-}" = gaps-ok ] ||
+		vt_fail "agent $name: $VT_GAPS seqs in gap markers, but its spool should never have filled"
 }
 
 vt_psql() {

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Unit tests for agent/outbox: records come back in seq order and
-// byte-for-byte, acks free exactly the records they cover, the depth and
-// byte counters match the records held, and when max_bytes is exceeded the
-// oldest records go first and every dropped seq range reaches the gap
-// callback exactly once, because those gaps are how the aggregator learns
-// what is missing.
+// Unit tests for agent/outbox, the disk spool: records come back in seq
+// order and byte for byte, also after a reopen; the epoch is created once
+// and kept; acks delete whole segments; a torn tail is cut at the last
+// valid record whatever byte the write stopped at; a damaged CRC cuts there
+// and leaves a hole the uplink reports as a gap; a full spool drops its
+// oldest segments and counts every dropped seq; two agents never share one
+// spool.  Each test works in its own temporary directory.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,348 +15,522 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
+#include "buf.h"
+#include "crc32c.h"
 #include "outbox.h"
 
-#define MAX_GAPS 16
+#define KIB 1024u
 
-// What the gap callback saw, and the outbox as it was at each call.
-struct gap_log {
+struct spool {
+	char dir[64];
 	struct outbox *o;
-	int n;
-	uint64_t first[MAX_GAPS];
-	uint64_t last[MAX_GAPS];
-	uint64_t oldest_at_call[MAX_GAPS];
-	uint64_t bytes_at_call[MAX_GAPS];
 };
 
-static void
-on_gap(uint64_t first_seq, uint64_t last_seq, void *arg)
+static int
+setup(void **state)
 {
-	struct gap_log *log = arg;
+	struct spool *s = calloc(1, sizeof(*s));
 
-	assert_true(log->n < MAX_GAPS);
-	log->first[log->n] = first_seq;
-	log->last[log->n] = last_seq;
-	log->oldest_at_call[log->n] = outbox_oldest_seq(log->o);
-	log->bytes_at_call[log->n] = outbox_bytes(log->o);
-	log->n++;
+	assert_non_null(s);
+	snprintf(s->dir, sizeof(s->dir), "/tmp/vantage-outbox.XXXXXX");
+	assert_non_null(mkdtemp(s->dir));
+	*state = s;
+	return 0;
 }
 
-// A record's payload: len bytes derived from its first seq, so that a
-// record returned with another's data, or cut short, is noticed.
-static uint8_t *
-payload(uint64_t first_seq, size_t len)
+static int
+teardown(void **state)
+{
+	struct spool *s = *state;
+	char cmd[128];
+
+	outbox_free(s->o);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+	assert_int_equal(system(cmd), 0);
+	free(s);
+	return 0;
+}
+
+static struct outbox *
+reopen(struct spool *s, uint64_t max_bytes)
+{
+	char err[256] = "";
+
+	outbox_free(s->o);
+	s->o = outbox_open(s->dir, max_bytes, OUTBOX_SYNC_BATCH, err, sizeof(err));
+	if (s->o == NULL)
+		fail_msg("outbox_open: %s", err);
+	return s->o;
+}
+
+// A batch's bytes: derived from its first seq, so that a record read back
+// with another's data, or cut short, is noticed.
+static void
+fill(uint8_t *p, uint64_t first_seq, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(first_seq * 31 + i);
+}
+
+static void
+append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, size_t len)
 {
 	uint8_t *p = malloc(len ? len : 1);
 
 	assert_non_null(p);
-	for (size_t i = 0; i < len; i++)
-		p[i] = (uint8_t)(first_seq * 31 + i);
+	fill(p, first_seq, len);
+	outbox_append(o, first_seq, last_seq, p, len, (int64_t)first_seq * 1000);
+	free(p);
+}
+
+// Checks every record after `after`: contiguous from first_seq in spans of
+// `span`, each of `len` bytes with the right contents.  Returns the count.
+static size_t
+check_records_n(struct outbox *o, uint64_t after, uint64_t first_seq, uint64_t span, size_t len,
+    size_t limit)
+{
+	const struct outbox_rec *r;
+	uint8_t *want = malloc(len ? len : 1);
+	struct buf b;
+	size_t n = 0;
+
+	assert_non_null(want);
+	buf_init(&b);
+	for (r = outbox_after(o, after); r != NULL && n < limit; r = outbox_next(o, r), n++) {
+		assert_int_equal(r->first_seq, first_seq + n * span);
+		assert_int_equal(r->last_seq, first_seq + n * span + span - 1);
+		assert_int_equal(r->added_at_us, (int64_t)r->first_seq * 1000);
+		outbox_load(o, r, &b);
+		fill(want, r->first_seq, len);
+		assert_int_equal(b.len, len);
+		assert_memory_equal(b.data, want, len);
+	}
+	buf_free(&b);
+	free(want);
+	return n;
+}
+
+static size_t
+check_records(struct outbox *o, uint64_t after, uint64_t first_seq, uint64_t span, size_t len)
+{
+	return check_records_n(o, after, first_seq, span, len, SIZE_MAX);
+}
+
+static size_t
+count_segments(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += strlen(de->d_name) == 24 && strcmp(de->d_name + 20, ".seg") == 0;
+	closedir(d);
+	return n;
+}
+
+// The newest segment file's path.
+static void
+last_segment(const char *dir, char *path, size_t size)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char best[32] = "";
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (strlen(de->d_name) == 24 && strcmp(de->d_name + 20, ".seg") == 0 &&
+		    strcmp(de->d_name, best) > 0)
+			snprintf(best, sizeof(best), "%s", de->d_name);
+	closedir(d);
+	assert_true(best[0] != '\0');
+	snprintf(path, size, "%s/%s", dir, best);
+}
+
+static uint8_t *
+read_file(const char *path, size_t *len)
+{
+	struct stat st;
+	uint8_t *p;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	p = malloc((size_t)st.st_size + 1);
+	assert_non_null(p);
+	assert_int_equal(read(fd, p, (size_t)st.st_size), st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
 	return p;
 }
 
 static void
-append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, size_t len, int64_t mono)
+write_file(const char *path, const uint8_t *p, size_t len)
 {
-	uint8_t *p = payload(first_seq, len);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
-	outbox_append(o, first_seq, last_seq, p, len, mono);
-	// The outbox must keep its own copy.
-	memset(p, 0xee, len);
-	free(p);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, p, len), (ssize_t)len);
+	close(fd);
 }
 
 static void
-assert_record(const struct outbox_rec *r, uint64_t first_seq, uint64_t last_seq, size_t len,
-    int64_t mono)
+test_crc32c(void **state)
 {
-	uint8_t *want = payload(first_seq, len);
-
-	assert_non_null(r);
-	assert_int_equal(r->first_seq, first_seq);
-	assert_int_equal(r->last_seq, last_seq);
-	assert_int_equal(r->len, len);
-	assert_int_equal(r->added_mono_us, mono);
-	assert_memory_equal(r->data, want, len);
-	free(want);
+	(void)state;
+	// The check value of CRC-32C (RFC 3720 and every implementation).
+	assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u);
+	assert_int_equal(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+	assert_int_equal(crc32c(0, "", 0), 0);
 }
 
 static void
-assert_counters(const struct outbox *o, uint64_t bytes, uint64_t depth, uint64_t oldest,
-    uint64_t newest, int64_t oldest_mono)
+test_roundtrip_and_reopen(void **state)
 {
-	assert_int_equal(outbox_bytes(o), bytes);
-	assert_int_equal(outbox_depth(o), depth);
-	assert_int_equal(outbox_oldest_seq(o), oldest);
-	assert_int_equal(outbox_newest_seq(o), newest);
-	assert_int_equal(outbox_oldest_mono(o), oldest_mono);
-}
+	struct spool *s = *state;
+	struct outbox *o = reopen(s, 1u << 20);
+	uint64_t epoch = outbox_epoch(o);
 
-static void
-test_empty(void **state)
-{
-	struct outbox *o = outbox_new(1000, NULL, NULL);
-
-	assert_counters(o, 0, 0, 0, 0, 0);
+	assert_true(epoch != 0);
+	assert_int_equal(outbox_next_seq(o), 1);
+	assert_int_equal(outbox_depth(o), 0);
 	assert_null(outbox_after(o, 0));
-	outbox_ack(o, 100);
-	assert_counters(o, 0, 0, 0, 0, 0);
-	outbox_free(o);
-	outbox_free(NULL);
+	for (uint64_t i = 0; i < 20; i++)
+		append(o, 1 + i * 5, 5 + i * 5, 100 + i);
+	assert_int_equal(outbox_depth(o), 100);
+	assert_int_equal(outbox_oldest_seq(o), 1);
+	assert_int_equal(outbox_newest_seq(o), 100);
+	assert_int_equal(outbox_next_seq(o), 101);
+	assert_int_equal(outbox_oldest_added(o), 1000);
+	// outbox_after finds the record holding seq+1.
+	assert_int_equal(outbox_after(o, 0)->first_seq, 1);
+	assert_int_equal(outbox_after(o, 7)->first_seq, 6);
+	assert_int_equal(outbox_after(o, 10)->first_seq, 11);
+	assert_null(outbox_after(o, 100));
+
+	// The same epoch and records after a reopen (a restarted agent).
+	o = reopen(s, 1u << 20);
+	assert_int_equal(outbox_epoch(o), epoch);
+	assert_int_equal(outbox_next_seq(o), 101);
+	assert_int_equal(outbox_depth(o), 100);
+	{
+		const struct outbox_rec *r;
+		struct buf b;
+		uint8_t want[200];
+		uint64_t i = 0;
+
+		buf_init(&b);
+		for (r = outbox_after(o, 0); r != NULL; r = outbox_next(o, r), i++) {
+			assert_int_equal(r->first_seq, 1 + i * 5);
+			outbox_load(o, r, &b);
+			assert_int_equal(b.len, 100 + i);
+			fill(want, r->first_seq, b.len);
+			assert_memory_equal(b.data, want, b.len);
+		}
+		assert_int_equal(i, 20);
+		buf_free(&b);
+	}
+	append(o, 101, 101, 10);
+	assert_int_equal(outbox_next_seq(o), 102);
 }
 
-// Records come back in append order; outbox_after starts at the first
-// record not wholly at or below seq, also inside a record's span.
 static void
-test_append_after(void **state)
+test_ack_deletes_segments(void **state)
 {
-	struct outbox *o = outbox_new(1 << 20, NULL, NULL);
-	const struct outbox_rec *r;
-
-	append(o, 1, 3, 10, 1000);
-	append(o, 4, 4, 20, 2000);
-	append(o, 5, 9, 30, 3000);
-	assert_counters(o, 60, 9, 1, 9, 1000);
-
-	r = outbox_after(o, 0);
-	assert_record(r, 1, 3, 10, 1000);
-	assert_record(r->next, 4, 4, 20, 2000);
-	assert_record(r->next->next, 5, 9, 30, 3000);
-	assert_null(r->next->next->next);
-
-	assert_int_equal(outbox_after(o, 2)->first_seq, 1);
-	assert_int_equal(outbox_after(o, 3)->first_seq, 4);
-	assert_int_equal(outbox_after(o, 4)->first_seq, 5);
-	assert_int_equal(outbox_after(o, 8)->first_seq, 5);
-	assert_null(outbox_after(o, 9));
-	assert_null(outbox_after(o, UINT64_MAX));
-	outbox_free(o);
-}
-
-// An ack frees exactly the records whose last seq it covers; a record it
-// only partly covers stays whole, to be resent whole.
-static void
-test_ack(void **state)
-{
-	struct outbox *o = outbox_new(1 << 20, NULL, NULL);
-
-	append(o, 1, 3, 10, 1000);
-	append(o, 4, 4, 20, 2000);
-	append(o, 5, 9, 30, 3000);
-
-	outbox_ack(o, 0);
-	assert_counters(o, 60, 9, 1, 9, 1000);
-	outbox_ack(o, 2); // inside the first record
-	assert_counters(o, 60, 9, 1, 9, 1000);
-	outbox_ack(o, 3);
-	assert_counters(o, 50, 6, 4, 9, 2000);
-	assert_record(outbox_after(o, 0), 4, 4, 20, 2000);
-	outbox_ack(o, 1); // an old ack again changes nothing
-	assert_counters(o, 50, 6, 4, 9, 2000);
-	outbox_ack(o, 6); // frees 4..4, keeps all of 5..9
-	assert_counters(o, 30, 5, 5, 9, 3000);
-	assert_record(outbox_after(o, 6), 5, 9, 30, 3000);
-	outbox_ack(o, 9);
-	assert_counters(o, 0, 0, 0, 0, 0);
-	assert_null(outbox_after(o, 0));
-
-	// Emptied by acks, the outbox takes new records normally.
-	append(o, 10, 12, 5, 4000);
-	append(o, 13, 13, 6, 5000);
-	assert_counters(o, 11, 4, 10, 13, 4000);
-	assert_record(outbox_after(o, 9), 10, 12, 5, 4000);
-	assert_record(outbox_after(o, 9)->next, 13, 13, 6, 5000);
-	outbox_ack(o, UINT64_MAX);
-	assert_counters(o, 0, 0, 0, 0, 0);
-	outbox_free(o);
-}
-
-// Over max_bytes the oldest records are dropped, one gap per record with
-// its exact seq range, in order; the callback already sees the outbox
-// without the dropped record.  At exactly max_bytes nothing is dropped.
-static void
-test_overflow_gaps(void **state)
-{
-	struct gap_log log = { 0 };
-	struct outbox *o = outbox_new(100, on_gap, &log);
-
-	log.o = o;
-	append(o, 1, 2, 40, 1000);
-	append(o, 3, 5, 40, 2000);
-	append(o, 6, 6, 20, 3000); // exactly 100 bytes
-	assert_int_equal(log.n, 0);
-	assert_counters(o, 100, 6, 1, 6, 1000);
-
-	append(o, 7, 7, 1, 4000); // 101: the oldest goes
-	assert_int_equal(log.n, 1);
-	assert_int_equal(log.first[0], 1);
-	assert_int_equal(log.last[0], 2);
-	assert_int_equal(log.oldest_at_call[0], 3);
-	assert_int_equal(log.bytes_at_call[0], 61);
-	assert_counters(o, 61, 5, 3, 7, 2000);
-
-	append(o, 8, 11, 80, 5000); // 141: drops 3..5 (101), then 6..6 (81)
-	assert_int_equal(log.n, 3);
-	assert_int_equal(log.first[1], 3);
-	assert_int_equal(log.last[1], 5);
-	assert_int_equal(log.first[2], 6);
-	assert_int_equal(log.last[2], 6);
-	assert_int_equal(log.bytes_at_call[2], 81);
-	assert_counters(o, 81, 5, 7, 11, 4000);
-	assert_record(outbox_after(o, 0), 7, 7, 1, 4000);
-	assert_record(outbox_after(o, 0)->next, 8, 11, 80, 5000);
-	assert_null(outbox_after(o, 0)->next->next);
-	outbox_free(o);
-}
-
-// A record larger than max_bytes evicts everything else but is itself
-// kept, so a single oversized batch is still delivered; the next append
-// then evicts it in turn.
-static void
-test_never_drops_newest(void **state)
-{
-	struct gap_log log = { 0 };
-	struct outbox *o = outbox_new(100, on_gap, &log);
-
-	log.o = o;
-	append(o, 1, 1, 30, 1000);
-	append(o, 2, 3, 30, 2000);
-	append(o, 4, 20, 500, 3000);
-	assert_int_equal(log.n, 2);
-	assert_int_equal(log.first[0], 1);
-	assert_int_equal(log.last[0], 1);
-	assert_int_equal(log.first[1], 2);
-	assert_int_equal(log.last[1], 3);
-	assert_counters(o, 500, 17, 4, 20, 3000);
-	assert_record(outbox_after(o, 0), 4, 20, 500, 3000);
-
-	append(o, 21, 21, 10, 4000);
-	assert_int_equal(log.n, 3);
-	assert_int_equal(log.first[2], 4);
-	assert_int_equal(log.last[2], 20);
-	assert_counters(o, 10, 1, 21, 21, 4000);
-
-	// With max_bytes 0 every append keeps only the record just added.
-	outbox_free(o);
-	memset(&log, 0, sizeof(log));
-	o = outbox_new(0, on_gap, &log);
-	log.o = o;
-	append(o, 1, 1, 8, 1);
-	append(o, 2, 2, 8, 2);
-	assert_int_equal(log.n, 1);
-	assert_int_equal(log.first[0], 1);
-	assert_counters(o, 8, 1, 2, 2, 2);
-	outbox_free(o);
-}
-
-// Without a gap callback drops still keep the counters right.
-static void
-test_overflow_without_callback(void **state)
-{
-	struct outbox *o = outbox_new(50, NULL, NULL);
+	struct spool *s = *state;
+	// 1 MiB: 64 KiB segments, so 4 KiB records fill one in 16.
+	struct outbox *o = reopen(s, 1u << 20);
 
 	for (uint64_t seq = 1; seq <= 100; seq++)
-		append(o, seq, seq, 10, (int64_t)seq);
-	assert_counters(o, 50, 5, 96, 100, 96);
-	outbox_free(o);
+		append(o, seq, seq, 4 * KIB);
+	assert_true(count_segments(s->dir) >= 6);
+	assert_int_equal(outbox_depth(o), 100);
+
+	outbox_ack(o, 50);
+	assert_int_equal(outbox_depth(o), 50);
+	assert_int_equal(outbox_oldest_seq(o), 51);
+	assert_int_equal(check_records(o, 0, 51, 1, 4 * KIB), 50);
+	// Only segments holding nothing unacked are gone: seq 51's is kept.
+	o = reopen(s, 1u << 20);
+	assert_true(outbox_oldest_seq(o) <= 51);
+	assert_true(outbox_oldest_seq(o) > 1);
+	assert_int_equal(outbox_newest_seq(o), 100);
+
+	// Acking everything leaves only the segment being written.
+	outbox_ack(o, 100);
+	assert_int_equal(outbox_depth(o), 0);
+	assert_null(outbox_after(o, 0));
+	assert_int_equal(count_segments(s->dir), 1);
+	o = reopen(s, 1u << 20);
+	// Its acked records are still there (the aggregator's Welcome trims
+	// them), and seqs continue after them.
+	assert_int_equal(outbox_next_seq(o), 101);
+	outbox_ack(o, 100);
+	assert_int_equal(outbox_depth(o), 0);
 }
 
-// A long run of appends and acks against a simple model of what the
-// outbox must hold, with overflow drops along the way: every counter,
-// every record and every gap must match the model at every step.
+// A partial acknowledgement inside a record keeps the record (it is resent
+// whole) but counts only its unacked seqs.
 static void
-test_model(void **state)
+test_partial_ack(void **state)
 {
-	enum { STEPS = 5000, MODEL_MAX = 128 };
-	struct model_rec {
-		uint64_t first, last;
-		size_t len;
-		int64_t mono;
-	} model[MODEL_MAX];
-	struct gap_log log = { 0 };
-	const uint64_t max_bytes = 2000;
-	struct outbox *o = outbox_new(max_bytes, on_gap, &log);
-	uint64_t rng = 12345, next_seq = 1;
-	int head = 0, count = 0;
+	struct spool *s = *state;
+	struct outbox *o = reopen(s, 1u << 20);
 
-	log.o = o;
-	for (int step = 0; step < STEPS; step++) {
-		uint64_t bytes = 0, depth = 0;
-		const struct outbox_rec *r;
-		int i;
+	append(o, 1, 10, 50);
+	append(o, 11, 20, 50);
+	outbox_ack(o, 14);
+	assert_int_equal(outbox_depth(o), 6);
+	assert_int_equal(outbox_after(o, 14)->first_seq, 11);
+}
 
-		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-		if ((rng >> 33) % 4 != 0) {
-			uint64_t span = 1 + (rng >> 40) % 5;
-			size_t len = 20 + (size_t)((rng >> 20) % 281);
-			struct model_rec *m;
-			uint64_t total = len;
+static void
+test_epoch_file(void **state)
+{
+	struct spool *s = *state;
+	char path[128], err[256];
+	uint64_t epoch;
 
-			for (i = 0; i < count; i++)
-				total += model[(head + i) % MODEL_MAX].len;
-			log.n = 0;
-			append(o, next_seq, next_seq + span - 1, len, step);
-			// The model drops from the head while over, never the new one.
-			assert_true(count < MODEL_MAX);
-			m = &model[(head + count) % MODEL_MAX];
-			*m = (struct model_rec){ next_seq, next_seq + span - 1, len, step };
-			count++;
-			for (i = 0; total > max_bytes && count > 1; i++) {
-				assert_true(i < log.n);
-				assert_int_equal(log.first[i], model[head].first);
-				assert_int_equal(log.last[i], model[head].last);
-				total -= model[head].len;
-				head = (head + 1) % MODEL_MAX;
-				count--;
-			}
-			assert_int_equal(log.n, i);
-			next_seq += span;
-		} else if (count > 0) {
-			// Ack somewhere inside the held range.
-			uint64_t lo = model[head].first - 1;
-			uint64_t acked = lo + (rng >> 40) % (next_seq - lo);
+	epoch = outbox_epoch(reopen(s, 1u << 20));
+	outbox_free(s->o);
+	s->o = NULL;
+	// The epoch is kept across reopens.
+	assert_int_equal(outbox_epoch(reopen(s, 1u << 20)), epoch);
+	outbox_free(s->o);
+	s->o = NULL;
+	snprintf(path, sizeof(path), "%s/epoch", s->dir);
+	write_file(path, (const uint8_t *)"12x\n", 4);
+	assert_null(outbox_open(s->dir, 1u << 20, OUTBOX_SYNC_BATCH, err, sizeof(err)));
+	assert_non_null(strstr(err, "corrupt"));
+	write_file(path, (const uint8_t *)"0\n", 2);
+	assert_null(outbox_open(s->dir, 1u << 20, OUTBOX_SYNC_BATCH, err, sizeof(err)));
+	// Segments without their epoch must not be resent under a new one.
+	snprintf(path, sizeof(path), "%s/epoch", s->dir);
+	{
+		char text[32];
+		int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)epoch);
 
-			outbox_ack(o, acked);
-			while (count > 0 && model[head].last <= acked) {
-				head = (head + 1) % MODEL_MAX;
-				count--;
-			}
-		}
-		r = outbox_after(o, 0);
-		for (i = 0; i < count; i++, r = r->next) {
-			const struct model_rec *m = &model[(head + i) % MODEL_MAX];
-
-			assert_non_null(r);
-			assert_int_equal(r->first_seq, m->first);
-			assert_int_equal(r->last_seq, m->last);
-			assert_int_equal(r->len, m->len);
-			bytes += m->len;
-			depth += m->last - m->first + 1;
-		}
-		assert_null(r);
-		assert_int_equal(outbox_bytes(o), bytes);
-		assert_int_equal(outbox_depth(o), depth);
-		assert_int_equal(outbox_oldest_seq(o), count ? model[head].first : 0);
-		assert_int_equal(outbox_oldest_mono(o), count ? model[head].mono : 0);
-		assert_int_equal(outbox_newest_seq(o),
-		    count ? model[(head + count - 1) % MODEL_MAX].last : 0);
+		write_file(path, (const uint8_t *)text, (size_t)n);
 	}
-	outbox_free(o);
+	append(reopen(s, 1u << 20), 1, 1, 10);
+	outbox_free(s->o);
+	s->o = NULL;
+	assert_int_equal(unlink(path), 0);
+	assert_null(outbox_open(s->dir, 1u << 20, OUTBOX_SYNC_BATCH, err, sizeof(err)));
+	assert_non_null(strstr(err, "no epoch file"));
+}
+
+static void
+test_lock(void **state)
+{
+	struct spool *s = *state;
+	char err[256];
+
+	reopen(s, 1u << 20);
+	assert_null(outbox_open(s->dir, 1u << 20, OUTBOX_SYNC_BATCH, err, sizeof(err)));
+	assert_non_null(strstr(err, "in use"));
+}
+
+// Cut the newest segment at every byte of its last record: the reopened
+// spool holds exactly the records before it and takes new ones after them.
+static void
+test_torn_tail_every_offset(void **state)
+{
+	struct spool *s = *state;
+	char seg[160];
+	uint8_t *full;
+	size_t full_len, last_start;
+	struct outbox *o = reopen(s, 1u << 20);
+
+	for (uint64_t i = 0; i < 5; i++)
+		append(o, 1 + i * 3, 3 + i * 3, 40);
+	outbox_free(s->o);
+	s->o = NULL;
+	last_segment(s->dir, seg, sizeof(seg));
+	full = read_file(seg, &full_len);
+	last_start = full_len - (OUTBOX_REC_HEADER + OUTBOX_REC_META + 40);
+	assert_int_equal(outbox_segment_scan(full, full_len, NULL, NULL), full_len);
+	for (size_t cut = last_start; cut <= full_len; cut++) {
+		struct stat st;
+		bool whole = cut == full_len;
+
+		write_file(seg, full, cut);
+		o = reopen(s, 1u << 20);
+		assert_int_equal(check_records(o, 0, 1, 3, 40), whole ? 5 : 4);
+		assert_int_equal(outbox_next_seq(o), whole ? 16 : 13);
+		assert_int_equal(stat(seg, &st), 0);
+		assert_int_equal((size_t)st.st_size, whole ? full_len : last_start);
+		// A new record goes right after the last valid one.
+		append(o, whole ? 16 : 13, whole ? 18 : 15, 40);
+		assert_int_equal(check_records(o, 0, 1, 3, 40), whole ? 6 : 5);
+		outbox_free(s->o);
+		s->o = NULL;
+	}
+	free(full);
+}
+
+// A flipped byte anywhere in a record (header, seqs, batch) ends the valid
+// prefix there; records in later segments survive, leaving a hole.
+static void
+test_crc_damage(void **state)
+{
+	struct spool *s = *state;
+	char seg[160];
+	uint8_t *full;
+	size_t full_len, rec = OUTBOX_REC_HEADER + OUTBOX_REC_META + 40;
+	struct outbox *o = reopen(s, 1u << 20);
+
+	for (uint64_t seq = 1; seq <= 10; seq++)
+		append(o, seq, seq, 40);
+	outbox_free(s->o);
+	s->o = NULL;
+	last_segment(s->dir, seg, sizeof(seg));
+	full = read_file(seg, &full_len);
+	assert_int_equal(full_len, 10 * rec);
+	for (size_t at = 6 * rec; at < 7 * rec; at += 7) {
+		full[at] ^= 0x40;
+		write_file(seg, full, full_len);
+		o = reopen(s, 1u << 20);
+		assert_int_equal(check_records(o, 0, 1, 1, 40), 6);
+		assert_int_equal(outbox_next_seq(o), 7);
+		outbox_free(s->o);
+		s->o = NULL;
+		full[at] ^= 0x40;
+	}
+	free(full);
+}
+
+static void
+test_damage_in_older_segment(void **state)
+{
+	struct spool *s = *state;
+	char path[160];
+	uint8_t *full;
+	size_t len, rec = OUTBOX_REC_HEADER + OUTBOX_REC_META + 4 * KIB;
+	const struct outbox_rec *r;
+	struct outbox *o = reopen(s, 1u << 20);
+
+	// 64 KiB segments: seqs 1..15 in the first, 16.. in the next.
+	for (uint64_t seq = 1; seq <= 40; seq++)
+		append(o, seq, seq, 4 * KIB);
+	outbox_free(s->o);
+	s->o = NULL;
+	snprintf(path, sizeof(path), "%s/%020d.seg", s->dir, 1);
+	full = read_file(path, &len);
+	assert_int_equal(len, 15 * rec);
+	full[3 * rec + OUTBOX_REC_HEADER + 30] ^= 1;
+	write_file(path, full, len);
+	free(full);
+	o = reopen(s, 1u << 20);
+	// Seqs 1..3, then a hole 4..15, then 16..40.
+	assert_int_equal(check_records_n(o, 0, 1, 1, 4 * KIB, 3), 3);
+	r = outbox_after(o, 3);
+	assert_non_null(r);
+	assert_int_equal(r->first_seq, 16);
+	assert_int_equal(check_records(o, 15, 16, 1, 4 * KIB), 25);
+	assert_int_equal(outbox_depth(o), 28);
+}
+
+static void
+test_full_spool_drops_oldest(void **state)
+{
+	struct spool *s = *state;
+	const uint64_t max = 256 * KIB; // 64 KiB segments
+	uint64_t oldest;
+	struct outbox *o = reopen(s, max);
+
+	for (uint64_t seq = 1; seq <= 200; seq++) {
+		append(o, seq, seq, 2 * KIB);
+		assert_true(outbox_bytes(o) <= max);
+	}
+	oldest = outbox_oldest_seq(o);
+	assert_true(oldest > 1);
+	// Every seq before the oldest kept was counted as dropped, once.
+	assert_int_equal(outbox_dropped(o), oldest - 1);
+	assert_int_equal(outbox_depth(o), 200 - oldest + 1);
+	assert_int_equal(check_records(o, 0, oldest, 1, 2 * KIB), 200 - oldest + 1);
+
+	// Acked seqs are not lost when their segment goes.
+	outbox_ack(o, 150);
+	for (uint64_t seq = 201; seq <= 230; seq++)
+		append(o, seq, seq, 2 * KIB);
+	assert_int_equal(outbox_dropped(o), oldest - 1);
+
+	// A reopen finds the same hole: seqs before the oldest are gone.
+	o = reopen(s, max);
+	assert_true(outbox_oldest_seq(o) > oldest);
+	assert_int_equal(outbox_newest_seq(o), 230);
+	assert_true(outbox_bytes(o) <= max);
+}
+
+// A single batch bigger than the whole spool is still kept: dropping the
+// newest data could never make room.
+static void
+test_oversized_record_kept(void **state)
+{
+	struct spool *s = *state;
+	struct outbox *o = reopen(s, 256 * KIB);
+
+	append(o, 1, 1, 10 * KIB);
+	append(o, 2, 2, 300 * KIB);
+	assert_int_equal(outbox_newest_seq(o), 2);
+	assert_int_equal(check_records(o, 1, 2, 1, 300 * KIB), 1);
+	assert_int_equal(outbox_dropped(o), 1);
+}
+
+static void
+test_scan_rejects(void **state)
+{
+	uint8_t rec[OUTBOX_REC_HEADER + OUTBOX_REC_META + 4];
+	uint32_t crc;
+
+	(void)state;
+	memset(rec, 0, sizeof(rec));
+	// first_seq 5, last_seq 3: out of order.
+	rec[0] = OUTBOX_REC_META + 4;
+	rec[OUTBOX_REC_HEADER] = 5;
+	rec[OUTBOX_REC_HEADER + 8] = 3;
+	crc = crc32c(0, rec + OUTBOX_REC_HEADER, OUTBOX_REC_META + 4);
+	memcpy(rec + 4, &crc, 4); // little-endian host
+	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
+	// Fixed, it is valid.
+	rec[OUTBOX_REC_HEADER + 8] = 5;
+	crc = crc32c(0, rec + OUTBOX_REC_HEADER, OUTBOX_REC_META + 4);
+	memcpy(rec + 4, &crc, 4);
+	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), sizeof(rec));
+	// A length running past the end, or absurdly long, is a torn tail.
+	rec[0] = OUTBOX_REC_META + 5;
+	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
+	rec[0] = 0;
+	rec[3] = 0x80;
+	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
+	assert_int_equal(outbox_segment_scan(rec, 3, NULL, NULL), 0);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_append_after),
-		cmocka_unit_test(test_ack),
-		cmocka_unit_test(test_overflow_gaps),
-		cmocka_unit_test(test_never_drops_newest),
-		cmocka_unit_test(test_overflow_without_callback),
-		cmocka_unit_test(test_model),
+		cmocka_unit_test(test_crc32c),
+		cmocka_unit_test(test_scan_rejects),
+		cmocka_unit_test_setup_teardown(test_roundtrip_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ack_deletes_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_partial_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_epoch_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crc_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_in_older_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_spool_drops_oldest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oversized_record_kept, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

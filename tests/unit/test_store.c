@@ -851,6 +851,30 @@ test_never(const void *arg)
 	return false;
 }
 
+// What one store_query callback saw: calls, status and the first value.
+struct test_query_reply {
+	int calls;
+	int status;
+	char value[32];
+};
+
+static void
+test_on_query(int status, const struct store_result *r, void *arg)
+{
+	struct test_query_reply *q = arg;
+	const char *v = status == 0 ? store_result_value(r, 0, 0) : NULL;
+
+	q->calls++;
+	q->status = status;
+	snprintf(q->value, sizeof(q->value), "%s", v != NULL ? v : "");
+}
+
+static bool
+test_query_called(const void *arg)
+{
+	return ((const struct test_query_reply *)arg)->calls > 0;
+}
+
 // The server goes away under an idle store: a transaction queued before the
 // store noticed is cut off (or kept), one queued after waits; nothing is
 // reported stored while the server is down, the store reconnects by
@@ -860,6 +884,7 @@ test_reconnect(void **state)
 {
 	const uint64_t epoch = 6001;
 	struct test_reply cut = { 0 }, waiting = { 0 }, replay = { 0 }, later = { 0 };
+	struct test_query_reply read_now = { 0 }, write_later = { 0 };
 	struct store_stats before, after;
 	int agent_a, agent_b, target_id;
 	int64_t start_us = test_recent_us(), down_at;
@@ -886,6 +911,14 @@ test_reconnect(void **state)
 	assert_int_equal(waiting.calls, 0);
 	assert_false(store_connected(test_store));
 	assert_false(store_idle(test_store));
+	// An API read fails at once, from the loop; a write waits for the server.
+	store_query_now(test_store, "SELECT 1", 0, NULL, test_on_query, &read_now);
+	store_query(test_store, "SELECT 2", 0, NULL, test_on_query, &write_later);
+	assert_int_equal(read_now.calls, 0);
+	assert_true(test_run_until(test_query_called, &read_now, 500));
+	assert_int_equal(read_now.status, -1);
+	assert_int_equal(write_later.calls, 0);
+	assert_true(store_down_since(test_store, NULL));
 
 	test_pg = pgembed_start(test_state, &conninfo);
 	assert_non_null(test_pg);
@@ -899,6 +932,10 @@ test_reconnect(void **state)
 	test_wait_reply(&waiting);
 	assert_int_equal(waiting.status, 0);
 	assert_int_equal(waiting.acked_seq, 10);
+	assert_true(test_run_until(test_query_called, &write_later, TEST_WAIT_MS));
+	assert_int_equal(write_later.status, 0);
+	assert_string_equal(write_later.value, "2");
+	assert_int_equal(read_now.calls, 1);
 	// A transaction cut off is replayed by the caller, as ingest does.
 	if (cut.calls == 0) {
 		test_wait_reply(&cut);
