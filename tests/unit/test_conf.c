@@ -605,7 +605,7 @@ static const struct bad_case bad_cases[] = {
 	{ "agent: bad spool_max", true, "name: a\nregion: eu\n" AGG_OK "spool_max: 12XB\n", 5,
 	  "\"spool_max\" must be a size" },
 	{ "agent: spool_max too small", true, "name: a\nregion: eu\n" AGG_OK "spool_max: 1000\n", 5,
-	  "\"spool_max\" must be between 1048576 and" },
+	  "\"spool_max\" must be between 262144 and" },
 	{ "agent: bad concurrency", true, "name: a\nregion: eu\n" AGG_OK "max_concurrency: 0\n", 5,
 	  "\"max_concurrency\" must be between 1 and 65536" },
 	{ "agent: bad source_ip", true, "name: a\nregion: eu\n" AGG_OK "source_ip: eth0\n", 5,
