@@ -81,8 +81,11 @@ ctl_print_targets(json_t *list)
 }
 
 static void
-ctl_print_agents(json_t *list)
+ctl_print_agents(json_t *doc)
 {
+	json_t *list = json_object_get(doc, "agents");
+	json_t *hs = json_object_get(doc, "handshakes");
+	json_t *refused = json_object_get(hs, "refused");
 	size_t i;
 	json_t *a;
 
@@ -95,6 +98,18 @@ ctl_print_agents(json_t *list)
 		    (long long)json_integer_value(json_object_get(a, "results_received")),
 		    (long long)json_integer_value(json_object_get(a, "spool_depth")));
 	}
+	// Refused connections have no row above: say how many there were.
+	if (json_integer_value(json_object_get(hs, "keys")) > 0 ||
+	    json_integer_value(json_object_get(hs, "refused_total")) > 0)
+		printf("\nCurveZMQ: %lld keys admitted; refused: %lld unknown key, %lld revoked key, "
+		       "%lld plaintext, %lld other handshakes, %lld Hellos naming another agent\n",
+		    (long long)json_integer_value(json_object_get(hs, "keys")),
+		    (long long)json_integer_value(json_object_get(refused, "unknown_key")),
+		    (long long)json_integer_value(json_object_get(refused, "revoked_key")),
+		    (long long)json_integer_value(json_object_get(refused, "plaintext")),
+		    (long long)(json_integer_value(json_object_get(refused, "handshake")) +
+			json_integer_value(json_object_get(refused, "mechanism"))),
+		    (long long)json_integer_value(json_object_get(refused, "hello_name_mismatch")));
 }
 
 static void
@@ -312,7 +327,7 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "incident") == 0) {
 		ctl_print_incident(doc);
 	} else {
-		ctl_print_agents(json_object_get(doc, "agents"));
+		ctl_print_agents(doc);
 	}
 	json_decref(doc);
 out:

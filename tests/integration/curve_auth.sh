@@ -127,6 +127,8 @@ vt_check_agent us-east
 vt_ok "us-east readmitted: its $VT_ROWS results are stored exactly once"
 vt_check_agent eu-west
 vt_ok "eu-west: its $VT_ROWS results are stored exactly once, across the reconnection"
+"$BIN/vantagectl" --url "http://$VT_HTTP" agents | grep -q '^CurveZMQ: 2 keys admitted; refused: [1-9][0-9]* unknown key, [1-9][0-9]* revoked key, [1-9][0-9]* plaintext' ||
+	vt_fail "vantagectl agents does not show the refusals: $("$BIN/vantagectl" --url "http://$VT_HTTP" agents)"
 total=$(vt_api /api/v1/agents | jq -r .handshakes.refused_total)
 [ "$total" -ge 8 ] || vt_fail "refused_total is $total"
 vt_ok "refusals counted in /api/v1/agents: $(vt_api /api/v1/agents | jq -c .handshakes)"
