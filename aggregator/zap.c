@@ -287,7 +287,9 @@ zap_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 	char addr[64], why[160];
 	uint8_t key[CURVEKEY_BIN_LEN];
 
-	if (nparts < 7 || zmq_msg_size(&parts[0]) != 3 ||
+	// Six frames and the mechanism's credentials: none for NULL, one
+	// (the client's public key) for CURVE.
+	if (nparts < 6 || zmq_msg_size(&parts[0]) != 3 ||
 	    memcmp(zmq_msg_data(&parts[0]), "1.0", 3) != 0) {
 		// libzmq itself sends these: a malformed one is a bug there,
 		// and the handshake it belongs to fails.
@@ -297,7 +299,7 @@ zap_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 	}
 	zap_frame_text(&parts[3], addr, sizeof(addr));
 	if (zmq_msg_size(&parts[5]) != 5 || memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) != 0 ||
-	    zmq_msg_size(&parts[6]) != CURVEKEY_BIN_LEN) {
+	    nparts != 7 || zmq_msg_size(&parts[6]) != CURVEKEY_BIN_LEN) {
 		z->stats.refused_mechanism++;
 		zap_log_refusal(z, addr, ZAP_WHY_MECHANISM, "only CurveZMQ clients are admitted");
 		zap_reply(z, &parts[1], "400", "CurveZMQ required", "");
