@@ -45,7 +45,9 @@ AGENT_SRC  := $(filter-out agent/main.c,$(wildcard agent/*.c))
 AGG_SRC    := $(filter-out aggregator/main.c,$(wildcard aggregator/*.c))
 CTL_SRC    := $(wildcard ctl/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
-FAKE_SRC   := $(wildcard tests/fakes/*.c)
+# Shims loaded with LD_PRELOAD are shared objects, not programs.
+SHIM_SRC   := tests/fakes/skewclock.c
+FAKE_SRC   := $(filter-out $(SHIM_SRC),$(wildcard tests/fakes/*.c))
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
@@ -54,7 +56,8 @@ AGENT_OBJ  := $(call obj,$(AGENT_SRC))
 AGG_OBJ    := $(call obj,$(AGG_SRC)) $(B)/obj/gen/sql_embed.o
 
 BINS  := $(B)/vantage-agent $(B)/vantage-aggregator $(B)/vantagectl
-FAKES := $(patsubst tests/fakes/%.c,$(B)/fakes/%,$(FAKE_SRC))
+FAKES := $(patsubst tests/fakes/%.c,$(B)/fakes/%,$(FAKE_SRC)) \
+	$(patsubst tests/fakes/%.c,$(B)/fakes/%.so,$(SHIM_SRC))
 UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .PHONY: all deps demo check unit integration lab fuzz bench lint install clean tests FORCE
@@ -110,6 +113,9 @@ $(B)/vantagectl: $(call obj,$(CTL_SRC)) $(B)/libcommon.a
 $(B)/fakes/%: $(B)/obj/tests/fakes/%.o $(B)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lm
+$(B)/fakes/%.so: tests/fakes/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -ldl
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBS_ALL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBS_ALL) $(PKG_LIBS) $(TEST_LIBS) -lm

@@ -67,6 +67,23 @@ agents_count(const struct agents *a)
 	return a->n;
 }
 
+bool
+agents_set_clock_offset(struct agent_info *ai, int64_t offset_us)
+{
+	bool off = llabs(offset_us) >= AGENTS_CLOCK_OFF_US;
+	bool changed = off != ai->clock_off;
+
+	ai->clock_offset_us = offset_us;
+	ai->clock_off = off;
+	return changed;
+}
+
+int64_t
+agents_clock_correction(const struct agent_info *ai)
+{
+	return ai->clock_off ? ai->clock_offset_us : 0;
+}
+
 #define AGENTS_SILENT_US (15LL * 1000000)
 
 bool

@@ -480,7 +480,7 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 	struct stream *st = s->stream;
 	struct agent_info *ai;
 	uint64_t old_seq, new_seq;
-	int64_t now = clock_wall_us();
+	int64_t now = clock_wall_us(), fix;
 
 	if (st == NULL || st->epoch != b->epoch || st->resyncing) {
 		// Before Welcome or during a resync: the agent resends after
@@ -489,6 +489,7 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 		return;
 	}
 	ai = agents_get(in->agents, st->agent_slot);
+	fix = agents_clock_correction(ai);
 	old_seq = new_seq = st->queued_seq;
 	// A gap precedes the results of its batch: seqs the agent dropped
 	// from its spool.  The part already stored is not missing; the rest
@@ -509,11 +510,21 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 	}
 	for (size_t i = 0; i < b->n_results; i++) {
 		const Vantage__Result *r = b->results[i];
+		Vantage__Result fixed;
 		int idx;
 
 		if (r->seq <= new_seq) {
 			in->stats.results_duplicate++;
 			continue;
+		}
+		// Probe times in the aggregator's clock, so that votes,
+		// staleness, incident times and stored rows of all agents
+		// compare, however far off one agent's clock is.
+		if (fix != 0) {
+			fixed = *r;
+			fixed.started_at += fix;
+			fixed.scheduled_at += fix;
+			r = &fixed;
 		}
 		idx = targets_find(in->targets, r->target);
 		if (idx < 0) {
@@ -570,7 +581,17 @@ ingest_on_heartbeat(struct ingest *in, struct session *s, const Vantage__Heartbe
 	ai->heartbeat_at = clock_wall_us();
 	ai->spool_depth = hb->spool_depth;
 	ai->spool_bytes = hb->spool_bytes;
-	ai->clock_offset_us = hb->clock_offset_us;
+	if (agents_set_clock_offset(ai, hb->clock_offset_us)) {
+		if (ai->clock_off)
+			log_warnx("agent \"%s\" (region \"%s\"): its clock is %.1f s %s the aggregator's; "
+				  "its result times are corrected by that much", ai->name, ai->region,
+			    (double)llabs(hb->clock_offset_us) / 1e6,
+			    hb->clock_offset_us < 0 ? "ahead of" : "behind");
+		else
+			log_info("agent \"%s\" (region \"%s\"): its clock agrees with the aggregator's "
+				 "again (%.3f s off)", ai->name, ai->region,
+			    (double)hb->clock_offset_us / 1e6);
+	}
 	impaired = hb->state == VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED;
 	if (impaired && !ai->impaired)
 		log_warnx("agent \"%s\" (region \"%s\") reports its own network impaired: %s; its "

@@ -254,6 +254,7 @@ agg_on_verdict_timer(evutil_socket_t fd, short what, void *arg)
 	int64_t now = clock_wall_us();
 	bool up = store_connected(agg->store), held;
 
+	verdict_tick(agg->verdict);
 	// Every second, not only while the store is down: the pg_ctl of a
 	// restart is reaped after the store has already reconnected.
 	pgembed_supervise(agg->pg);

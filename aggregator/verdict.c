@@ -1,8 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Verdict glue; see verdict.h.  The only place that turns the registry's
-// view of agents (connected, impaired, clock offset) into quorum inputs, so
-// that quorum.c itself stays free of I/O and clocks.
+// view of agents (connected, impaired) into quorum inputs, so that quorum.c
+// itself stays free of I/O and clocks.
+//
+// Votes go stale when nothing is heard from an agent, but an aggregator that
+// was not running (SIGSTOP, a stalled host) heard nothing from anyone, which
+// says nothing about the agents or the targets.  When the 1 s timer
+// (verdict_tick), or a COMMIT before it, finds that the timer last ran more
+// than VERDICT_STALL_US ago, nothing is judged for VERDICT_RESUME_US: the
+// agents reconnect and resend what they hold meanwhile, and targets with
+// new results keep their dirty flag until then.
 #include "verdict.h"
 
 #include <stdlib.h>
@@ -10,11 +18,14 @@
 
 #include <stdio.h>
 
+#include "clock.h"
 #include "log.h"
 #include "wire.h"
 #include "xmalloc.h"
 
 #define VERDICT_MAX_VOTES 256
+#define VERDICT_STALL_US (3LL * 1000000)  // three timer ticks missed
+#define VERDICT_RESUME_US (5LL * 1000000) // an agent's heartbeat interval
 
 struct verdict {
 	const struct agg_conf *conf;
@@ -25,6 +36,8 @@ struct verdict {
 	void *arg;
 	bool enabled;
 	bool held;
+	int64_t tick_mono;         // the timer's last run
+	int64_t resume_mono;       // nothing is judged before this
 };
 
 struct verdict *
@@ -96,8 +109,8 @@ verdict_agent_vote(const struct verdict *v, size_t idx, const struct latest_resu
 		return VOTE_ABSTAIN;
 	ctx.connected = agents_connected(ai, now);
 	ctx.impaired = ai->impaired || l->impaired;
-	// Staleness is judged in the agent's clock, where its probe times are.
-	ctx.now = now - ai->clock_offset_us;
+	// Ingest brought the agent's probe times into our clock (agents.h).
+	ctx.now = now;
 	ctx.interval_us = (int64_t)tc->interval_ms * 1000;
 	return quorum_agent_vote(&l->q, &ctx);
 }
@@ -260,6 +273,29 @@ verdict_enable(struct verdict *v)
 	v->enabled = true;
 }
 
+// Whether judging waits after the loop was away (see the top of the file).
+static bool
+verdict_paused(struct verdict *v)
+{
+	int64_t mono = clock_mono_us();
+
+	if (v->tick_mono != 0 && mono - v->tick_mono > VERDICT_STALL_US) {
+		log_warnx("the aggregator did not run for %.1f s (stopped or starved): judging no "
+			  "target for %lld s while the agents reconnect and resend",
+		    (double)(mono - v->tick_mono) / 1e6, VERDICT_RESUME_US / 1000000);
+		v->resume_mono = mono + VERDICT_RESUME_US;
+		v->tick_mono = mono;
+	}
+	return mono < v->resume_mono;
+}
+
+void
+verdict_tick(struct verdict *v)
+{
+	verdict_paused(v);
+	v->tick_mono = clock_mono_us();
+}
+
 void
 verdict_hold(struct verdict *v, bool held)
 {
@@ -269,7 +305,7 @@ verdict_hold(struct verdict *v, bool held)
 void
 verdict_eval_dirty(struct verdict *v, int64_t now)
 {
-	if (!v->enabled || v->held)
+	if (!v->enabled || v->held || verdict_paused(v))
 		return;
 	for (size_t i = 0; i < targets_count(v->targets); i++)
 		if (targets_verdict(v->targets, i)->dirty)
@@ -279,7 +315,7 @@ verdict_eval_dirty(struct verdict *v, int64_t now)
 void
 verdict_eval_all(struct verdict *v, int64_t now)
 {
-	if (!v->enabled || v->held)
+	if (!v->enabled || v->held || verdict_paused(v))
 		return;
 	for (size_t i = 0; i < targets_count(v->targets); i++)
 		verdict_eval(v, i, now, targets_verdict(v->targets, i)->dirty);

@@ -53,6 +53,9 @@ void verdict_hold(struct verdict *v, bool held);
 void verdict_eval_dirty(struct verdict *v, int64_t now);
 // Evaluates every target (staleness timer).
 void verdict_eval_all(struct verdict *v, int64_t now);
+// First thing of the 1 s timer, held or not: notices when the aggregator
+// itself was not running, and then judges nothing for a while (verdict.c).
+void verdict_tick(struct verdict *v);
 #define VERDICT_MAX_REGIONS 64
 
 // Each region's current part in target idx's verdict (names borrowed from

@@ -720,9 +720,10 @@ lab_epoch_sql() {
 }
 
 # lab_check_stream NAME EPOCH PRODUCED: every seq 1..PRODUCED of (NAME, EPOCH)
-# is stored exactly once or covered by a gap marker, nothing else is stored.
+# is stored exactly once or covered by a gap marker (never both), nothing
+# else is stored.
 lab_check_stream() {
-	local name=$1 e=$2 p=$3 row rows distinct outside missing dropped
+	local name=$1 e=$2 p=$3 row rows distinct outside missing dropped both
 	row=$(lab_psql "WITH a AS (SELECT id FROM agents WHERE name = '$name'),
 		r AS MATERIALIZED (SELECT seq FROM results WHERE agent_id = (SELECT id FROM a)
 			AND epoch = $(lab_epoch_sql "$e")),
@@ -734,42 +735,49 @@ lab_check_stream() {
 		SELECT (SELECT count(*) FROM r), (SELECT count(DISTINCT seq) FROM r),
 			(SELECT count(*) FROM r WHERE seq < 1 OR seq > $p),
 			(SELECT count(*) FROM s WHERE NOT stored AND NOT gap),
-			(SELECT count(*) FROM s WHERE NOT stored AND gap)")
-	IFS='|' read -r rows distinct outside missing dropped <<<"$row"
+			(SELECT count(*) FROM s WHERE NOT stored AND gap),
+			(SELECT count(*) FROM s WHERE stored AND gap)")
+	IFS='|' read -r rows distinct outside missing dropped both <<<"$row"
 	[ "$distinct" = "$rows" ] ||
 		lab_fail "agent $name epoch $e: $rows rows but $distinct distinct seqs (duplicates)"
 	[ "$outside" = 0 ] || lab_fail "agent $name epoch $e: $outside rows with seqs outside 1..$p"
 	[ "$missing" = 0 ] ||
 		lab_fail "agent $name epoch $e: produced $p, stored $rows; $missing seqs neither stored nor in a gap marker"
+	[ "$both" = 0 ] || lab_fail "agent $name epoch $e: $both seqs both stored and in a gap marker"
 	lab_ok "agent $name epoch $e: produced $p, stored $rows, $dropped in gap markers, no duplicates"
 }
 
-# lab_invariant: for every final count any agent logged (every agent-*.log,
-# every epoch: a restarted agent logs one per process), the stream's rows
-# match; and no (agent, epoch, seq) is stored twice anywhere.  Call it after
-# the agents have stopped.  An agent process without a final line (killed
-# with -9) is reported; its epoch cannot be checked from its log.  If the
-# scenario declared expectations (lab_expect_incident, lab_expect_alert,
-# lab_expect_no_incidents), then also: exactly the expected incidents, each
-# started at its first failing probe (lab_check_incidents), and exactly the
-# expected alerts, queued and received (lab_check_alerts, when hookd runs).
-# Those checks all run before the first failure is reported.  When alert
-# delivery is not built, every other check still runs and the scenario then
-# exits 77 (SKIP) naming what it needs.
+# lab_invariant: for every agent epoch that logged a final count (every
+# agent-*.log), the stream's rows match; and no (agent, epoch, seq) is stored
+# twice anywhere.  An epoch lives as long as the agent's spool: a restarted
+# agent (also after kill -9) continues it and logs a final line per process,
+# each counting the whole epoch, so the largest count of an epoch is checked.
+# Call it after the agents have stopped.  An epoch that never logged a final
+# count (its only process was killed with -9) is reported; it cannot be
+# checked from the log.  If the scenario declared expectations
+# (lab_expect_incident, lab_expect_alert, lab_expect_no_incidents), then
+# also: exactly the expected incidents, each started at its first failing
+# probe (lab_check_incidents), and exactly the expected alerts, queued and
+# received (lab_check_alerts, when hookd runs).  Those checks all run before
+# the first failure is reported.  When alert delivery is not built, every
+# other check still runs and the scenario then exits 77 (SKIP) naming what
+# it needs.
 lab_invariant() {
-	local f name e p a n=0 dups starts finals
+	local f name e p n=0 dups finals
 	for f in "$LAB_DIR"/agent-*.log; do
 		[ -f "$f" ] || continue
 		name=$(basename "$f" .log)
 		name=${name#agent-}
-		while read -r e p a; do
+		finals=$(lab_agent_epochs "$name")
+		while read -r e p; do
+			[ -n "$e" ] || continue
 			lab_check_stream "$name" "$e" "$p"
 			n=$((n + 1))
-		done < <(sed -n 's/.*agent "'"$name"'" epoch \([0-9]*\): produced \([0-9]*\) results, acknowledged through \([0-9]*\).*/\1 \2 \3/p' "$f")
-		starts=$(grep -c 'in region .*: epoch [0-9]*, aggregator' "$f" || true)
-		finals=$(grep -c 'epoch [0-9]*: produced [0-9]* results' "$f" || true)
-		[ "$starts" = "$finals" ] ||
-			echo "note: agent $name started $starts times but logged $finals final counts (killed?)"
+		done <<<"$finals"
+		for e in $(sed -n 's/.*agent "'"$name"'" in region .*: epoch \([0-9]*\), aggregator.*/\1/p' "$f" | sort -u); do
+			grep -q "^$e " <<<"$finals" ||
+				echo "note: agent $name epoch $e logged no final count (killed?): not checked"
+		done
 	done
 	[ "$n" -gt 0 ] || lab_fail "lab_invariant: no agent logged a final count"
 	dups=$(lab_psql "SELECT count(*) FROM (SELECT 1 FROM results
@@ -797,4 +805,92 @@ lab_invariant() {
 		lab_fail "${#LAB_CHECK_FAILS[@]} checks failed"
 	fi
 	[ -z "$(lab_need_alerts)" ] || lab_skip "$(lab_need_alerts); every other check passed"
+}
+
+# ---- restarts, memory, connections (scenarios 5-13) ----------------------------
+
+# lab_restart_agent NAME [EXTRA_YAML]: starts agent NAME again from its own
+# config (after SIGTERM to a running one, waiting up to 30 s for it to
+# drain), with EXTRA_YAML (e.g. "spool_max: 1048576") appended to that
+# config first.  Nothing else changes: the same spool_dir, so with the disk
+# spool the restarted agent continues its epoch.
+lab_restart_agent() {
+	local name=$1 conf=$LAB_DIR/agent-$1.yml region
+	region=$(sed -n 's/^region: *//p' "$conf")
+	[ -n "$region" ] || lab_fail "no region in $conf"
+	if kill -0 "${LAB_PID[agent-$name]}" 2>/dev/null; then
+		lab_stop "agent-$name" 30
+	else
+		wait "${LAB_PID[agent-$name]}" 2>/dev/null || true
+	fi
+	[ -z "${2:-}" ] || printf '%s\n' "$2" >>"$conf"
+	lab_start "$region" "agent-$name" "$LAB_BIN/vantage-agent" -d -f "$conf"
+}
+
+# lab_rss_kb NAME: resident memory (VmRSS, kB) of the process started as NAME.
+lab_rss_kb() {
+	awk '$1 == "VmRSS:" { print $2 }' "/proc/${LAB_PID[$1]}/status"
+}
+
+# lab_welcomes NAME: how often agent NAME has been welcomed by an aggregator
+# (one per connection that completed its Hello).
+lab_welcomes() {
+	grep -c 'aggregator welcomed us' "$LAB_DIR/agent-$1.log" || true
+}
+
+# lab_agent_json NAME: agent NAME's entry in /api/v1/agents.
+lab_agent_json() {
+	lab_api /api/v1/agents | jq -e --arg n "$1" '.agents[] | select(.name == $n)'
+}
+
+declare -A LAB_P0=() # NAME -> produced, as its heartbeat said at lab_mark_produced
+
+# lab_mark_produced NAME...: remembers what each agent's latest heartbeat
+# said it had produced (before a fault), for lab_caught_up.
+lab_mark_produced() {
+	local n
+	for n in "$@"; do
+		LAB_P0[$n]=$(lab_agent_json "$n" | jq -r .produced)
+	done
+}
+
+# lab_caught_up NAME...: each agent is connected, has sent a heartbeat since
+# lab_mark_produced (it produced more), and the aggregator has acknowledged
+# everything that heartbeat said it had produced.  An agent sends its
+# heartbeat before the results it resends after a Welcome, so this means
+# its backlog is stored.
+lab_caught_up() {
+	local n
+	for n in "$@"; do
+		lab_agent_json "$n" | jq -e --argjson p0 "${LAB_P0[$n]:-0}" \
+			'.connected and .produced > $p0 and .acked_seq >= .produced' >/dev/null || return 1
+	done
+}
+
+# lab_zmq_conns HOST: established TCP connections to or from the aggregator's
+# ZeroMQ port, seen in HOST's namespace.
+lab_zmq_conns() {
+	local port=${LAB_ZMQ##*:}
+	lab_exec "$1" ss -Htn state established "( sport = :$port or dport = :$port )" | grep -c . || true
+}
+
+# lab_zmq_reset HOST: destroys (ss -K, as a TCP reset would) every
+# established connection to or from the aggregator's ZeroMQ port in HOST's
+# namespace; prints how many there were.
+lab_zmq_reset() {
+	local port=${LAB_ZMQ##*:}
+	lab_exec "$1" ss -HKtn state established "( sport = :$port or dport = :$port )" | grep -c . || true
+}
+
+# lab_seconds_since T0: seconds (one decimal) since T0 (date +%s.%N).
+lab_seconds_since() {
+	awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# lab_agent_epochs NAME: "EPOCH PRODUCED" for every epoch agent NAME logged a
+# final count for, with the largest count of each (a restarted agent logs
+# one line per process; each counts the whole epoch so far).
+lab_agent_epochs() {
+	sed -n 's/.*agent "'"$1"'" epoch \([0-9]*\): produced \([0-9]*\) results, acknowledged through \([0-9]*\).*/\1 \2/p' \
+		"$LAB_DIR/agent-$1.log" | sort -k1,1 -k2,2n | awk '{ max[$1] = $2 } END { for (e in max) print e, max[e] }'
 }
