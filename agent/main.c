@@ -171,13 +171,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 2;
 	}
-	if (!a.conf->insecure) {
-		// Refuse rather than silently run in plaintext with keys set.
-		fprintf(stderr, "%s: CurveZMQ encryption is not available in this version yet; "
-				"set \"insecure: true\" to run without it (development only)\n", path);
-		agent_conf_free(a.conf);
-		return 2;
-	}
 	if (check_only) {
 		printf("%s: configuration is valid\n", path);
 		agent_conf_free(a.conf);

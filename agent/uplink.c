@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "curvekey.h"
 #include "log.h"
 #include "outbox.h"
 #include "wire.h"
@@ -29,6 +30,8 @@
 #define UPLINK_HELLO_RETRY_US 3000000
 #define UPLINK_HEARTBEAT_US 5000000
 #define UPLINK_CONFIG_CACHE "config.pb"
+#define UPLINK_REFUSED_RETRY_MIN_MS 1000
+#define UPLINK_REFUSED_RETRY_MAX_MS 10000
 
 struct pending_result {
 	Vantage__Result msg;
@@ -70,6 +73,12 @@ struct uplink {
 
 	uint64_t gap_logged;          // newest gap seq already logged
 	uint64_t bad_messages;
+	// Handshake failures since the last success: logged once per streak,
+	// not at every reconnect attempt.
+	uint64_t handshake_failures;
+	// libzmq gives up an endpoint whose handshake was refused; we do not.
+	struct event *retry_timer;
+	int retry_ms;
 };
 
 static void uplink_pump(struct uplink *u);
@@ -455,6 +464,26 @@ uplink_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 	wire_arena_reset(u->arena);
 }
 
+// Why a handshake failed, for the operator (ZMQ_EVENT_HANDSHAKE_FAILED_*).
+// An aggregator that finds something wrong mostly just closes the
+// connection, so our own configuration is the best hint.
+static const char *
+uplink_handshake_failure(const struct uplink *u, uint16_t event, uint32_t value)
+{
+	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+		return "the aggregator refused our key: is this agent's public key in its "
+		       "agent_keys_dir, named after the agent?";
+	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+	    value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+		return u->conf->insecure ? "the aggregator requires CurveZMQ and we have \"insecure: true\""
+					 : "the aggregator does not use CurveZMQ (it has \"insecure: true\")";
+	if (u->conf->insecure)
+		return "the aggregator closed the connection during the handshake: it probably "
+		       "requires CurveZMQ and we have \"insecure: true\"";
+	return "the aggregator closed the connection during the handshake: is "
+	       "\"aggregator.public_key\" the aggregator's public key?";
+}
+
 static void
 uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 {
@@ -462,7 +491,13 @@ uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 
 	switch (event) {
 	case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
-		log_info("connected to the aggregator at \"%s\"", addr);
+		if (u->handshake_failures > 0)
+			log_info("connected to the aggregator at \"%s\" after %llu failed handshakes",
+			    addr, (unsigned long long)u->handshake_failures);
+		else
+			log_info("connected to the aggregator at \"%s\"", addr);
+		u->handshake_failures = 0;
+		u->retry_ms = 0;
 		u->connected = true;
 		u->welcomed = false;
 		uplink_send_hello(u);
@@ -476,11 +511,66 @@ uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 	case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
 	case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
 	case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-		log_warnx("handshake with the aggregator at \"%s\" failed (event 0x%x)", addr, event);
+		// Once per streak: the same failure repeats at every retry.
+		if (u->handshake_failures++ == 0)
+			log_warnx("handshake with the aggregator at \"%s\" failed: %s; retrying, "
+				  "without saying so again until it connects",
+			    addr, uplink_handshake_failure(u, event, value));
+		// A refusal (auth) or a protocol error ends libzmq's own
+		// reconnecting; a revoked key may be admitted again, and an
+		// aggregator being fixed comes back, so keep trying, slowly.
+		if (event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
+		    !evtimer_pending(u->retry_timer, NULL)) {
+			struct timeval tv;
+
+			u->retry_ms = u->retry_ms == 0 ? UPLINK_REFUSED_RETRY_MIN_MS : u->retry_ms * 2;
+			if (u->retry_ms > UPLINK_REFUSED_RETRY_MAX_MS)
+				u->retry_ms = UPLINK_REFUSED_RETRY_MAX_MS;
+			tv.tv_sec = u->retry_ms / 1000;
+			tv.tv_usec = (u->retry_ms % 1000) * 1000;
+			evtimer_add(u->retry_timer, &tv);
+		}
 		break;
 	default:
 		break;
 	}
+}
+
+static void
+uplink_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct uplink *u = arg;
+
+	// The endpoint may be gone already (libzmq dropped it): no error.
+	zmq_disconnect(u->sock, u->conf->aggregator_endpoint);
+	if (zmq_connect(u->sock, u->conf->aggregator_endpoint) < 0)
+		log_warnx("cannot connect to \"%s\": %s", u->conf->aggregator_endpoint,
+		    zmq_strerror(errno));
+}
+
+// CurveZMQ client: our key pair and the aggregator's public key.  Returns
+// -1 after logging which file is wrong.
+static int
+uplink_set_keys(struct uplink *u)
+{
+	struct curvekey secret, pub, server;
+	char err[4200];
+	int rc = 0;
+
+	if (curvekey_read_secret(u->conf->secret_key, &secret, &pub, err, sizeof(err)) < 0 ||
+	    curvekey_read_public(u->conf->aggregator_public_key, &server, err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		explicit_bzero(&secret, sizeof(secret));
+		return -1;
+	}
+	if (zmq_setsockopt(u->sock, ZMQ_CURVE_SERVERKEY, server.z85, CURVEKEY_Z85_LEN) < 0 ||
+	    zmq_setsockopt(u->sock, ZMQ_CURVE_PUBLICKEY, pub.z85, CURVEKEY_Z85_LEN) < 0 ||
+	    zmq_setsockopt(u->sock, ZMQ_CURVE_SECRETKEY, secret.z85, CURVEKEY_Z85_LEN) < 0) {
+		log_warnx("cannot set up CurveZMQ: %s", zmq_strerror(errno));
+		rc = -1;
+	}
+	explicit_bzero(&secret, sizeof(secret));
+	return rc;
 }
 
 static void
@@ -521,6 +611,7 @@ uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
 	u->epoch = outbox_epoch(u->outbox);
 	u->next_seq = outbox_next_seq(u->outbox);
 
+	u->retry_timer = evtimer_new(base, uplink_on_retry, u);
 	u->sock = zloop_socket(zctx, ZMQ_DEALER, WIRE_MAX_MSG);
 	if (u->sock == NULL)
 		fatalx("cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
@@ -529,9 +620,13 @@ uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
 	zloop_set_int(u->sock, ZMQ_RECONNECT_IVL, 200);
 	zloop_set_int(u->sock, ZMQ_RECONNECT_IVL_MAX, 5000);
 	zloop_set_int(u->sock, ZMQ_SNDHWM, 1000);
-	if (conf->insecure)
+	if (conf->insecure) {
 		log_warnx("connection to the aggregator is NOT encrypted or authenticated "
 			  "(insecure: true); use it for development only");
+	} else if (uplink_set_keys(u) < 0) {
+		uplink_free(u);
+		return NULL;
+	}
 	u->z = zloop_new(base, u->sock, uplink_on_msg, u);
 	if (u->z == NULL || zloop_monitor(u->z, zctx,
 	    ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
@@ -564,6 +659,8 @@ uplink_free(struct uplink *u)
 		event_free(u->tick);
 	if (u->flush_timer != NULL)
 		event_free(u->flush_timer);
+	if (u->retry_timer != NULL)
+		event_free(u->retry_timer);
 	outbox_free(u->outbox);
 	wire_arena_free(u->arena);
 	buf_free(&u->enc);

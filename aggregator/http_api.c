@@ -193,6 +193,26 @@ api_targets(struct http_api *api, struct evhttp_request *req, const char *key)
 	api_reply(req, HTTP_OK, "OK", api_target(api, (size_t)idx, now));
 }
 
+// Connections admitted and refused by CurveZMQ (all zero in insecure mode):
+// an unknown agent knocking shows here even though it has no entry.
+static json_t *
+api_handshakes(struct http_api *api)
+{
+	struct ingest_stats is;
+
+	ingest_get_stats(api->ingest, &is);
+	return json_pack("{s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I}",
+	    "keys", (json_int_t)is.auth.keys, "admitted", (json_int_t)is.auth.admitted,
+	    "refused", "unknown_key", (json_int_t)is.auth.refused_unknown_key,
+	    "revoked_key", (json_int_t)is.auth.refused_revoked_key,
+	    "plaintext", (json_int_t)is.auth.refused_plaintext,
+	    "mechanism", (json_int_t)is.auth.refused_mechanism,
+	    "handshake", (json_int_t)is.auth.refused_handshake,
+	    "hello_name_mismatch", (json_int_t)is.hello_name_mismatch,
+	    "refused_total", (json_int_t)(is.auth.refused_unknown_key + is.auth.refused_revoked_key +
+		is.auth.refused_plaintext + is.auth.refused_mechanism + is.auth.refused_handshake));
+}
+
 static void
 api_agents(struct http_api *api, struct evhttp_request *req)
 {
@@ -218,7 +238,8 @@ api_agents(struct http_api *api, struct evhttp_request *req)
 		    "bad_messages", (json_int_t)ai->bad_messages, "clock_offset_us",
 		    (json_int_t)ai->clock_offset_us));
 	}
-	api_reply(req, HTTP_OK, "OK", json_pack("{s:o}", "agents", list));
+	api_reply(req, HTTP_OK, "OK", json_pack("{s:o,s:o}", "agents", list, "handshakes",
+	    api_handshakes(api)));
 }
 
 static void

@@ -10,8 +10,15 @@
 // new only above queued_seq.  If a transaction fails, the stream is
 // resynchronised from the database before anything else of it is accepted,
 // and the agent is told (a fresh Welcome) to resend from there.
+//
+// With CurveZMQ, a session's agent is the User-Id that the ZAP handler
+// (zap.c) gave its key; a Hello naming another agent is refused.  ZeroMQ
+// cannot drop one peer of a ROUTER, so revoking a key closes the socket and
+// binds a new one: every agent reconnects and resends from its acked_seq,
+// and the revoked one is refused at the handshake.
 #include "ingest.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +34,8 @@
 #define INGEST_MAX_RID 256
 #define INGEST_SESSION_IDLE_US (120LL * 1000000)
 #define INGEST_MAX_SESSIONS 100000
+#define INGEST_ACCEPTED 64            // recent connections whose peer address is kept
+#define INGEST_REBIND_RETRY_MS 100
 
 struct stream;
 
@@ -36,6 +45,7 @@ struct session {
 	struct stream *stream;     // after Welcome
 	size_t agent_slot;
 	char addr[64];             // peer address, for logs
+	char user_id[WIRE_MAX_NAME + 1]; // agent named by its key (ZAP), "" without CurveZMQ
 	int64_t last_seen_mono;
 	unsigned pending;          // store operations that point here
 	uint64_t bad_frames;
@@ -59,8 +69,24 @@ struct stream {
 	struct stream *next;
 };
 
+// A connection accepted and not yet closed: the monitor names only its
+// descriptor, and a refused handshake is logged with the peer's address.
+struct accepted {
+	int fd;
+	char addr[64];
+};
+
 struct ingest {
 	struct event_base *base;
+	void *zctx;
+	char *endpoint;            // the address bound at start (a reload does not move it)
+	struct zap *zap;           // NULL without CurveZMQ
+	struct curvekey secret;    // the server's secret key, with zap
+	struct event *rebind;      // retries the bind after a revocation
+	unsigned rebind_failures;
+	struct accepted accepted[INGEST_ACCEPTED];
+	size_t next_accepted;
+	uint32_t handshake_error;  // protocol error of the connection about to close
 	const struct agg_conf *conf;
 	struct store *store;
 	struct agents *agents;
@@ -244,8 +270,10 @@ ingest_session(struct ingest *in, const zmq_msg_t *rid_msg, zmq_msg_t *body, boo
 	s->in = in;
 	{
 		const char *addr = body != NULL ? zmq_msg_gets(body, "Peer-Address") : NULL;
+		const char *user = body != NULL ? zmq_msg_gets(body, "User-Id") : NULL;
 
 		snprintf(s->addr, sizeof(s->addr), "%s", addr ? addr : "unknown");
+		snprintf(s->user_id, sizeof(s->user_id), "%s", user ? user : "");
 	}
 	s->next = in->sessions;
 	in->sessions = s;
@@ -265,6 +293,7 @@ ingest_stream(struct ingest *in, int agent_id, uint64_t epoch)
 }
 
 static void ingest_on_commit(int status, uint64_t acked_seq, void *arg);
+static void ingest_bad(struct ingest *in, struct session *s, const char *why);
 
 static void
 ingest_on_resync(int status, int agent_id, uint64_t acked_seq, void *arg)
@@ -385,6 +414,17 @@ ingest_on_hello(struct ingest *in, struct session *s, const Vantage__Hello *hell
 {
 	struct hello_ctx *h;
 
+	// The key names the agent; the Hello only confirms it.
+	if (in->zap != NULL && strcmp(s->user_id, hello->name) != 0) {
+		char why[200];
+
+		snprintf(why, sizeof(why),
+		    "Hello names agent \"%s\" but the connection's key is that of agent \"%s\"",
+		    hello->name, s->user_id[0] ? s->user_id : "(none)");
+		in->stats.hello_name_mismatch++;
+		ingest_bad(in, s, why);
+		return;
+	}
 	if (!ingest_region_known(in->conf, hello->region)) {
 		log_warnx("refusing agent \"%s\" from %s: region \"%s\" is not configured",
 		    hello->name, s->addr, hello->region);
@@ -631,7 +671,8 @@ ingest_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 }
 
 // Sessions idle for long are gone (their agent reconnected under a new
-// routing id or stopped).  Freed only when no store operation points there.
+// routing id or stopped), and so are those of a closed socket.  Freed only
+// when no store operation points there.
 static void
 ingest_on_reap(evutil_socket_t fd, short what, void *arg)
 {
@@ -640,7 +681,7 @@ ingest_on_reap(evutil_socket_t fd, short what, void *arg)
 	struct session **pp = &in->sessions, *s;
 
 	while ((s = *pp) != NULL) {
-		if (now - s->last_seen_mono > INGEST_SESSION_IDLE_US && s->pending == 0) {
+		if ((s->gone || now - s->last_seen_mono > INGEST_SESSION_IDLE_US) && s->pending == 0) {
 			if (s->stream != NULL && s->stream->peer == s) {
 				struct agent_info *ai = agents_get(in->agents, s->agent_slot);
 
@@ -660,59 +701,210 @@ ingest_on_reap(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-struct ingest *
-ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, struct store *store,
-    struct agents *agents, struct target_table *targets, struct verdict *verdict)
+// Handshakes that fail before ZAP is asked: a client without CurveZMQ, or
+// bytes that are not ZMTP.  The monitor says which descriptor a connection
+// has when it is accepted and when it closes; a failed handshake is
+// reported between the two.
+static void
+ingest_on_socket_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 {
-	struct ingest *in = xcalloc(1, sizeof(*in));
-	struct timeval reap = { 10, 0 };
+	struct ingest *in = arg;
+	struct accepted *a;
 
-	in->base = base;
-	in->conf = conf;
-	in->store = store;
-	in->agents = agents;
-	in->targets = targets;
-	in->verdict = verdict;
-	in->config_version = (uint64_t)(clock_wall_us() / 1000000);
-	in->arena = wire_arena_new();
-	buf_init(&in->enc);
-	in->sock = zloop_socket(zctx, ZMQ_ROUTER, WIRE_MAX_MSG);
+	switch (event) {
+	case ZMQ_EVENT_ACCEPTED: {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		const void *ip = NULL;
+
+		a = &in->accepted[in->next_accepted++ % INGEST_ACCEPTED];
+		a->fd = (int)value;
+		snprintf(a->addr, sizeof(a->addr), "unknown");
+		// The descriptor may be closed already if the handshake
+		// failed at once: then the address is "unknown".
+		if (getpeername(a->fd, (struct sockaddr *)&ss, &len) == 0)
+			ip = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+			    : ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+						       : NULL;
+		if (ip != NULL)
+			inet_ntop(ss.ss_family, ip, a->addr, sizeof(a->addr));
+		break;
+	}
+	case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+		in->handshake_error = value;
+		break;
+	case ZMQ_EVENT_DISCONNECTED: {
+		const char *peer = "unknown";
+
+		for (size_t i = 0; i < INGEST_ACCEPTED; i++) {
+			a = &in->accepted[i];
+			if (a->fd == (int)value && a->addr[0] != '\0') {
+				peer = a->addr;
+				a->fd = -1;
+				break;
+			}
+		}
+		if (in->handshake_error != 0)
+			zap_refused(in->zap, peer,
+			    in->handshake_error == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+				? ZAP_REFUSED_PLAINTEXT : ZAP_REFUSED_HANDSHAKE);
+		in->handshake_error = 0;
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+// Creates the ROUTER socket with its options and binds it.  Returns 0, or
+// -1 with errno from zmq_bind (the socket is closed again).
+static int
+ingest_open(struct ingest *in)
+{
+	in->sock = zloop_socket(in->zctx, ZMQ_ROUTER, WIRE_MAX_MSG);
 	if (in->sock == NULL)
 		fatalx("cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
 	zloop_set_int(in->sock, ZMQ_ROUTER_MANDATORY, 1);
 	zloop_set_int(in->sock, ZMQ_HANDSHAKE_IVL, 5000);
 	zloop_set_int(in->sock, ZMQ_SNDHWM, 10000);
 	zloop_set_int(in->sock, ZMQ_RCVHWM, 10000);
-	if (conf->insecure)
-		log_warnx("agents connect WITHOUT encryption or authentication (security: insecure: "
-			  "true); anyone who reaches \"%s\" can submit results", conf->listen_zmq);
-	if (zmq_bind(in->sock, conf->listen_zmq) < 0) {
-		log_warnx("cannot listen on \"%s\": %s", conf->listen_zmq, zmq_strerror(errno));
-		zmq_close(in->sock);
-		wire_arena_free(in->arena);
-		free(in);
-		return NULL;
+	if (in->zap != NULL) {
+		zloop_set_int(in->sock, ZMQ_CURVE_SERVER, 1);
+		// With a domain, ZAP is asked for every handshake; without a
+		// handler bound, libzmq would admit any key.
+		if (zmq_setsockopt(in->sock, ZMQ_CURVE_SECRETKEY, in->secret.z85, CURVEKEY_Z85_LEN) < 0 ||
+		    zmq_setsockopt(in->sock, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) < 0)
+			fatalx("cannot set up CurveZMQ on the agent socket: %s", zmq_strerror(errno));
 	}
-	in->z = zloop_new(base, in->sock, ingest_on_msg, in);
+	if (zmq_bind(in->sock, in->endpoint) < 0) {
+		int err = errno;
+
+		zmq_close(in->sock);
+		in->sock = NULL;
+		errno = err;
+		return -1;
+	}
+	in->z = zloop_new(in->base, in->sock, ingest_on_msg, in);
 	// Liveness comes from traffic (agents send a heartbeat every few
 	// seconds), not from socket events, which name no routing id.
 	if (in->z == NULL)
 		fatalx("cannot watch the ZeroMQ socket: %s", zmq_strerror(errno));
+	if (in->zap != NULL &&
+	    zloop_monitor(in->z, in->zctx, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+		ZMQ_EVENT_DISCONNECTED, ingest_on_socket_event, in) < 0)
+		log_warnx("cannot watch handshakes on the agent socket: refused plaintext clients "
+			  "will not be logged: %s", zmq_strerror(errno));
+	return 0;
+}
+
+static void
+ingest_close_socket(struct ingest *in)
+{
+	zloop_free(in->z);
+	if (in->sock != NULL)
+		zmq_close(in->sock);
+	in->z = NULL;
+	in->sock = NULL;
+	for (size_t i = 0; i < INGEST_ACCEPTED; i++)
+		in->accepted[i].fd = -1;
+	in->handshake_error = 0;
+}
+
+// The old socket's listener closes in ZeroMQ's I/O thread, so the port
+// may still be taken for a moment.
+static void
+ingest_on_rebind(evutil_socket_t fd, short what, void *arg)
+{
+	struct ingest *in = arg;
+	struct timeval tv = { 0, INGEST_REBIND_RETRY_MS * 1000 };
+
+	if (in->sock != NULL)
+		return;
+	if (ingest_open(in) == 0) {
+		log_info("listening for agents on \"%s\" again", in->endpoint);
+		in->rebind_failures = 0;
+		return;
+	}
+	// Logged once (and every 10 s): it is retried ten times a second.
+	if (in->rebind_failures++ % 100 == 0)
+		log_warnx("cannot listen on \"%s\" again: %s; retrying", in->endpoint,
+		    zmq_strerror(errno));
+	evtimer_add(in->rebind, &tv);
+}
+
+struct ingest *
+ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, struct store *store,
+    struct agents *agents, struct target_table *targets, struct verdict *verdict,
+    struct zap *zap, const struct curvekey *secret)
+{
+	struct ingest *in = xcalloc(1, sizeof(*in));
+	struct timeval reap = { 10, 0 };
+
+	in->base = base;
+	in->zctx = zctx;
+	in->conf = conf;
+	in->store = store;
+	in->agents = agents;
+	in->targets = targets;
+	in->verdict = verdict;
+	in->zap = zap;
+	if (secret != NULL)
+		in->secret = *secret;
+	in->endpoint = xstrdup(conf->listen_zmq);
+	in->config_version = (uint64_t)(clock_wall_us() / 1000000);
+	in->arena = wire_arena_new();
+	buf_init(&in->enc);
+	if (zap == NULL)
+		log_warnx("agents connect WITHOUT encryption or authentication (security: insecure: "
+			  "true); anyone who reaches \"%s\" can submit results", conf->listen_zmq);
+	if (ingest_open(in) < 0) {
+		log_warnx("cannot listen on \"%s\": %s", conf->listen_zmq, zmq_strerror(errno));
+		wire_arena_free(in->arena);
+		free(in->endpoint);
+		explicit_bzero(&in->secret, sizeof(in->secret));
+		free(in);
+		return NULL;
+	}
+	in->rebind = evtimer_new(base, ingest_on_rebind, in);
 	in->reaper = event_new(base, -1, EV_PERSIST, ingest_on_reap, in);
 	event_add(in->reaper, &reap);
-	log_info("listening for agents on \"%s\"", conf->listen_zmq);
+	log_info("listening for agents on \"%s\"%s", conf->listen_zmq,
+	    zap != NULL ? " with CurveZMQ" : "");
 	return in;
+}
+
+void
+ingest_drop_connections(struct ingest *in)
+{
+	if (in->z == NULL && !evtimer_pending(in->rebind, NULL))
+		return; // closed for shutdown
+	ingest_close_socket(in);
+	for (struct session *s = in->sessions; s != NULL; s = s->next) {
+		s->gone = true;
+		if (s->stream != NULL && s->stream->peer == s) {
+			struct agent_info *ai = agents_get(in->agents, s->agent_slot);
+
+			s->stream->peer = NULL;
+			// The others are back within a second: marking them
+			// disconnected would make every vote abstain meanwhile.
+			if (ai != NULL && in->zap != NULL && !zap_admits(in->zap, s->user_id))
+				ai->connected = false;
+		}
+	}
+	log_info("dropped every agent connection; agents reconnect and resend what is not "
+		 "acknowledged");
+	evtimer_del(in->rebind);
+	ingest_on_rebind(-1, 0, in);
 }
 
 void
 ingest_close(struct ingest *in)
 {
-	if (in == NULL || in->z == NULL)
+	if (in == NULL)
 		return;
-	zloop_free(in->z);
-	zmq_close(in->sock);
-	in->z = NULL;
-	in->sock = NULL;
+	if (in->rebind != NULL)
+		evtimer_del(in->rebind);
+	ingest_close_socket(in);
 }
 
 void
@@ -725,6 +917,7 @@ ingest_free(struct ingest *in)
 		return;
 	ingest_close(in);
 	event_free(in->reaper);
+	event_free(in->rebind);
 	for (s = in->sessions; s != NULL; s = sn) {
 		sn = s->next;
 		free(s);
@@ -735,6 +928,8 @@ ingest_free(struct ingest *in)
 	}
 	wire_arena_free(in->arena);
 	buf_free(&in->enc);
+	free(in->endpoint);
+	explicit_bzero(&in->secret, sizeof(in->secret));
 	free(in);
 }
 
@@ -753,4 +948,6 @@ void
 ingest_get_stats(const struct ingest *in, struct ingest_stats *out)
 {
 	*out = in->stats;
+	if (in->zap != NULL)
+		zap_get_stats(in->zap, &out->auth);
 }

@@ -17,9 +17,11 @@
 
 #include "agents.h"
 #include "conf.h"
+#include "curvekey.h"
 #include "store_pg.h"
 #include "targets.h"
 #include "verdict.h"
+#include "zap.h"
 
 struct ingest;
 
@@ -30,12 +32,19 @@ struct ingest_stats {
 	uint64_t batches_dropped;    // valid but refused (no Hello yet, resync)
 	uint64_t bad_frames;         // malformed, oversized or invalid
 	uint64_t probe_now_sent;     // ProbeNow messages sent to agents
+	uint64_t hello_name_mismatch; // Hello naming another agent than the key (also a bad frame)
+	struct zap_stats auth;       // handshakes admitted and refused (zeros without CurveZMQ)
 };
 
-// All borrowed.  Binds conf->listen_zmq; returns NULL after logging why.
+// All borrowed; secret is copied.  With zap (CurveZMQ; NULL: insecure) the
+// socket is a CurveZMQ server with secret, and zap must be bound already.
+// Binds conf->listen_zmq; returns NULL after logging why.
 struct ingest *ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf,
     struct store *store, struct agents *agents, struct target_table *targets,
-    struct verdict *verdict);
+    struct verdict *verdict, struct zap *zap, const struct curvekey *secret);
+// Closes the socket and binds a new one: every agent reconnects (and goes
+// through ZAP again).  How a revoked key loses its connection.
+void ingest_drop_connections(struct ingest *in);
 // Stops receiving and sending; streams stay for the store's callbacks
 // still to come.  ingest_free after the store is idle.
 void ingest_close(struct ingest *in);

@@ -4,7 +4,8 @@
 // PostgreSQL and serves the API.  main owns the one libevent base, starts
 // the embedded PostgreSQL cluster when no `database:` is configured, applies
 // migrations before anything listens, and wires store -> ingest -> API.
-// SIGHUP reloads vantage.yml (a bad file is reported and the old one kept);
+// SIGHUP reloads vantage.yml (a bad file is reported and the old one kept)
+// and the agent keys (a removed key is revoked: its agent is disconnected);
 // SIGTERM/SIGINT stop ingest, let the store finish what it holds, then stop
 // the embedded cluster.
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "alert.h"
 #include "catchup.h"
 #include "clock.h"
+#include "curvekey.h"
 #include "daemon.h"
 #include "conf.h"
 #include "http_api.h"
@@ -32,6 +34,7 @@
 #include "targets.h"
 #include "verdict.h"
 #include "xmalloc.h"
+#include "zap.h"
 #include "version.h"
 
 #define DRAIN_TIMEOUT_US (10 * 1000000)
@@ -53,6 +56,7 @@ struct aggregator {
 	struct verdict *verdict;
 	struct incidents *incidents;
 	struct alert *alert;
+	struct zap *zap;            // NULL in insecure mode
 	struct pgembed *pg;         // the embedded cluster, NULL with `database:`
 	struct catchup *catchup;
 	bool database_seen_up;
@@ -171,6 +175,13 @@ agg_on_sighup(evutil_socket_t sig, short what, void *arg)
 		auth_free(agg->auth);
 		agg->auth = auth;
 	}
+	if (conf->insecure != agg->conf->insecure)
+		log_warnx("a change of \"security: insecure\" takes effect only at restart");
+	// Revocation: ZeroMQ cannot drop one agent, so all reconnect and the
+	// revoked one is refused at its handshake.
+	if (agg->zap != NULL && conf->agent_keys_dir != NULL &&
+	    zap_reload(agg->zap, conf->agent_keys_dir) > 0)
+		ingest_drop_connections(agg->ingest);
 	agg->next_conf = conf;
 	agg->next_targets = targets_new(conf);
 	agg_sync_targets(agg, agg->next_targets, agg_on_reload_sync);
@@ -275,7 +286,8 @@ main(int argc, char **argv)
 	struct daemon_opts opts;
 	bool check_only, verbose;
 	char *conninfo = NULL;
-	char err[512];
+	struct curvekey secret, public;
+	char err[4200];
 	void *zctx;
 	int status, rc = 1;
 
@@ -290,11 +302,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 2;
 	}
-	if (!agg.conf->insecure) {
-		// Refuse rather than silently accept plaintext agents with keys set.
-		fprintf(stderr, "%s: CurveZMQ encryption is not available in this version yet; "
-				"set \"security: { insecure: true }\" to run without it (development only)\n",
-		    agg.conf_path);
+	if (agg.conf->insecure) {
+		log_warnx("security: insecure is true: agents connect WITHOUT encryption or "
+			  "authentication; use it for development only");
+	} else if (curvekey_read_secret(agg.conf->curve_secret_key, &secret, &public, err,
+		       sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", agg.conf_path, err);
 		agg_conf_free(agg.conf);
 		return 2;
 	}
@@ -347,8 +360,17 @@ main(int argc, char **argv)
 	// Queued after the target sync: verdicts start once open incidents
 	// are back in the quorum state, so a restart opens no duplicate.
 	incidents_restore(agg.incidents, agg_on_restored, &agg);
+	if (!agg.conf->insecure) {
+		// Before the ROUTER binds: no handshake may find no handler.
+		agg.zap = zap_new(agg.base, zctx, agg.conf->agent_keys_dir);
+		if (agg.zap == NULL)
+			goto out_loop;
+		log_info("aggregator public key (for the agents' aggregator.public_key): %s",
+		    public.z85);
+	}
 	agg.ingest = ingest_new(agg.base, zctx, agg.conf, agg.store, agg.agents, agg.targets,
-	    agg.verdict);
+	    agg.verdict, agg.zap, agg.zap != NULL ? &secret : NULL);
+	explicit_bzero(&secret, sizeof(secret));
 	if (agg.ingest == NULL)
 		goto out_loop;
 	agg.api = http_api_new(agg.base, agg.conf->listen_http, agg.agents, agg.targets, agg.store,
@@ -388,6 +410,7 @@ out_loop:
 		event_free(agg.drain_timer);
 	http_api_free(agg.api);
 	ingest_free(agg.ingest);
+	zap_free(agg.zap);
 	store_free(agg.store);
 	targets_free(agg.targets);
 	targets_free(agg.next_targets);

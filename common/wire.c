@@ -152,8 +152,7 @@ wire_text_ok(const char *s, size_t max, bool allow_empty)
 	return allow_empty || len > 0;
 }
 
-// Names and keys: [A-Za-z0-9._-], 1..max bytes.
-static bool
+bool
 wire_name_ok(const char *s, size_t max)
 {
 	size_t len;

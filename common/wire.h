@@ -9,6 +9,7 @@
 #ifndef VANTAGE_WIRE_H
 #define VANTAGE_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,8 @@ Vantage__AggMsg *wire_decode_agg(struct wire_arena *a, const uint8_t *data,
 int wire_check_agent(const Vantage__AgentMsg *m, int64_t now_us, char *err, size_t errlen);
 int wire_check_agg(const Vantage__AggMsg *m, char *err, size_t errlen);
 int wire_check_result(const Vantage__Result *r, int64_t now_us, char *err, size_t errlen);
+// Agent, region and target names: [A-Za-z0-9._-], 1..max bytes.
+bool wire_name_ok(const char *s, size_t max);
 
 // Encode into out (reset first).  Returns 0, or -1 when the encoded message
 // would exceed WIRE_MAX_MSG.

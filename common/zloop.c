@@ -189,11 +189,14 @@ zloop_on_monitor(evutil_socket_t fd, short what, void *arg)
 int
 zloop_monitor(struct zloop *z, void *zctx, uint16_t events, zloop_event_cb cb, void *arg)
 {
+	// A counter, not z's address: a socket re-created at the same address
+	// must not meet the endpoint of its predecessor's monitor.
+	static unsigned monitors;
 	char endpoint[64];
 	int fd, linger = 0;
 	size_t len = sizeof(fd);
 
-	snprintf(endpoint, sizeof(endpoint), "inproc://zloop-monitor-%p", (void *)z);
+	snprintf(endpoint, sizeof(endpoint), "inproc://zloop-monitor-%u", ++monitors);
 	if (zmq_socket_monitor(z->sock, endpoint, events) < 0)
 		return -1;
 	z->mon.sock = zmq_socket(zctx, ZMQ_PAIR);

@@ -6,7 +6,8 @@
 // ZMQ_EVENTS has no POLLIN, or messages sit unread forever.  zloop does that
 // and hands each complete multipart message to a callback.  It also owns the
 // socket options common to both ends and the monitor socket that reports
-// connects and disconnects.  Only uplink.c and ingest.c use it.
+// connects and disconnects.  Only uplink.c, ingest.c and the aggregator's
+// ZAP handler (zap.c) use it.
 #ifndef VANTAGE_ZLOOP_H
 #define VANTAGE_ZLOOP_H
 
@@ -16,7 +17,8 @@
 #include <event2/event.h>
 #include <zmq.h>
 
-#define ZLOOP_MAX_PARTS 4
+// A ZAP request (zap.c) has 7 frames, or 8 for PLAIN; agent traffic 1 or 2.
+#define ZLOOP_MAX_PARTS 8
 
 // parts[i] are valid only during the call.  A message with more than
 // ZLOOP_MAX_PARTS frames is dropped and reported with nparts = -1.

@@ -4,6 +4,8 @@
 // API only (never to the database), so it works wherever the API is
 // reachable.  This version reads: status of the service, targets with the
 // latest result per region, and agents; --json prints the API's JSON as is.
+// The one command that works offline is `keys new`: it makes CurveZMQ key
+// files (common/curvekey) and never overwrites one.
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,8 +16,10 @@
 #include <jansson.h>
 
 #include "buf.h"
+#include "curvekey.h"
 #include "http_client.h"
 #include "version.h"
+#include "wire.h"
 
 static void
 usage(FILE *out)
@@ -30,11 +34,13 @@ usage(FILE *out)
 	    "  status          overall and per-target state (quorum verdicts)\n"
 	    "  incidents       incidents, newest first (--open: only open ones)\n"
 	    "  incident ID     one incident with its timeline and post-mortem\n"
+	    "  keys new NAME   write the CurveZMQ key pair NAME.key (secret) and NAME.pub\n"
 	    "options:\n"
 	    "  --url URL       aggregator API (default $VANTAGE_URL or http://127.0.0.1:8080)\n"
 	    "  --token TOKEN   API token (default $VANTAGE_TOKEN)\n"
 	    "  --json          print the API's JSON\n"
 	    "  --open          with incidents: only open ones\n"
+	    "  --dir DIR       with keys new: where to write the files (default .)\n"
 	    "  -h, --help      show this help\n"
 	    "  -V, --version   show the version\n");
 }
@@ -75,8 +81,11 @@ ctl_print_targets(json_t *list)
 }
 
 static void
-ctl_print_agents(json_t *list)
+ctl_print_agents(json_t *doc)
 {
+	json_t *list = json_object_get(doc, "agents");
+	json_t *hs = json_object_get(doc, "handshakes");
+	json_t *refused = json_object_get(hs, "refused");
 	size_t i;
 	json_t *a;
 
@@ -89,6 +98,18 @@ ctl_print_agents(json_t *list)
 		    (long long)json_integer_value(json_object_get(a, "results_received")),
 		    (long long)json_integer_value(json_object_get(a, "spool_depth")));
 	}
+	// Refused connections have no row above: say how many there were.
+	if (json_integer_value(json_object_get(hs, "keys")) > 0 ||
+	    json_integer_value(json_object_get(hs, "refused_total")) > 0)
+		printf("\nCurveZMQ: %lld keys admitted; refused: %lld unknown key, %lld revoked key, "
+		       "%lld plaintext, %lld other handshakes, %lld Hellos naming another agent\n",
+		    (long long)json_integer_value(json_object_get(hs, "keys")),
+		    (long long)json_integer_value(json_object_get(refused, "unknown_key")),
+		    (long long)json_integer_value(json_object_get(refused, "revoked_key")),
+		    (long long)json_integer_value(json_object_get(refused, "plaintext")),
+		    (long long)(json_integer_value(json_object_get(refused, "handshake")) +
+			json_integer_value(json_object_get(refused, "mechanism"))),
+		    (long long)json_integer_value(json_object_get(refused, "hello_name_mismatch")));
 }
 
 static void
@@ -152,6 +173,29 @@ ctl_print_incident(json_t *in)
 		printf("\npost-mortem (%s):\n\n%s\n", ctl_str(pm, "state"), ctl_str(pm, "markdown"));
 }
 
+// keys new NAME: the pair for an agent (NAME.pub goes to the aggregator's
+// agent_keys_dir, and its file name is the agent's name) or for the
+// aggregator itself.
+static int
+ctl_keys_new(const char *dir, const char *name)
+{
+	char err[4200];
+
+	if (!wire_name_ok(name, WIRE_MAX_NAME)) {
+		fprintf(stderr, "vantagectl: key name \"%s\" must be 1 to %d characters from A-Z, "
+				"a-z, 0-9, \".\", \"_\" and \"-\" (it is the agent's name)\n",
+		    name, WIRE_MAX_NAME);
+		return 2;
+	}
+	if (curvekey_generate(dir, name, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vantagectl: %s\n", err);
+		return 1;
+	}
+	printf("wrote %s/%s.key (secret: keep it on that host, mode 0600) and %s/%s.pub (public)\n",
+	    dir, name, dir, name);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -160,12 +204,13 @@ main(int argc, char **argv)
 		{ "token", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "open", no_argument, NULL, 'o' },
+		{ "dir", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *url = getenv("VANTAGE_URL"), *token = getenv("VANTAGE_TOKEN");
-	const char *cmd, *path;
+	const char *cmd, *path, *key_dir = ".";
 	char full[2048], err[CURL_ERROR_SIZE + 64];
 	struct buf body;
 	json_error_t jerr;
@@ -188,6 +233,9 @@ main(int argc, char **argv)
 		case 'o':
 			only_open = true;
 			break;
+		case 'D':
+			key_dir = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -206,6 +254,13 @@ main(int argc, char **argv)
 	if (url == NULL || *url == '\0')
 		url = "http://127.0.0.1:8080";
 	cmd = argv[optind];
+	if (strcmp(cmd, "keys") == 0) {
+		if (optind + 3 != argc || strcmp(argv[optind + 1], "new") != 0) {
+			fprintf(stderr, "vantagectl: usage: vantagectl keys new NAME [--dir DIR]\n");
+			return 2;
+		}
+		return ctl_keys_new(key_dir, argv[optind + 2]);
+	}
 	if (strcmp(cmd, "health") == 0 && optind + 1 == argc) {
 		path = "/healthz";
 	} else if (strcmp(cmd, "targets") == 0 && optind + 1 == argc) {
@@ -272,7 +327,7 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "incident") == 0) {
 		ctl_print_incident(doc);
 	} else {
-		ctl_print_agents(json_object_get(doc, "agents"));
+		ctl_print_agents(doc);
 	}
 	json_decref(doc);
 out:

@@ -4,7 +4,8 @@
 # `make demo`: the whole system on one machine.  Starts the fake target
 # server with a healthy, a slow, a failing and a content-checked path, an
 # aggregator with its embedded PostgreSQL, and three agents (eu-west,
-# us-east, ap-south); waits until every target has a result from every
+# us-east, ap-south) connected over CurveZMQ with keys made by vantagectl
+# (kept in DEMO_DIR/keys); waits until every target has a result from every
 # region, says where to look, and runs until Ctrl-C or DEMO_SECONDS.  Then
 # it stops what it started, agents first so that they deliver what they
 # hold, and exits 0.
@@ -339,12 +340,25 @@ say "  fake target on http://$target_addr/ (pid $(pid_of target))"
 
 # ---- configuration ----
 
+# CurveZMQ keys, made once and kept across runs (vantagectl never
+# overwrites a key): the aggregator's pair, and one per agent whose public
+# key goes to the aggregator's agent_keys_dir under the agent's name.
+KEYS=$DEMO_DIR/keys
+mkdir -p "$KEYS/agents" || exit 1
+for name in aggregator $(for r in $REGIONS; do echo "$r-1"; done); do
+	[ -f "$KEYS/$name.key" ] || "$B/vantagectl" keys new "$name" --dir "$KEYS" >/dev/null ||
+	    fail "vantagectl keys new $name failed"
+done
+for r in $REGIONS; do
+	cp "$KEYS/$r-1.pub" "$KEYS/agents/$r-1.pub" || exit 1
+done
+
 cat >"$DEMO_DIR/vantage.yml" <<EOF
 # Written by tests/demo.sh; rewritten at every run.
 listen: { zmq: "tcp://127.0.0.1:$ZMQ_PORT", http: "127.0.0.1:$HTTP_PORT" }
 state_dir: $STATE_DIR
-# No keys: plaintext ZeroMQ on loopback, for the demo only.
-security: { insecure: true }
+# CurveZMQ: only the agents whose public key is in agent_keys_dir connect.
+security: { curve_secret_key: $KEYS/aggregator.key, agent_keys_dir: $KEYS/agents }
 regions:
   - { name: eu-west,  domain: aws }
   - { name: us-east,  domain: gcp }
@@ -371,8 +385,8 @@ for r in $REGIONS; do
 # Written by tests/demo.sh; rewritten at every run.
 name: $r-1
 region: $r
-aggregator: { endpoint: "tcp://127.0.0.1:$ZMQ_PORT" }
-insecure: true
+aggregator: { endpoint: "tcp://127.0.0.1:$ZMQ_PORT", public_key: $KEYS/aggregator.pub }
+secret_key: $KEYS/$r-1.key
 spool_dir: $DEMO_DIR/agents/$r/spool
 max_concurrency: 16
 EOF
@@ -497,6 +511,7 @@ The demo is running: 1 fake target, 1 aggregator (+ PostgreSQL), 3 agents.
              $PGDIR/log   (PostgreSQL)
   Configs    $DEMO_DIR/vantage.yml, $DEMO_DIR/agents/*/agent.yml,
              $DEMO_DIR/rules.json (change the target live: PUT http://$target_addr/_fake/rules)
+  Keys       $KEYS (CurveZMQ; revoke an agent: remove keys/agents/NAME.pub, kill -HUP $agg_pid)
 
 EOF
 

@@ -8,6 +8,10 @@
 // to PostgreSQL, so this is the aggregator's end-to-end ingest rate.
 //
 //   blast ENDPOINT REGION [AGENTS [SECONDS [BATCH [WINDOW]]]]
+//
+// With BLAST_KEYS_DIR set, it speaks CurveZMQ: agent blast-N uses
+// DIR/blast-N.key and the aggregator's DIR/aggregator.pub (made with
+// vantagectl keys new), so the bench measures encryption's cost.
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,6 +22,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "curvekey.h"
 #include "wire.h"
 #include "xmalloc.h"
 
@@ -57,10 +62,31 @@ blast_batch(struct sim *s, size_t batch, struct buf *enc, Vantage__Result *rs, V
 	blast_send(s->sock, &m, enc);
 }
 
+static int
+blast_curve(void *sock, const char *dir, const char *name)
+{
+	struct curvekey secret, pub, server;
+	char path[4096], err[4200];
+
+	snprintf(path, sizeof(path), "%s/aggregator.pub", dir);
+	if (curvekey_read_public(path, &server, err, sizeof(err)) < 0)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/%s.key", dir, name);
+	if (curvekey_read_secret(path, &secret, &pub, err, sizeof(err)) < 0)
+		goto fail;
+	zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server.z85, CURVEKEY_Z85_LEN);
+	zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub.z85, CURVEKEY_Z85_LEN);
+	zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret.z85, CURVEKEY_Z85_LEN);
+	return 0;
+fail:
+	fprintf(stderr, "blast: %s\n", err);
+	return -1;
+}
+
 int
 main(int argc, char **argv)
 {
-	const char *endpoint, *region;
+	const char *endpoint, *region, *keys_dir = getenv("BLAST_KEYS_DIR");
 	int agents, seconds, window;
 	size_t batch;
 	struct sim *sims;
@@ -114,8 +140,10 @@ main(int argc, char **argv)
 
 		sims[a].sock = zmq_socket(ctx, ZMQ_DEALER);
 		zmq_setsockopt(sims[a].sock, ZMQ_LINGER, &linger, sizeof(linger));
-		zmq_connect(sims[a].sock, endpoint);
 		snprintf(sims[a].name, sizeof(sims[a].name), "blast-%d", a + 1);
+		if (keys_dir != NULL && blast_curve(sims[a].sock, keys_dir, sims[a].name) < 0)
+			return 1;
+		zmq_connect(sims[a].sock, endpoint);
 		sims[a].epoch = (uint64_t)clock_wall_us() * 64 + (uint64_t)a;
 		sims[a].next_seq = 1;
 		h.name = sims[a].name;

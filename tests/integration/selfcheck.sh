@@ -25,19 +25,7 @@ controls:
   - { name: control-1, http: { url: \"$url/control-1\" }, interval: 60s, timeout: 2s }
   - { name: control-2, http: { url: \"$url/control-2\" }, interval: 60s, timeout: 2s }"
 vt_start_aggregator
-declare -A ip=([eu-west]=127.0.0.1 [us-east]=127.0.0.2 [ap-south]=127.0.0.3)
-for r in eu-west us-east ap-south; do
-	cat >"$VT_DIR/agent-$r.yml" <<YML
-name: $r
-region: $r
-aggregator: { endpoint: "$VT_ZMQ" }
-insecure: true
-spool_dir: $VT_DIR/spool-$r
-source_ip: ${ip[$r]}
-YML
-	vt_start "agent-$r" "$BIN/vantage-agent" -d -f "$VT_DIR/agent-$r.yml"
-	eval "VT_AGENT_PID_$(echo "$r" | tr -c 'A-Za-z0-9\n' _)=$VT_LAST_PID"
-done
+vt_start_three_agents
 
 agent_field() { vt_api /api/v1/agents | jq -r --arg n "$1" ".agents[] | select(.name == \$n) | .$2"; }
 web_field() { vt_api /api/v1/targets/web | jq -r "$1"; }

@@ -149,9 +149,49 @@ vt_hook_received() { # NAME
 	curl -sf "http://127.0.0.1:${!port}/_hook/received"
 }
 
+# CurveZMQ keys, made with vantagectl like an operator would: the
+# aggregator's pair in $VT_DIR/keys, each agent's pair in $VT_DIR/keys/NAME.*
+# with its public key copied into the aggregator's agent_keys_dir
+# ($VT_DIR/keys/agents).  VT_INSECURE=1 runs both sides in plaintext instead
+# (for the tests of hostile plaintext peers).
+VT_INSECURE=${VT_INSECURE:-0}
+
+vt_keys_new() { # NAME: $VT_DIR/keys/NAME.key and .pub, made once
+	mkdir -p "$VT_DIR/keys/agents"
+	[ -f "$VT_DIR/keys/$1.key" ] ||
+		"$BIN/vantagectl" keys new "$1" --dir "$VT_DIR/keys" >/dev/null ||
+		vt_fail "vantagectl keys new $1 failed"
+}
+
+# The security lines of agent NAME's agent.yml (its key admitted by the
+# aggregator), or "insecure: true" with VT_INSECURE=1.
+vt_agent_security() {
+	if [ "$VT_INSECURE" = 1 ]; then
+		echo "insecure: true"
+		return
+	fi
+	vt_keys_new "$1"
+	cp "$VT_DIR/keys/$1.pub" "$VT_DIR/keys/agents/$1.pub"
+	echo "secret_key: $VT_DIR/keys/$1.key"
+}
+
+# vt_agent_endpoint: the "aggregator:" map of an agent.yml.
+vt_agent_endpoint() {
+	if [ "$VT_INSECURE" = 1 ]; then
+		echo "aggregator: { endpoint: \"$VT_ZMQ\" }"
+	else
+		echo "aggregator: { endpoint: \"$VT_ZMQ\", public_key: $VT_DIR/keys/aggregator.pub }"
+	fi
+}
+
 # vt_write_conf INTERVAL TIMEOUT TARGETS_YAML : vantage.yml in $VT_DIR with
 # free ports; sets VT_ZMQ, VT_HTTP.
 vt_write_conf() {
+	local security="{ insecure: true }"
+	if [ "$VT_INSECURE" != 1 ]; then
+		vt_keys_new aggregator
+		security="{ curve_secret_key: $VT_DIR/keys/aggregator.key, agent_keys_dir: $VT_DIR/keys/agents }"
+	fi
 	VT_ZMQ_PORT=$(vt_free_port)
 	# Nothing listens on the first port yet: it could be picked again.
 	VT_HTTP_PORT=$(vt_free_port)
@@ -163,7 +203,7 @@ vt_write_conf() {
 	cat >"$VT_DIR/vantage.yml" <<YML
 listen: { zmq: "$VT_ZMQ", http: "$VT_HTTP" }
 state_dir: $VT_DIR/state
-security: { insecure: true }
+security: $security
 regions:
   - { name: eu-west, domain: aws }
   - { name: us-east, domain: gcp }
@@ -190,8 +230,8 @@ vt_start_agent() {
 	cat >"$VT_DIR/agent-$1.yml" <<YML
 name: $1
 region: $2
-aggregator: { endpoint: "$VT_ZMQ" }
-insecure: true
+$(vt_agent_endpoint)
+$(vt_agent_security "$1")
 spool_dir: $VT_DIR/spool-$1
 ${3:+source_ip: $3}
 ${VT_AGENT_EXTRA:-}

@@ -160,8 +160,8 @@ payload_index(zmq_msg_t *part)
 static int
 send_strings(struct zloop *z, const char *const *frames, int n)
 {
-	const void *data[8];
-	size_t len[8];
+	const void *data[16];
+	size_t len[16];
 
 	for (int i = 0; i < n; i++) {
 		data[i] = frames[i];
@@ -481,7 +481,7 @@ test_multipart(void **state)
 	assert_int_equal(f.nparts_seen[0], 2);
 	assert_string_equal(f.frames_seen[0][0], "head");
 	assert_string_equal(f.frames_seen[0][1], "body");
-	assert_int_equal(f.nparts_seen[1], ZLOOP_MAX_PARTS);
+	assert_int_equal(f.nparts_seen[1], 4);
 	assert_string_equal(f.frames_seen[1][0], "1");
 	assert_string_equal(f.frames_seen[1][3], "4");
 	fix_close(&f);
@@ -493,17 +493,19 @@ test_multipart(void **state)
 static void
 test_too_many_parts(void **state)
 {
-	static const char *const five_to_dealer[] = { "dealer-1", "1", "2", "3", "4", "5" };
+	// One frame more than ZLOOP_MAX_PARTS (8) at the receiver.
+	static const char *const nine_to_dealer[] = { "dealer-1", "1", "2", "3", "4", "5", "6",
+		"7", "8", "9" };
 	static const char *const next_to_dealer[] = { "dealer-1", "next" };
-	static const char *const four_to_router[] = { "1", "2", "3", "4" };
+	static const char *const eight_to_router[] = { "1", "2", "3", "4", "5", "6", "7", "8" };
 	static const char *const next_to_router[] = { "next" };
 	struct fix f;
 
 	fix_open(&f, "inproc://zloop-parts", 1);
 	f.zr = zloop_new(f.base, f.router, router_record, &f);
 	f.zd = zloop_new(f.base, f.dealer, dealer_record, &f);
-	// Four payload frames plus the routing id make five at the ROUTER.
-	assert_int_equal(send_strings(f.zd, four_to_router, 4), 0);
+	// Eight payload frames plus the routing id make nine at the ROUTER.
+	assert_int_equal(send_strings(f.zd, eight_to_router, 8), 0);
 	assert_int_equal(send_strings(f.zd, next_to_router, 1), 0);
 	fix_run(&f, "the ROUTER's two messages");
 	assert_int_equal(f.router_msgs, 2);
@@ -513,7 +515,7 @@ test_too_many_parts(void **state)
 	assert_string_equal(f.frames_seen[1][1], "next");
 
 	memset(f.nparts_seen, 0, sizeof(f.nparts_seen));
-	assert_int_equal(send_strings(f.zr, five_to_dealer, 6), 0);
+	assert_int_equal(send_strings(f.zr, nine_to_dealer, 10), 0);
 	assert_int_equal(send_strings(f.zr, next_to_dealer, 2), 0);
 	fix_run(&f, "the DEALER's two messages");
 	assert_int_equal(f.dealer_msgs, 2);

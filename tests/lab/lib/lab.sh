@@ -360,13 +360,22 @@ lab_target_stats() {
 
 # lab_write_conf INTERVAL TIMEOUT TARGETS_YAML [EXTRA_YAML]: $LAB_DIR/vantage.yml
 # with the five regions; EXTRA_YAML is appended (alerts, controls, ...).
+# CurveZMQ with keys made by vantagectl in $LAB_DIR/keys (agents' public
+# keys in $LAB_DIR/keys/agents), or plaintext with LAB_INSECURE=1.
 lab_write_conf() {
-	local r
+	local r security="{ insecure: true }"
+	if [ "${LAB_INSECURE:-0}" != 1 ]; then
+		mkdir -p "$LAB_DIR/keys/agents"
+		[ -f "$LAB_DIR/keys/aggregator.key" ] ||
+			"$LAB_BIN/vantagectl" keys new aggregator --dir "$LAB_DIR/keys" >/dev/null ||
+			lab_fail "vantagectl keys new aggregator failed"
+		security="{ curve_secret_key: $LAB_DIR/keys/aggregator.key, agent_keys_dir: $LAB_DIR/keys/agents }"
+	fi
 	{
 		cat <<YML
 listen: { zmq: "$LAB_ZMQ", http: "$LAB_HTTP" }
 state_dir: $LAB_DIR/state
-security: { insecure: true }
+security: $security
 regions:
 YML
 		for r in "${LAB_REGIONS[@]}"; do
@@ -395,14 +404,26 @@ lab_api() {
 }
 
 # lab_start_agent REGION [NAME]: an agent named NAME (default: the region)
-# in REGION's namespace; log in $LAB_DIR/agent-NAME.log.
+# in REGION's namespace; log in $LAB_DIR/agent-NAME.log.  Without
+# LAB_INSECURE=1 it gets a key pair ($LAB_DIR/keys/NAME.*, made once) whose
+# public key is admitted by the aggregator (copied to keys/agents).
 lab_start_agent() {
-	local region=$1 name=${2:-$1}
+	local region=$1 name=${2:-$1} security="insecure: true"
+	local endpoint="aggregator: { endpoint: \"$LAB_ZMQ\" }"
+	if [ "${LAB_INSECURE:-0}" != 1 ]; then
+		mkdir -p "$LAB_DIR/keys/agents"
+		[ -f "$LAB_DIR/keys/$name.key" ] ||
+			"$LAB_BIN/vantagectl" keys new "$name" --dir "$LAB_DIR/keys" >/dev/null ||
+			lab_fail "vantagectl keys new $name failed"
+		cp "$LAB_DIR/keys/$name.pub" "$LAB_DIR/keys/agents/$name.pub"
+		security="secret_key: $LAB_DIR/keys/$name.key"
+		endpoint="aggregator: { endpoint: \"$LAB_ZMQ\", public_key: $LAB_DIR/keys/aggregator.pub }"
+	fi
 	cat >"$LAB_DIR/agent-$name.yml" <<YML
 name: $name
 region: $region
-aggregator: { endpoint: "$LAB_ZMQ" }
-insecure: true
+$endpoint
+$security
 spool_dir: $LAB_DIR/spool-$name
 YML
 	lab_start "$region" "agent-$name" "$LAB_BIN/vantage-agent" -d -f "$LAB_DIR/agent-$name.yml"
