@@ -12,6 +12,10 @@
 # 200 MB, answer the API, and the real agents must not notice: every
 # target stays UP with five UP votes, their bad_messages stay 0, no
 # incident opens, and every result is stored exactly once.
+# Plaintext (LAB_INSECURE): with CurveZMQ a hostile peer never gets past
+# the handshake (lab_s15_auth.sh); this tests what an admitted peer could
+# send.
+LAB_INSECURE=1
 . "$(dirname "$0")/lib/lab.sh"
 
 TARGETS=(s16a s16b s16c)
