@@ -12,11 +12,7 @@
 vt_setup
 
 vt_start_target
-targets=""
-for i in $(seq -w 1 10); do
-	targets+="  - { name: t$i, http: { url: \"http://127.0.0.1:$VT_TARGET_PORT/ok/$i\" }, interval: 200ms, timeout: 150ms }"$'\n'
-done
-vt_write_conf 1s 1s "$targets"
+vt_write_conf 1s 1s "$(vt_ok_targets 10 ", interval: 200ms, timeout: 150ms")"
 vt_start_aggregator
 vt_start_three_agents
 spool=$VT_DIR/spool-eu-west

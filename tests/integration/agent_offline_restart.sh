@@ -9,11 +9,7 @@
 vt_setup
 
 vt_start_target
-targets=""
-for i in $(seq -w 1 20); do
-	targets+="  - { name: t$i, http: { url: \"http://127.0.0.1:$VT_TARGET_PORT/ok/$i\" } }"$'\n'
-done
-vt_write_conf 1s 2s "$targets"
+vt_write_conf 1s 2s "$(vt_ok_targets 20)"
 vt_start_aggregator
 vt_start_agent eu-west eu-west
 spool=$VT_DIR/spool-eu-west

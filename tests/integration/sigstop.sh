@@ -16,11 +16,7 @@ RSS_GROWTH_KB=$((32 * 1024)) # generous: 30 s of results are well under 1 MB
 CPU_MAX_S=10                 # CPU an agent may use in the 30 s
 
 vt_start_target
-targets=""
-for i in $(seq -w 1 10); do
-	targets+="  - { name: t$i, http: { url: \"http://127.0.0.1:$VT_TARGET_PORT/ok/$i\" }, interval: 200ms, timeout: 150ms }"$'\n'
-done
-vt_write_conf 1s 1s "$targets"
+vt_write_conf 1s 1s "$(vt_ok_targets 10 ", interval: 200ms, timeout: 150ms")"
 vt_start_aggregator
 regions=(eu-west us-east ap-south)
 vt_start_three_agents

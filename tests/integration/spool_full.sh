@@ -12,11 +12,7 @@ vt_setup
 
 N_TARGETS=150
 vt_start_target
-targets=""
-for i in $(seq -w 1 $N_TARGETS); do
-	targets+="  - { name: t$i, http: { url: \"http://127.0.0.1:$VT_TARGET_PORT/ok/$i\" } }"$'\n'
-done
-vt_write_conf 1s 2s "$targets"
+vt_write_conf 1s 2s "$(vt_ok_targets $N_TARGETS)"
 vt_start_aggregator
 # 256 KiB, the smallest spool: about 20 s of this agent's results.
 VT_AGENT_EXTRA="spool_max: 256KiB" vt_start_agent small eu-west 127.0.0.1

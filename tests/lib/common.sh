@@ -214,6 +214,15 @@ $3
 YML
 }
 
+# vt_ok_targets COUNT [YAML]: targets t01..tCOUNT on the fake target's
+# /ok/NN, each with the extra flow-map entries YAML (", interval: 200ms").
+vt_ok_targets() {
+	local i
+	for i in $(seq -w 1 "$1"); do
+		echo "  - { name: t$i, http: { url: \"http://127.0.0.1:$VT_TARGET_PORT/ok/$i\" }${2:-} }"
+	done
+}
+
 vt_start_aggregator() {
 	vt_start aggregator "$BIN/vantage-aggregator" -d -f "$VT_DIR/vantage.yml"
 	VT_AGG_PID=$VT_LAST_PID
