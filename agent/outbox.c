@@ -533,6 +533,19 @@ outbox_make_room(struct outbox *o, uint64_t need)
 	}
 }
 
+// Moves the two-part vector past n written bytes.
+static void
+outbox_iov_advance(struct iovec iov[2], size_t n)
+{
+	for (int i = 0; i < 2; i++) {
+		size_t step = n < iov[i].iov_len ? n : iov[i].iov_len;
+
+		iov[i].iov_base = (uint8_t *)iov[i].iov_base + step;
+		iov[i].iov_len -= step;
+		n -= step;
+	}
+}
+
 void
 outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, const uint8_t *data,
     size_t len, int64_t now_wall_us)
@@ -559,13 +572,23 @@ outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, const uin
 	outbox_put64(head + OUTBOX_REC_HEADER + 16, (uint64_t)now_wall_us);
 	outbox_put32(head + 4, crc32c(crc32c(0, head + OUTBOX_REC_HEADER, OUTBOX_REC_META),
 	    data, len));
-	n = pwritev(seg->fd, iov, 2, (off_t)seg->size);
-	if (n < 0)
-		fatal("cannot write to spool \"%s\" (results %llu..%llu would be lost)", o->dir,
-		    (unsigned long long)first_seq, (unsigned long long)last_seq);
-	if ((size_t)n != need)
-		fatalx("short write to spool \"%s\" (%zd of %llu bytes): is the disk full?", o->dir,
-		    n, (unsigned long long)need);
+	// A short write (a filling disk) is continued, so that the error that
+	// stops it (ENOSPC, EIO) is the one reported.  The agent exits: its
+	// results may not be kept in memory only.  What was written of the
+	// record is a torn tail, truncated at the next start.
+	for (size_t done = 0; done < need; done += (size_t)n) {
+		do
+			n = pwritev(seg->fd, iov, 2, (off_t)(seg->size + done));
+		while (n < 0 && errno == EINTR);
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENOSPC;
+			fatal("cannot write to spool \"%s\" (%zu of %llu bytes written; results "
+			      "%llu..%llu would be lost)", o->dir, done, (unsigned long long)need,
+			    (unsigned long long)first_seq, (unsigned long long)last_seq);
+		}
+		outbox_iov_advance(iov, (size_t)n);
+	}
 	if (o->sync == OUTBOX_SYNC_BATCH && fdatasync(seg->fd) < 0)
 		fatal("cannot fsync spool \"%s\" (results %llu..%llu would not be durable)", o->dir,
 		    (unsigned long long)first_seq, (unsigned long long)last_seq);

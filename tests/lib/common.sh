@@ -14,6 +14,7 @@ BIN=$TOP/$B
 VT_PIDS=()
 VT_DIR=
 VT_KEEP=${VT_KEEP:-0}
+VT_AT_EXIT=()
 
 vt_log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*"; }
 vt_fail() { printf 'FAIL: %s\n' "$*"; exit 1; }
@@ -21,7 +22,7 @@ vt_skip() { printf 'SKIP: %s\n' "$*"; exit 77; }
 vt_ok() { printf 'ok - %s\n' "$*"; }
 
 vt_cleanup() {
-	local rc=$? pid pgpid
+	local rc=$? pid pgpid i
 	set +e
 	for pid in "${VT_PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null
@@ -32,6 +33,11 @@ vt_cleanup() {
 			sleep 0.1
 		done
 		kill -KILL "$pid" 2>/dev/null
+	done
+	# What a test registered with vt_at_exit (an unmount, say), newest first,
+	# once its processes are gone.
+	for ((i = ${#VT_AT_EXIT[@]} - 1; i >= 0; i--)); do
+		eval "${VT_AT_EXIT[i]}"
 	done
 	# An aggregator killed with -9 leaves its embedded cluster running;
 	# a test may also have started a cluster of its own.
@@ -65,6 +71,12 @@ vt_cleanup() {
 		rm -rf "$VT_DIR"
 	fi
 	exit "$rc"
+}
+
+# vt_at_exit COMMAND: run by the EXIT trap after the test's processes are
+# stopped and before its directory is removed, pass or fail.
+vt_at_exit() {
+	VT_AT_EXIT+=("$1")
 }
 
 vt_setup() {
