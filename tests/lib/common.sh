@@ -176,14 +176,15 @@ vt_keys_new() { # NAME: $VT_DIR/keys/NAME.key and .pub, made once
 }
 
 # The security lines of agent NAME's agent.yml (its key admitted by the
-# aggregator), or "insecure: true" with VT_INSECURE=1.
+# aggregator unless VT_AGENT_ADMIT=0), or "insecure: true" with
+# VT_INSECURE=1.
 vt_agent_security() {
 	if [ "$VT_INSECURE" = 1 ]; then
 		echo "insecure: true"
 		return
 	fi
 	vt_keys_new "$1"
-	cp "$VT_DIR/keys/$1.pub" "$VT_DIR/keys/agents/$1.pub"
+	[ "${VT_AGENT_ADMIT:-1}" = 0 ] || cp "$VT_DIR/keys/$1.pub" "$VT_DIR/keys/agents/$1.pub"
 	echo "secret_key: $VT_DIR/keys/$1.key"
 }
 
