@@ -59,12 +59,15 @@ BINS  := $(B)/vantage-agent $(B)/vantage-aggregator $(B)/vantagectl
 FAKES := $(patsubst tests/fakes/%.c,$(B)/fakes/%,$(FAKE_SRC)) \
 	$(patsubst tests/fakes/%.c,$(B)/fakes/%.so,$(SHIM_SRC))
 UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+# The libFuzzer targets link only under clang (make fuzz); compiling them
+# here too keeps them in step with the interfaces they call.
+FUZZ_OBJ := $(call obj,$(wildcard tests/fuzz/*.c))
 
 .PHONY: all deps demo check unit integration lab fuzz bench lint install clean tests FORCE
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(FAKES)
-tests: all $(UNITS)
+tests: all $(UNITS) $(FUZZ_OBJ)
 
 $(PROTO_C) $(PROTO_H): proto/vantage.proto
 	@mkdir -p $(GEN)

@@ -147,7 +147,7 @@ fuzz_init(void)
 	fuzz_store = store_new(fuzz_base, conf->database);
 	fuzz_verdict = verdict_new(conf, fuzz_targets, fuzz_agents, NULL, NULL, NULL);
 	fuzz_ingest = ingest_new(fuzz_base, zctx, conf, fuzz_store, fuzz_agents, fuzz_targets,
-	    fuzz_verdict);
+	    fuzz_verdict, NULL, NULL);
 	if (fuzz_base == NULL || fuzz_ingest == NULL)
 		fuzz_fail("cannot set up the aggregator's modules");
 	eu = agents_upsert(fuzz_agents, 1, "eu-1", "eu-west", "0.1");
