@@ -460,6 +460,7 @@ lab_stop_agent() {
 lab_stop_agents() {
 	local names=("$@") n pid i e p a
 	[ ${#names[@]} -gt 0 ] || names=("${LAB_REGIONS[@]}")
+	LAB_TEARDOWN_AT=$(date +%s.%N)
 	for n in "${names[@]}"; do
 		kill -TERM "${LAB_PID[agent-$n]}" 2>/dev/null || true
 	done
@@ -538,6 +539,23 @@ lab_hook_count() {
 
 # ---- expected incidents and alerts (checked by lab_invariant) ----------------
 
+# When lab_stop_agents last began.  Agents stopped at the end leave their
+# targets without voters, and the aggregator rightly opens a blind incident
+# for each once their votes are stale (2.5 intervals: 0.5 s for a 200 ms
+# target, sooner than the checks below finish).  Blind incidents opened
+# from then on are the teardown's, not the scenario's: they are reported,
+# not checked.
+LAB_TEARDOWN_AT=
+
+# lab_teardown_blind: SQL condition on incidents i for those incidents.
+lab_teardown_blind() {
+	if [ -n "$LAB_TEARDOWN_AT" ]; then
+		echo "(i.kind = 'blind' AND i.started_at >= to_timestamp($LAB_TEARDOWN_AT))"
+	else
+		echo "false"
+	fi
+}
+
 declare -A LAB_EXPECT_INC=()   # "TARGET KIND" -> count
 declare -A LAB_EXPECT_ALERT=() # "TARGET EVENT" -> N or MIN-MAX
 LAB_EXPECT_DECLARED=0
@@ -596,8 +614,10 @@ lab_print_incidents() {
 # the target).  Prints METRIC started_at_offset_ms for each.
 lab_check_incidents() {
 	local got key want n t k id started first off interval fails=${#LAB_CHECK_FAILS[@]}
+	n=$(lab_psql "SELECT count(*) FROM incidents i WHERE $(lab_teardown_blind)")
+	[ "$n" = 0 ] || echo "note: $n blind incident(s) opened after the agents were stopped: not checked"
 	got=$(lab_psql "SELECT t.key || ' ' || i.kind, count(*) FROM incidents i
-		JOIN targets t ON t.id = i.target_id GROUP BY 1 ORDER BY 1")
+		JOIN targets t ON t.id = i.target_id WHERE NOT $(lab_teardown_blind) GROUP BY 1 ORDER BY 1")
 	while IFS='|' read -r key n; do
 		[ -n "$key" ] || continue
 		want=${LAB_EXPECT_INC[$key]:-0}
@@ -640,7 +660,7 @@ lab_check_incidents() {
 		FROM inc LEFT JOIN streak s ON s.id = inc.id
 		GROUP BY inc.id, inc.key, inc.kind, inc.started_at, inc.interval_ms ORDER BY inc.id")
 	[ ${#LAB_CHECK_FAILS[@]} != "$fails" ] ||
-		lab_ok "incidents: exactly the expected ones ($(lab_psql "SELECT count(*) FROM incidents") in all), each started at its first failing probe (± one interval)"
+		lab_ok "incidents: exactly the expected ones ($(lab_psql "SELECT count(*) FROM incidents i WHERE NOT $(lab_teardown_blind)") in all), each started at its first failing probe (± one interval)"
 }
 
 # lab_alerts_delivered: every outbox row is sent and hookd has accepted at
@@ -665,10 +685,13 @@ lab_alerts_settle() {
 lab_check_alerts() {
 	local recv outbox t e key want n_out n_recv targets fails=${#LAB_CHECK_FAILS[@]}
 	lab_alerts_settle 30
-	recv=$(lab_hook_received)
+	# Without the alerts of the teardown's blind incidents.
+	recv=$(lab_hook_received | jq --argjson skip "$(lab_psql "SELECT coalesce(json_agg(i.id), '[]')
+		FROM incidents i WHERE $(lab_teardown_blind)")" \
+		'[.[] | select(.body.incident_id as $id | $skip | index($id) | not)]')
 	outbox=$(lab_psql "SELECT t.key, o.event, count(*) FROM alert_outbox o
 		JOIN incidents i ON i.id = o.incident_id JOIN targets t ON t.id = i.target_id
-		WHERE o.channel = 'hook' GROUP BY 1, 2")
+		WHERE o.channel = 'hook' AND NOT $(lab_teardown_blind) GROUP BY 1, 2")
 	targets=$(lab_psql "SELECT key FROM targets ORDER BY key")
 	for t in $targets; do
 		for e in "${LAB_ALERT_EVENTS[@]}"; do
