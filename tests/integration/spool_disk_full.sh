@@ -26,20 +26,8 @@ vt_write_conf 1s 1s "$(vt_ok_targets 10 ", interval: 200ms, timeout: 150ms")"
 vt_start_aggregator
 spool=$fs/spool
 agent_log=$VT_DIR/agent-full.log
-# The spool on the tmpfs: vt_start_agent would put it in $VT_DIR.
-cat >"$VT_DIR/agent-full.yml.in" <<YML
-name: full
-region: eu-west
-$(vt_agent_endpoint)
-$(vt_agent_security full)
-spool_dir: $spool
-spool_max: 256KiB
-source_ip: 127.0.0.1
-YML
 start_agent() {
-	cp "$VT_DIR/agent-full.yml.in" "$VT_DIR/agent-full.yml"
-	vt_start agent-full "$BIN/vantage-agent" -d -f "$VT_DIR/agent-full.yml"
-	VT_AGENT_PID_full=$VT_LAST_PID
+	VT_AGENT_SPOOL=$spool VT_AGENT_EXTRA="spool_max: 256KiB" vt_start_agent full eu-west 127.0.0.1
 }
 start_agent
 acked() { vt_api /api/v1/agents | jq -e '.agents[] | select(.name == "full" and .acked_seq > 0)'; }

@@ -247,14 +247,15 @@ vt_start_aggregator() {
 
 # vt_start_agent NAME REGION [SOURCE_IP]: with a source address (any of
 # 127.0.0.0/8), the fake target can answer this agent differently.
-# VT_AGENT_EXTRA, when set, is appended to its agent.yml.
+# VT_AGENT_EXTRA, when set, is appended to its agent.yml; VT_AGENT_SPOOL
+# replaces its spool_dir ($VT_DIR/spool-NAME).
 vt_start_agent() {
 	cat >"$VT_DIR/agent-$1.yml" <<YML
 name: $1
 region: $2
 $(vt_agent_endpoint)
 $(vt_agent_security "$1")
-spool_dir: $VT_DIR/spool-$1
+spool_dir: ${VT_AGENT_SPOOL:-$VT_DIR/spool-$1}
 ${3:+source_ip: $3}
 ${VT_AGENT_EXTRA:-}
 YML
