@@ -75,6 +75,7 @@ probe_target_copy(struct probe_target *t, const Vantage__Target *src)
 	t->timeout_ms = src->timeout_ms;
 	t->confirm = src->confirm;
 	t->retry_interval_ms = src->retry_interval_ms;
+	t->confirm_span_ms = src->confirm_span_ms;
 	if (src->http != NULL) {
 		t->url = xstrdup(src->http->url);
 		t->method = xstrdup(src->http->method && *src->http->method ? src->http->method : "GET");
@@ -151,19 +152,23 @@ probe_retry_clear(struct probe *p, struct probe_target *t)
 	}
 }
 
-// The retry rule: after a failure, again in retry_interval, until
-// `confirm` failures in a row or one success.
+// The retry rule: after a failure, again in retry_interval, until one
+// success, or `confirm` failures in a row that span confirm_span from the
+// first (the aggregator's rule for a DOWN vote, on the same start times).
 static void
-probe_follow_up(struct probe *p, struct probe_target *t, int outcome)
+probe_follow_up(struct probe *p, struct probe_target *t, const struct probe_result *r)
 {
 	unsigned confirm = t->confirm > 0 ? t->confirm : 1;
 
-	if (outcome == VANTAGE__OUTCOME__OUTCOME_UP) {
+	if (r->outcome == VANTAGE__OUTCOME__OUTCOME_UP) {
 		t->fails = 0;
 		probe_retry_clear(p, t);
-	} else if (outcome == VANTAGE__OUTCOME__OUTCOME_DOWN) {
-		t->fails++;
-		if (t->fails < confirm && !p->stopped) {
+	} else if (r->outcome == VANTAGE__OUTCOME__OUTCOME_DOWN) {
+		if (t->fails++ == 0)
+			t->streak_started_us = r->started_at_us;
+		if ((t->fails < confirm ||
+		    r->started_at_us - t->streak_started_us < (int64_t)t->confirm_span_ms * 1000) &&
+		    !p->stopped) {
 			int64_t now = clock_mono_us();
 
 			if (t->retry_at == 0)
@@ -189,7 +194,7 @@ probe_on_http_done(struct probe_result *r, void *arg)
 	s->table->targets[s->target].in_flight = false;
 	p->done(r, p->arg);
 	if (s->table == p->table)
-		probe_follow_up(p, &p->table->targets[s->target], r->outcome);
+		probe_follow_up(p, &p->table->targets[s->target], r);
 	probe_slot_put(p, s);
 	probe_arm(p);
 }

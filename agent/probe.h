@@ -7,7 +7,8 @@
 // max_concurrency probes are in flight, and a target whose previous probe
 // is still running is not started again.  Fast confirmation (DESIGN.md §6):
 // after a failure the target is retried every retry_interval until it has
-// `confirm` consecutive failures or one success, so a region's vote is
+// `confirm` consecutive failures spanning `confirm_span`, or one success,
+// so a region's vote is
 // settled in seconds whatever the interval.  While the agent's self-check
 // is deciding whether the agent's own network is at fault (selfcheck.h),
 // those retries are held back, so the result that confirms a failure
@@ -32,6 +33,7 @@ struct probe_target {
 	uint32_t timeout_ms;
 	uint32_t confirm;
 	uint32_t retry_interval_ms;
+	uint32_t confirm_span_ms;  // retries go on until the failures span this long
 	char *url;
 	char *method;
 	uint32_t expect_status[16];
@@ -42,6 +44,7 @@ struct probe_target {
 	uint32_t tls_min_days;
 	bool in_flight;            // set by probe.c while a probe runs
 	unsigned fails;            // consecutive DOWN results
+	int64_t streak_started_us; // wall start of the first of them
 	int64_t retry_at;          // monotonic µs of the pending retry, 0 if none
 	int64_t started_mono;      // start of the running (or last) probe
 	bool suspect_sent;         // the running probe was reported as hanging

@@ -29,6 +29,7 @@
 #define AGG_CONF_EXEC_ARGS_MAX 64
 
 #define MS_SECOND UINT64_C(1000)
+#define MS_MINUTE (60 * MS_SECOND)
 #define MS_HOUR (3600 * MS_SECOND)
 #define MS_DAY (24 * MS_HOUR)
 
@@ -52,7 +53,8 @@ static const char *const agg_conf_defaults_keys[] = { "interval", "timeout",
 						      "confirm",  "retry_interval",
 						      "quorum",	  "recover",
 						      "min_voters", "distinct_domains",
-						      "recover_for", "flap_limit",
+						      "recover_for", "confirm_span",
+						      "reopen_window", "settle_for",
 						      NULL };
 
 static const char *const agg_conf_http_keys[] = {
@@ -69,7 +71,7 @@ static const char *const agg_conf_target_keys[] = {
 	"name",	   "group",   "kind",	"http",	  "tcp",	    "dns",
 	"icmp",	   "interval", "timeout", "confirm", "retry_interval", "quorum",
 	"recover", "regions",  "min_voters", "distinct_domains", "recover_for",
-	"flap_limit", NULL,
+	"confirm_span", "reopen_window", "settle_for", NULL,
 };
 static const char *const agg_conf_control_keys[] = {
 	"name",	    "kind",	"http",	   "tcp",	     "dns", "icmp",
@@ -250,10 +252,29 @@ agg_conf_timing(const struct yconf_doc *doc, const struct yconf_node *map,
 	if ((node = yconf_get(map, "recover_for")) != NULL &&
 	    agg_conf_uint32(doc, node, 1, 100, &target->recover_for) < 0)
 		return -1;
-	if ((node = yconf_get(map, "flap_limit")) != NULL &&
-	    agg_conf_uint32(doc, node, 1, 100, &target->flap_limit) < 0)
+	if ((node = yconf_get(map, "confirm_span")) != NULL &&
+	    agg_conf_duration32(doc, node, 0, MS_HOUR, &target->confirm_span_ms) < 0)
+		return -1;
+	if ((node = yconf_get(map, "reopen_window")) != NULL &&
+	    agg_conf_duration32(doc, node, 0, MS_DAY, &target->reopen_window_ms) < 0)
+		return -1;
+	if ((node = yconf_get(map, "settle_for")) != NULL &&
+	    agg_conf_duration32(doc, node, 0, MS_DAY, &target->settle_for_ms) < 0)
 		return -1;
 	return 0;
+}
+
+// The larger of floor and that many intervals, unless given.
+static uint32_t
+agg_conf_auto(uint32_t value, uint32_t floor_ms, uint32_t intervals, uint32_t interval_ms)
+{
+	uint64_t scaled = (uint64_t)intervals * interval_ms;
+
+	if (value != CONF_AUTO)
+		return value;
+	if (scaled > MS_DAY)
+		scaled = MS_DAY;
+	return scaled > floor_ms ? (uint32_t)scaled : floor_ms;
 }
 
 static int
@@ -607,6 +628,12 @@ agg_conf_target(const struct yconf_doc *doc, const struct agg_conf *conf,
 		return -1;
 	if (agg_conf_timing(doc, map, target) < 0)
 		return -1;
+	target->reopen_window_ms = agg_conf_auto(target->reopen_window_ms, 10 * MS_MINUTE, 10,
+						 target->interval_ms);
+	target->settle_for_ms = agg_conf_auto(target->settle_for_ms, MS_MINUTE, 2,
+					      target->interval_ms);
+	if (control)
+		target->confirm_span_ms = 0; // a control's failures are the self-check's business
 	if (!control && (node = yconf_get(map, "regions")) != NULL &&
 	    agg_conf_target_regions(doc, conf, node, target) < 0)
 		return -1;
@@ -811,7 +838,9 @@ agg_conf_defaults(const struct yconf_doc *doc, struct agg_conf *conf,
 	conf->defaults.quorum.mode = QUORUM_MAJORITY;
 	conf->defaults.recover.mode = QUORUM_MAJORITY;
 	conf->defaults.recover_for = 2;
-	conf->defaults.flap_limit = 4;
+	conf->defaults.confirm_span_ms = 2 * MS_SECOND;
+	conf->defaults.reopen_window_ms = CONF_AUTO;
+	conf->defaults.settle_for_ms = CONF_AUTO;
 	if ((map = yconf_get(root, "defaults")) == NULL)
 		return 0;
 	conf->defaults.line = map->line;

@@ -52,11 +52,22 @@ struct target_conf {
 	uint32_t min_voters;       // 0 = the quorum count
 	uint32_t distinct_domains; // 0 = not required
 	uint32_t recover_for;      // evaluations; default 2
-	uint32_t flap_limit;       // outages per hour before flapping; default 4
+	// A vote turns DOWN only when its failures span this long; default 2 s,
+	// 0 = off.
+	uint32_t confirm_span_ms;
+	// An outage within this long of the last one's end reopens it; after
+	// parsing a target always holds a number (CONF_AUTO only in defaults:
+	// the larger of 10 min and 10 intervals).
+	uint32_t reopen_window_ms;
+	// A recovery is announced once the target stayed out of DOWN this long
+	// (CONF_AUTO: the larger of 60 s and 2 intervals); 0 = at once.
+	uint32_t settle_for_ms;
 	char **regions;       // NULL/0 = all regions; each must be a known region
 	size_t n_regions;
 	int line;             // line of the entry, for later messages
 };
+
+#define CONF_AUTO UINT32_MAX
 
 struct region_conf { char *name; char *domain; };
 

@@ -22,6 +22,10 @@
 
 static void incident_defer_regional(struct incidents *ins, size_t idx, int64_t now,
     bool after_outage);
+static void incident_on_change(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n, int64_t now);
+static void incident_settled(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n, int64_t now);
 
 struct incidents {
 	struct store *store;
@@ -55,34 +59,35 @@ static const char sql_open[] =
     " s.target_key = $8) AND now() >= s.starts_at AND now() < s.ends_at))"
     " SELECT id FROM i";
 
-// An outage while the target flaps reopens its latest outage (resolved in
-// the last hour) instead of opening another; the first reopen sends the
-// one "flapping" alert ($10), later ones send nothing.
+// An outage that the quorum found soon after the last one ended ($9)
+// reopens that one instead of opening another, with the alerts the quorum
+// chose for the reopening ($10: "flapping", or none); a new outage sends
+// the outage alerts ($7).
 static const char sql_open_outage[] =
     "WITH prev AS ("
-    " SELECT id, flapping FROM incidents WHERE target_id = $1 AND kind = 'outage'"
-    " AND state = 'resolved' AND resolved_at > now() - interval '1 hour' AND $9::boolean"
-    " ORDER BY id DESC LIMIT 1),"
+    " SELECT id FROM incidents WHERE target_id = $1 AND kind = 'outage'"
+    " AND state = 'resolved' AND $9::boolean ORDER BY id DESC LIMIT 1),"
     " re AS (UPDATE incidents x SET state = 'open', resolved_at = NULL, flapping = true"
-    " FROM prev WHERE x.id = prev.id RETURNING x.id, prev.flapping AS was_flapping),"
+    " FROM prev WHERE x.id = prev.id RETURNING x.id),"
     " ins AS (INSERT INTO incidents (target_id, kind, started_at, detected_at, regions)"
     " SELECT $1, $2, $3::timestamptz, $4::timestamptz, $5::text[]"
     " WHERE NOT EXISTS (SELECT 1 FROM re)"
     " ON CONFLICT (target_id, kind) WHERE state = 'open' DO NOTHING RETURNING id),"
-    " i AS (SELECT id, true AS reopened, was_flapping FROM re"
-    " UNION ALL SELECT id, false, false FROM ins),"
+    " i AS (SELECT id, true AS reopened FROM re UNION ALL SELECT id, false FROM ins),"
     " ev AS (INSERT INTO incident_events (incident_id, at, kind, region, message)"
     " SELECT i.id, e.at, e.kind, e.region, e.message FROM i,"
-    " jsonb_to_recordset($6::jsonb) AS e(at timestamptz, kind text, region text, message text)),"
+    " jsonb_to_recordset($6::jsonb) AS e(at timestamptz, kind text, region text, message text)"
+    " WHERE i.reopened OR e.kind <> 'reopened'),"
     " al AS (INSERT INTO alert_outbox (incident_id, channel, event, payload)"
     " SELECT i.id, a.channel, a.event, a.payload FROM i, jsonb_to_recordset("
-    " CASE WHEN NOT i.reopened THEN $7::jsonb WHEN i.was_flapping THEN '[]'::jsonb"
-    " ELSE $10::jsonb END) AS a(channel text, event text, payload jsonb)"
+    " CASE WHEN i.reopened THEN $10::jsonb ELSE $7::jsonb END)"
+    " AS a(channel text, event text, payload jsonb)"
     " WHERE NOT EXISTS (SELECT 1 FROM silences s WHERE (s.target_key IS NULL OR"
     " s.target_key = $8) AND now() >= s.starts_at AND now() < s.ends_at))"
     " SELECT id, reopened FROM i";
 
-// Resolving a flapping outage sends no recovery alert: its alerts are grouped.
+// An outage's recovery alert waits until it has settled (incident_settled),
+// so resolving one queues no alert ($5 is empty then).
 static const char sql_resolve[] =
     "WITH i AS (UPDATE incidents SET state = 'resolved',"
     " resolved_at = GREATEST($3::timestamptz, started_at)"
@@ -93,23 +98,28 @@ static const char sql_resolve[] =
     " al AS (INSERT INTO alert_outbox (incident_id, channel, event, payload)"
     " SELECT i.id, a.channel, a.event, a.payload FROM i,"
     " jsonb_to_recordset($5::jsonb) AS a(channel text, event text, payload jsonb)"
-    " WHERE (NOT i.flapping OR NOT $7::boolean) AND NOT EXISTS (SELECT 1 FROM silences s WHERE"
+    " WHERE NOT EXISTS (SELECT 1 FROM silences s WHERE"
     " (s.target_key IS NULL OR s.target_key = $6) AND now() >= s.starts_at"
     " AND now() < s.ends_at))"
     " SELECT id, flapping FROM i";
 
-// A flapping outage resolved while the target still flapped sent no
-// recovery; once the flapping has ended (and the target is not down), the
-// grouped alerts are closed with one recovery, so a pager incident opened
-// by "outage"/"flapping" is resolved too.
-static const char sql_flap_recovery[] =
-    "WITH i AS (SELECT id FROM incidents WHERE target_id = $1 AND kind = 'outage'"
-    " AND state = 'resolved' AND flapping ORDER BY id DESC LIMIT 1),"
+#define INCIDENT_ISO "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+
+// The target stayed out of DOWN for settle_for since its latest outage
+// ended: that outage's recovery alert, once (a "settled" entry in its
+// timeline says it went), with the incident's own times in the payload.
+static const char sql_settled[] =
+    "WITH i AS (SELECT id, started_at, resolved_at FROM incidents WHERE target_id = $1"
+    " AND kind = 'outage' AND state = 'resolved' AND NOT EXISTS (SELECT 1 FROM"
+    " incident_events e WHERE e.incident_id = incidents.id AND e.kind = 'settled')"
+    " AND id = (SELECT max(id) FROM incidents WHERE target_id = $1 AND kind = 'outage')),"
     " ev AS (INSERT INTO incident_events (incident_id, at, kind, message)"
-    " SELECT i.id, now(), 'flapping_ended', 'no longer flapping: recovery sent' FROM i)"
+    " SELECT i.id, now(), 'settled', $4 FROM i)"
     " INSERT INTO alert_outbox (incident_id, channel, event, payload)"
-    " SELECT i.id, a.channel, a.event, a.payload FROM i,"
-    " jsonb_to_recordset($2::jsonb) AS a(channel text, event text, payload jsonb)"
+    " SELECT i.id, a.channel, a.event, a.payload || jsonb_build_object("
+    " 'started_at', to_char(i.started_at AT TIME ZONE 'UTC', " INCIDENT_ISO "),"
+    " 'resolved_at', to_char(i.resolved_at AT TIME ZONE 'UTC', " INCIDENT_ISO "))"
+    " FROM i, jsonb_to_recordset($2::jsonb) AS a(channel text, event text, payload jsonb)"
     " WHERE NOT EXISTS (SELECT 1 FROM silences s WHERE (s.target_key IS NULL OR"
     " s.target_key = $3) AND now() >= s.starts_at AND now() < s.ends_at)"
     " RETURNING incident_id";
@@ -123,9 +133,16 @@ static const char sql_region_event[] =
     " AND coalesce((SELECT e.kind FROM incident_events e WHERE e.incident_id = i.id"
     " AND e.region = $5 ORDER BY e.id DESC LIMIT 1), '') <> $4";
 
+// The open incidents, and each target's latest outage of the last day if
+// resolved: it may still be reopened, and its recovery may be owed.
 static const char sql_restore[] =
-    "SELECT t.key, i.kind FROM incidents i JOIN targets t ON t.id = i.target_id"
-    " WHERE i.state = 'open'";
+    "SELECT t.key, i.kind, i.state, i.flapping,"
+    " (extract(epoch FROM i.resolved_at) * 1000000)::bigint,"
+    " EXISTS (SELECT 1 FROM incident_events e WHERE e.incident_id = i.id AND e.kind = 'settled')"
+    " FROM incidents i JOIN targets t ON t.id = i.target_id"
+    " WHERE i.state = 'open' OR (i.kind = 'outage' AND i.resolved_at > now() - interval '1 day'"
+    " AND i.id = (SELECT max(m.id) FROM incidents m WHERE m.target_id = i.target_id"
+    " AND m.kind = 'outage'))";
 
 struct incidents *
 incidents_new(struct store *store, const struct agg_conf *conf, struct target_table *targets,
@@ -329,6 +346,11 @@ incident_open(struct incidents *ins, size_t idx, unsigned kind, const struct quo
 	else
 		incident_event(events, now, "quorum", NULL, "%s: %u of %zu regions down (quorum %u)",
 		    event, out->regions_down, n, out->needed);
+	if (kind == INCIDENT_OUTAGE && out->reopened)
+		incident_event(events, now, "reopened", NULL,
+		    "down again %.0f s after it recovered: the same outage continues (flapping)%s",
+		    (double)out->reopened_after_us / 1e6,
+		    out->page_reopen ? "" : "; alerts grouped");
 	snprintf(id, sizeof(id), "%d", targets_id(ins->targets, idx));
 	clock_iso8601(out->started_at > 0 ? out->started_at : now, started, sizeof(started));
 	clock_iso8601(now, detected, sizeof(detected));
@@ -344,10 +366,11 @@ incident_open(struct incidents *ins, size_t idx, unsigned kind, const struct quo
 		json_t *flap = json_deep_copy(payload);
 
 		json_object_set_new(flap, "event", json_string("flapping"));
-		flap_text = incident_alerts(ins, "flapping", ALERT_ON_FLAPPING, flap);
+		flap_text = out->page_reopen ? incident_alerts(ins, "flapping", ALERT_ON_FLAPPING, flap) :
+					       xstrdup("[]");
 		json_decref(flap);
 		const char *v[10] = { id, "outage", started, detected, regions_text, events_text,
-			alerts_text, tc->key, out->flapping ? "true" : "false", flap_text };
+			alerts_text, tc->key, out->reopened ? "true" : "false", flap_text };
 		store_query(ins->store, sql_open_outage, 10, v, incident_on_done, op);
 	} else {
 		const char *v[8] = { id, op->kind, started, detected, regions_text, events_text,
@@ -390,16 +413,14 @@ incident_resolve(struct incidents *ins, size_t idx, unsigned kind, const struct 
 	snprintf(id, sizeof(id), "%d", targets_id(ins->targets, idx));
 	clock_iso8601(resolved_at, resolved, sizeof(resolved));
 	events_text = json_dumps(events, JSON_COMPACT);
-	alerts_text = incident_alerts(ins, event, bit, payload);
+	// An outage's recovery is announced once it has settled.
+	alerts_text = kind == INCIDENT_OUTAGE ? xstrdup("[]") : incident_alerts(ins, event, bit, payload);
 	op->ins = ins;
 	snprintf(op->key, sizeof(op->key), "%s", tc->key);
 	op->kind = incident_kind_name(kind);
-	const char *v[7] = { id, op->kind, resolved, events_text, alerts_text, tc->key,
-		out->flapping ? "true" : "false" };
-	store_query(ins->store, sql_resolve, 7, v, incident_on_done, op);
+	const char *v[6] = { id, op->kind, resolved, events_text, alerts_text, tc->key };
+	store_query(ins->store, sql_resolve, 6, v, incident_on_done, op);
 	tv->open_incidents &= ~kind;
-	if (kind == INCIDENT_OUTAGE && out->flapping)
-		tv->flap_recovery_due = true;
 	json_decref(payload);
 	json_decref(events);
 	free(events_text);
@@ -415,6 +436,17 @@ incidents_on_change(size_t idx, const struct quorum_outcome *out,
 
 	if (targets_id(ins->targets, idx) <= 0)
 		return; // not yet recorded in the database
+	if (out->changed)
+		incident_on_change(ins, idx, out, regions, n, now);
+	// After the resolution when settle_for is 0: statements run in order.
+	if (out->settled)
+		incident_settled(ins, idx, out, regions, n, now);
+}
+
+static void
+incident_on_change(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n, int64_t now)
+{
 	if (out->previous == QSTATE_DOWN)
 		incident_resolve(ins, idx, INCIDENT_OUTAGE, out, regions, n, now);
 	if (out->previous == QSTATE_DEGRADED)
@@ -449,25 +481,24 @@ incident_defer_regional(struct incidents *ins, size_t idx, int64_t now, bool aft
 }
 
 static void
-incident_flap_recovery(struct incidents *ins, const struct verdict *v, size_t idx, int64_t now)
+incident_settled(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n, int64_t now)
 {
 	const struct target_conf *tc = targets_conf(ins->targets, idx);
-	struct target_verdict *tv = targets_verdict(ins->targets, idx);
-	struct verdict_region parts[VERDICT_MAX_REGIONS];
-	size_t n = verdict_parts(v, idx, now, parts, VERDICT_MAX_REGIONS);
-	json_t *payload = incident_payload(ins, idx, &tv->last, parts, n, "recovery", INCIDENT_OUTAGE,
+	json_t *payload = incident_payload(ins, idx, out, regions, n, "recovery", INCIDENT_OUTAGE,
 	    true, now);
 	char *alerts = incident_alerts(ins, "recovery", ALERT_ON_RECOVERY, payload);
 	struct incident_op *op = xcalloc(1, sizeof(*op));
-	char id[24];
+	char id[24], msg[128];
 
 	snprintf(id, sizeof(id), "%d", targets_id(ins->targets, idx));
+	snprintf(msg, sizeof(msg), "up for %.0f s since the outage ended: recovery announced",
+	    (double)tc->settle_for_ms / 1e3);
 	op->ins = ins;
 	snprintf(op->key, sizeof(op->key), "%s", tc->key);
-	op->kind = "flapping";
-	const char *values[3] = { id, alerts, tc->key };
-	store_query(ins->store, sql_flap_recovery, 3, values, incident_on_done, op);
-	tv->flap_recovery_due = false;
+	op->kind = "recovery of the outage";
+	const char *values[4] = { id, alerts, tc->key, msg };
+	store_query(ins->store, sql_settled, 4, values, incident_on_done, op);
 	json_decref(payload);
 	free(alerts);
 }
@@ -480,8 +511,6 @@ incidents_tick(struct incidents *ins, const struct verdict *v, int64_t now)
 		struct verdict_region parts[VERDICT_MAX_REGIONS];
 		size_t n;
 
-		if (tv->flap_recovery_due && !tv->last.flapping && tv->last.state != QSTATE_DOWN)
-			incident_flap_recovery(ins, v, idx, now);
 		if (tv->regional_due == 0 || now < tv->regional_due)
 			continue;
 		tv->regional_due = 0;
@@ -529,6 +558,12 @@ incidents_on_region(size_t idx, const struct verdict_region *region, enum quorum
 	store_query(ins->store, sql_region_event, 6, v, incident_on_region_done, NULL);
 }
 
+static bool
+incident_flag(const char *value)
+{
+	return value != NULL && strcmp(value, "t") == 0;
+}
+
 static void
 incident_on_restore(int status, const struct store_result *r, void *arg)
 {
@@ -536,22 +571,35 @@ incident_on_restore(int status, const struct store_result *r, void *arg)
 	int restored = 0;
 
 	if (status < 0) {
-		log_warnx("cannot read open incidents; retrying");
+		log_warnx("could not read open incidents; retrying");
 		store_query(ins->store, sql_restore, 0, NULL, incident_on_restore, ins);
 		return;
 	}
 	for (int row = 0; row < store_result_rows(r); row++) {
 		int idx = targets_find(ins->targets, store_result_value(r, row, 0));
 		const char *kind = store_result_value(r, row, 1);
+		const char *state = store_result_value(r, row, 2);
+		bool flapping = incident_flag(store_result_value(r, row, 3));
 		struct target_verdict *tv;
 
-		if (idx < 0 || kind == NULL)
+		if (idx < 0 || kind == NULL || state == NULL)
 			continue; // a target no longer configured keeps its incident open
 		tv = targets_verdict(ins->targets, (size_t)idx);
+		if (strcmp(state, "open") != 0) {
+			const char *ended = store_result_value(r, row, 4);
+
+			// Aggregator time of the end is not kept; its probe time
+			// is within seconds of it.
+			if (ended != NULL)
+				quorum_restore_resolved(&tv->qt, strtoll(ended, NULL, 10), flapping,
+				    !incident_flag(store_result_value(r, row, 5)));
+			continue;
+		}
 		if (strcmp(kind, "outage") == 0) {
 			// The outage continues until the recovery quorum says so.
 			tv->open_incidents |= INCIDENT_OUTAGE;
-			tv->qt.state = tv->last.state = QSTATE_DOWN;
+			quorum_restore_open(&tv->qt, flapping);
+			tv->last.state = QSTATE_DOWN;
 		} else if (strcmp(kind, "regional") == 0) {
 			tv->open_incidents |= INCIDENT_REGIONAL;
 			if (tv->qt.state != QSTATE_DOWN)

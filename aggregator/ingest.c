@@ -200,6 +200,7 @@ ingest_entries_add(struct config_entries *e, const struct target_conf *tc)
 	t->timeout_ms = tc->timeout_ms;
 	t->confirm = tc->confirm;
 	t->retry_interval_ms = tc->retry_interval_ms;
+	t->confirm_span_ms = tc->confirm_span_ms;
 	h->url = tc->http.url;
 	h->method = tc->http.method ? tc->http.method : (char *)"GET";
 	for (size_t k = 0; k < tc->http.n_expect; k++)

@@ -6,7 +6,8 @@
 #include "quorum.h"
 
 bool
-quorum_agent_result(struct quorum_agent *a, bool up, int64_t started_at, unsigned confirm)
+quorum_agent_result(struct quorum_agent *a, bool up, int64_t started_at, unsigned confirm,
+    int64_t confirm_span_us)
 {
 	if (a->last_at != 0 && started_at <= a->last_at)
 		return false;
@@ -20,7 +21,10 @@ quorum_agent_result(struct quorum_agent *a, bool up, int64_t started_at, unsigne
 	if (a->fails == 0)
 		a->streak_start = started_at;
 	a->fails++;
-	if (a->fails >= (confirm > 0 ? confirm : 1)) {
+	// Both, so that neither a quick run of retries inside a short blip
+	// nor a single long-spaced failure flips the vote.
+	if (a->fails >= (confirm > 0 ? confirm : 1) &&
+	    started_at - a->streak_start >= confirm_span_us) {
 		if (!a->has_vote || a->vote != VOTE_DOWN)
 			a->down_since = a->streak_start;
 		a->has_vote = true;
@@ -98,28 +102,35 @@ quorum_distinct_down_domains(const struct quorum_region *regions, size_t n)
 	return distinct;
 }
 
-// Keeps the open times of the last hour and says whether they exceed the limit.
-static bool
-quorum_flapping(struct quorum_target *t, const struct quorum_params *p, int64_t now)
+// Entering DOWN: an outage soon after the last one ended continues it.
+static void
+quorum_enter_down(struct quorum_target *t, const struct quorum_params *p, int64_t now,
+    struct quorum_outcome *out)
 {
-	unsigned limit = p->flap_limit > 0 ? p->flap_limit : 4, kept = 0;
-
-	for (unsigned i = 0; i < t->n_opened; i++)
-		if (now - t->opened[i] < QUORUM_FLAP_WINDOW_US)
-			t->opened[kept++] = t->opened[i];
-	t->n_opened = kept;
-	return t->n_opened > limit;
+	if (t->left_down_at != 0 && p->reopen_window_us > 0 &&
+	    now - t->left_down_at < p->reopen_window_us) {
+		out->reopened = true;
+		out->reopened_after_us = now - t->left_down_at;
+		// Once flapping, a reopening pages again only if the pager was
+		// told the target had recovered.
+		out->page_reopen = !t->flapping || !t->recovery_owed;
+		t->flapping = true;
+	} else {
+		t->flapping = false;
+	}
+	t->recovery_owed = false;
 }
 
+// Outside DOWN: the last outage's recovery is announced once it held.
 static void
-quorum_note_open(struct quorum_target *t, int64_t now)
+quorum_check_settled(struct quorum_target *t, const struct quorum_params *p, int64_t now,
+    struct quorum_outcome *out)
 {
-	if (t->n_opened == QUORUM_FLAP_MAX) {
-		for (unsigned i = 1; i < QUORUM_FLAP_MAX; i++)
-			t->opened[i - 1] = t->opened[i];
-		t->n_opened--;
+	if (t->recovery_owed && now - t->left_down_at >= p->settle_for_us) {
+		t->recovery_owed = false;
+		t->flapping = false; // it has settled
+		out->settled = true;
 	}
-	t->opened[t->n_opened++] = now;
 }
 
 void
@@ -181,17 +192,42 @@ quorum_eval(struct quorum_target *t, const struct quorum_params *p,
 		}
 	} else {
 		if (candidate == QSTATE_DOWN && t->state != QSTATE_DOWN)
-			quorum_note_open(t, now);
+			quorum_enter_down(t, p, now, out);
 		t->recover_streak = 0;
 		t->state = candidate;
 	}
-	t->flapping = quorum_flapping(t, p, now);
+	if (out->previous == QSTATE_DOWN && t->state != QSTATE_DOWN) {
+		t->left_down_at = now;
+		t->recovery_owed = true;
+	}
+	if (t->state != QSTATE_DOWN)
+		quorum_check_settled(t, p, now, out);
 	out->state = t->state;
 	out->changed = out->state != out->previous;
 	out->flapping = t->flapping;
 	// A regional incident starts at its regions' first failure too.
 	if (out->regions_down == 0)
 		out->started_at = 0;
+}
+
+void
+quorum_restore_open(struct quorum_target *t, bool flapping)
+{
+	t->state = QSTATE_DOWN;
+	t->recover_streak = 0;
+	t->flapping = flapping;
+	t->recovery_owed = false;
+}
+
+void
+quorum_restore_resolved(struct quorum_target *t, int64_t left_down_at, bool flapping,
+    bool recovery_owed)
+{
+	if (t->state == QSTATE_DOWN)
+		return; // an open outage of the target says more
+	t->left_down_at = left_down_at;
+	t->flapping = flapping;
+	t->recovery_owed = recovery_owed;
 }
 
 const char *

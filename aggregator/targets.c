@@ -149,7 +149,7 @@ targets_record(struct target_table *t, size_t idx, size_t agent_slot, const Vant
 	// An agent error says nothing about the target: no vote either way.
 	if (r->outcome == VANTAGE__OUTCOME__OUTCOME_UP || r->outcome == VANTAGE__OUTCOME__OUTCOME_DOWN)
 		quorum_agent_result(&l->q, r->outcome == VANTAGE__OUTCOME__OUTCOME_UP, r->started_at,
-		    ts->conf->confirm);
+		    ts->conf->confirm, (int64_t)ts->conf->confirm_span_ms * 1000);
 	ts->verdict.dirty = true;
 	return true;
 }

@@ -37,7 +37,6 @@ struct target_verdict {
 	bool dirty;                   // results arrived since the last evaluation
 	unsigned open_incidents;      // INCIDENT_* bits of the kinds open now
 	int64_t regional_due;         // DEGRADED: when it becomes a regional incident
-	bool flap_recovery_due;       // a flapping outage ended without its recovery alert
 	uint8_t region_votes[64];     // each region's vote at the last evaluation
 };
 

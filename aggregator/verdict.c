@@ -89,7 +89,8 @@ verdict_params(const struct target_conf *tc, struct quorum_params *p)
 	p->min_voters = tc->min_voters;
 	p->distinct_domains = tc->distinct_domains;
 	p->recover_for = tc->recover_for;
-	p->flap_limit = tc->flap_limit;
+	p->reopen_window_us = (int64_t)tc->reopen_window_ms * 1000;
+	p->settle_for_us = (int64_t)tc->settle_for_ms * 1000;
 }
 
 bool
@@ -254,9 +255,10 @@ verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
 		    tc->key, quorum_state_name(tv->last.state), quorum_state_name(tv->last.previous),
 		    tv->last.regions_down, (unsigned)n, tv->last.regions_up, tv->last.regions_abstain,
 		    tv->last.flapping ? ", flapping" : "");
-		if (v->cb != NULL)
-			v->cb(idx, &tv->last, parts, n, v->arg);
 	}
+	// A settled recovery is news too, without a change of state.
+	if ((tv->last.changed || tv->last.settled) && v->cb != NULL)
+		v->cb(idx, &tv->last, parts, n, v->arg);
 	for (size_t r = 0; r < n && r < sizeof(tv->region_votes); r++) {
 		enum quorum_vote before = (enum quorum_vote)tv->region_votes[r];
 

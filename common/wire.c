@@ -307,6 +307,7 @@ wire_check_target(const Vantage__Target *t, char *err, size_t errlen)
 	CHECK(t->confirm >= 1 && t->confirm <= 10, "config: bad confirm for \"%s\"", t->key);
 	CHECK(t->retry_interval_ms >= 100 && t->retry_interval_ms <= 3600000,
 	    "config: bad retry_interval for \"%s\"", t->key);
+	CHECK(t->confirm_span_ms <= 3600000, "config: bad confirm_span for \"%s\"", t->key);
 	if (t->kind == VANTAGE__PROBE_KIND__PROBE_KIND_HTTP) {
 		const Vantage__HttpSpec *h = t->http;
 

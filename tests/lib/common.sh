@@ -198,7 +198,9 @@ vt_agent_endpoint() {
 }
 
 # vt_write_conf INTERVAL TIMEOUT TARGETS_YAML : vantage.yml in $VT_DIR with
-# free ports; sets VT_ZMQ, VT_HTTP.
+# free ports; sets VT_ZMQ, VT_HTTP.  Defaults hold settle_for 5 s (a
+# recovery alert within seconds of its resolution) unless VT_DEFAULTS is
+# set ("" for the product's defaults, or ", key: value...").
 vt_write_conf() {
 	local security="{ insecure: true }"
 	if [ "$VT_INSECURE" != 1 ]; then
@@ -221,7 +223,7 @@ regions:
   - { name: eu-west, domain: aws }
   - { name: us-east, domain: gcp }
   - { name: ap-south, domain: hetzner }
-defaults: { interval: $1, timeout: $2 }
+defaults: { interval: $1, timeout: $2${VT_DEFAULTS-, settle_for: 5s} }
 targets:
 $3
 YML

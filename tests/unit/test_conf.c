@@ -232,7 +232,8 @@ test_overrides_and_defaults(void **state)
 		"targets:\n"
 		"  - { name: x, http: { url: \"http://x/\", expect_status: [200, 204, 301],\n"
 		"      method: HEAD, follow_redirects: true }, quorum: 2, recover: 1,\n"
-		"      confirm: 1, interval: 2h, timeout: 1d, retry_interval: 100ms, regions: [a, b] }\n"
+		"      confirm: 1, interval: 2h, timeout: 1d, retry_interval: 100ms, regions: [a, b],\n"
+		"      confirm_span: 0s, reopen_window: 30m, settle_for: 0 }\n"
 		"  - { name: y, http: { url: \"https://y/\", expect_status: 503 } }\n"
 		"  - { name: z, dns: { name: example.org, type: aaaa, expect: \"::1\" } }\n";
 	char err[512] = "";
@@ -274,8 +275,19 @@ test_overrides_and_defaults(void **state)
 	assert_int_equal(t->quorum.value, 2);
 	assert_int_equal(t->recover.mode, QUORUM_COUNT);
 	assert_int_equal(t->recover.value, 1);
+	assert_int_equal(t->confirm_span_ms, 0);
+	assert_int_equal(t->reopen_window_ms, 30 * 60000);
+	assert_int_equal(t->settle_for_ms, 0);
+	// Controls vote in no quorum: no span to wait for.
+	assert_int_equal(conf->controls[0].confirm_span_ms, 0);
 
 	t = &conf->targets[1];
+	// The defaults: 2 s span; reopen within the larger of 10 min and 10
+	// intervals (1 m here), settle for the larger of 60 s and 2 intervals.
+	assert_int_equal(t->confirm_span_ms, 2000);
+	assert_int_equal(t->reopen_window_ms, 10 * 60000);
+	assert_int_equal(t->settle_for_ms, 2 * 60000);
+	assert_int_equal(conf->targets[0].interval_ms, 2 * 3600 * 1000);
 	assert_int_equal(t->http.n_expect, 1);
 	assert_int_equal(t->http.expect_status[0], 503);
 	assert_int_equal(t->interval_ms, 60000);
@@ -415,6 +427,13 @@ static const struct bad_case bad_cases[] = {
 	{ "bad indentation", false, SEC "state_dir: /x\n  database: y\n", 3,
 	  "invalid YAML: mapping values are not allowed" },
 	{ "unknown top-level key", false, SEC "\nlisen: {}\n", 3, "unknown key \"lisen\"" },
+	{ "confirm_span too long", false, SEC REGIONS "defaults:\n  confirm_span: 2h\n", 4,
+	  "confirm_span" },
+	{ "settle_for not a duration", false, SEC REGIONS
+	  "targets:\n  - { name: a, http: { url: \"http://a/\" },\n      settle_for: soon }\n", 5,
+	  "settle_for" },
+	{ "flap_limit is gone", false, SEC REGIONS "defaults: { flap_limit: 4 }\n", 3,
+	  "unknown key \"flap_limit\"" },
 	{ "unknown key", false, SEC "listen:\n  zmq: \"tcp://127.0.0.1:1\"\n  foo: 1\n", 4,
 	  "unknown key \"foo\" in \"listen\"" },
 	{ "duplicate key", false, SEC "state_dir: /a\ndatabase: x\nstate_dir: /b\n", 4,

@@ -362,6 +362,9 @@ lab_target_stats() {
 # with the five regions; EXTRA_YAML is appended (alerts, controls, ...).
 # CurveZMQ with keys made by vantagectl in $LAB_DIR/keys (agents' public
 # keys in $LAB_DIR/keys/agents), or plaintext with LAB_INSECURE=1.
+# Defaults hold settle_for 5 s, so that a recovery alert follows its
+# resolution within seconds; a scenario about settling itself sets
+# LAB_DEFAULTS to "" (the product's defaults) or to ", key: value...".
 lab_write_conf() {
 	local r security="{ insecure: true }"
 	if [ "${LAB_INSECURE:-0}" != 1 ]; then
@@ -382,7 +385,7 @@ YML
 			echo "  - { name: $r, domain: ${LAB_DOMAIN[$r]} }"
 		done
 		cat <<YML
-defaults: { interval: $1, timeout: $2 }
+defaults: { interval: $1, timeout: $2${LAB_DEFAULTS-, settle_for: 5s} }
 targets:
 $3
 ${4:-}
