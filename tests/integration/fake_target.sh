@@ -255,7 +255,7 @@ get "$U1/_fake/rules"
 [ "$body" = "$running" ] || fail "GET -> PUT of a running rule changed it: $running -> $body"
 ok "the started window is shown as started_mono_us; GET -> PUT carries it over"
 
-sleep 0.5
+sleep 0.3
 t_second=$(now_ms)
 get "$U1/blip"
 t_second_done=$(now_ms)
