@@ -3,8 +3,9 @@
 // target: the fake HTTP server that the demo, the integration tests and the
 // network-namespace lab probe.  What it does is chosen per path prefix and,
 // optionally, per client network -- answer, delay, fail, hang, reset or
-// refuse, with simulated loss and jitter -- because this kernel has no netem
-// and the lab needs one target to look different from different regions.
+// refuse, with simulated loss and jitter, for good or for a window that
+// the first request starts -- because this kernel has no netem and the lab
+// needs one target to look different from different regions.
 // Rules come from a JSON file (-f, re-read on SIGHUP) or from the control API
 // under /_fake/ on the same listeners.  Everything runs on one libevent loop:
 // nothing here may block it, hold a request or a connection beyond the bounds
@@ -115,6 +116,12 @@ struct rule {
 	int delay_ms;
 	int jitter_ms;
 	double loss_pct;
+	// A time-limited rule (duration_ms > 0) is armed until the first
+	// request it is chosen for, which starts its window; once the window
+	// is over it is spent and matches nothing.
+	int duration_ms;
+	bool started;
+	int64_t started_us;	// monotonic clock at that first request
 };
 
 struct ruleset {
@@ -389,7 +396,7 @@ ruleset_free(struct ruleset *rs)
 
 static const char *const rule_fields[] = {
 	"path", "client", "action", "status", "body", "delay_ms", "jitter_ms",
-	"loss_pct", NULL
+	"loss_pct", "duration_ms", "started_mono_us", NULL
 };
 
 // Reads an optional integer field; 1 if present, 0 if absent, -1 if wrong.
@@ -409,6 +416,33 @@ rule_int(json_t *obj, const char *name, int min, int max, int *out,
 	}
 	*out = (int)json_integer_value(v);
 	return 1;
+}
+
+// started_mono_us is what GET /_fake/rules writes for a time-limited rule
+// whose window has started, so that a PUT of that document carries the
+// window over instead of arming it again.  A start in the future would be
+// a window that no request began.
+static int
+rule_started(json_t *obj, struct rule *r, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, "started_mono_us");
+	int64_t now_us = clock_mono_us();
+
+	if (v == NULL)
+		return 0;
+	if (r->duration_ms == 0) {
+		errf(err, errlen, "field \"started_mono_us\" needs field \"duration_ms\"");
+		return -1;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > now_us) {
+		errf(err, errlen, "field \"started_mono_us\" must be an integer from 0 "
+		    "to the monotonic clock now (%lld)", (long long)now_us);
+		return -1;
+	}
+	r->started = true;
+	r->started_us = (int64_t)json_integer_value(v);
+	return 0;
 }
 
 static int
@@ -540,6 +574,10 @@ rule_parse(json_t *obj, struct rule *r, char *err, size_t errlen)
 		}
 		r->loss_pct = json_number_value(v);
 	}
+
+	if (rule_int(obj, "duration_ms", 1, TARGET_MAX_WAIT_MS, &r->duration_ms, err,
+	    errlen) == -1 || rule_started(obj, r, err, errlen) == -1)
+		goto fail;
 	return 0;
 
 fail:
@@ -641,26 +679,41 @@ ruleset_to_json(const struct ruleset *rs)
 			json_object_set_new(obj, "jitter_ms", json_integer(r->jitter_ms));
 		if (r->loss_pct > 0)
 			json_object_set_new(obj, "loss_pct", json_real(r->loss_pct));
+		if (r->duration_ms > 0)
+			json_object_set_new(obj, "duration_ms", json_integer(r->duration_ms));
+		if (r->started)
+			json_object_set_new(obj, "started_mono_us",
+			    json_integer((json_int_t)r->started_us));
 		json_array_append_new(arr, obj);
 	}
 	return ev_check(arr, "rules JSON");
 }
 
+static bool
+rule_spent(const struct rule *r, int64_t now_us)
+{
+	return r->duration_ms > 0 && r->started &&
+	    now_us - r->started_us >= (int64_t)r->duration_ms * 1000;
+}
+
 // The most specific client network wins, then the longest path prefix, then
 // the earlier rule: a region-specific rule for "/" beats a catch-all rule for
-// "/health", which is what lets each region see its own world.
-static const struct rule *
-ruleset_match(const struct ruleset *rs, const struct ipaddr *client,
-    const char *path)
+// "/health", which is what lets each region see its own world.  A spent
+// time-limited rule is passed over as if it were absent.
+static struct rule *
+ruleset_match(struct ruleset *rs, const struct ipaddr *client, const char *path,
+    int64_t now_us)
 {
-	const struct rule *best = NULL;
+	struct rule *best = NULL;
 	long best_bits = -2;
 	size_t best_len = 0, i;
 
 	for (i = 0; i < rs->count; i++) {
-		const struct rule *r = &rs->rules[i];
+		struct rule *r = &rs->rules[i];
 		long bits = -1;
 
+		if (rule_spent(r, now_us))
+			continue;
 		if (r->has_client) {
 			if (client == NULL || !cidr_contains(&r->client, client))
 				continue;
@@ -1263,9 +1316,9 @@ target_handle(struct evhttp_request *req, void *arg)
 	struct ipaddr client;
 	bool have_client = false, lost = false;
 	char client_text[INET6_ADDRSTRLEN], path_key[TARGET_MAX_PATH + 1];
-	const struct rule *r;
+	struct rule *r;
 	enum action action;
-	int64_t wait_ms = 0;
+	int64_t wait_ms = 0, now_us = clock_mono_us();
 
 	if (path == NULL || path[0] == '\0')
 		path = "/";
@@ -1282,7 +1335,15 @@ target_handle(struct evhttp_request *req, void *arg)
 		errf(client_text, sizeof(client_text), "(unknown)");
 	}
 
-	r = ruleset_match(t->rules, have_client ? &client : NULL, path);
+	r = ruleset_match(t->rules, have_client ? &client : NULL, path, now_us);
+	// The window starts at the request, not when the rule was set, so a
+	// test can arm a blip and let the first probe to arrive begin it.
+	if (r != NULL && r->duration_ms > 0 && !r->started) {
+		r->started = true;
+		r->started_us = now_us;
+		log_info("rule for \"%.200s\" applies for the next %d ms", r->path,
+		    r->duration_ms);
+	}
 	action = r != NULL ? r->action : ACT_ANSWER;
 	if (r != NULL && r->loss_pct > 0 && rng_unit(&t->rng_state) * 100 < r->loss_pct) {
 		lost = true;

@@ -218,6 +218,74 @@ get "$U1/from-file"
 expect "SIGHUP with an invalid file keeps the rules in force" 200 "file v2"
 grep -q 'unknown action' "$work/stderr" || fail "SIGHUP with an invalid file: no warning logged"
 
+# duration_ms: the window starts at the first request the rule is chosen
+# for, not at the PUT, and a spent rule falls through to the next best (or
+# to 200 ok).  Times are taken around the requests, so each check holds
+# whatever the server's exact start: it began after t_first was read and
+# before the first answer arrived.
+now_ms() { date +%s%3N; }
+blip='[
+  { "path": "/blip", "action": "fail", "status": 503, "body": "blip", "duration_ms": 1200 },
+  { "path": "/fall", "action": "fail", "duration_ms": 300 },
+  { "path": "/fa", "action": "answer", "body": "next best" }
+]'
+get "$U1/_fake/rules" -X PUT --data-binary "$blip"
+[ "$code" = 200 ] || fail "PUT of time-limited rules: status $code: $body"
+get "$U1/_fake/rules"
+armed=$body
+[ "$(jq -c '.[0] | [.duration_ms, has("started_mono_us")]' <<<"$armed")" = '[1200,false]' ] ||
+	fail "GET /_fake/rules of an armed rule: $armed"
+get "$U1/_fake/rules" -X PUT --data-binary "$armed"
+t_put_done=$(now_ms)
+get "$U1/_fake/rules"
+[ "$body" = "$armed" ] || fail "GET -> PUT of an armed rule changed it: $armed -> $body"
+ok "an armed time-limited rule is shown with duration_ms and no start; GET -> PUT keeps it"
+
+sleep 1
+t_first=$(now_ms)
+get "$U1/blip"
+t_first_done=$(now_ms)
+expect "1 s after the PUT, the first request gets the time-limited rule" 503 blip
+get "$U1/_fake/rules"
+running=$body
+jq -e '.[0].started_mono_us | type == "number"' <<<"$running" >/dev/null ||
+	fail "GET /_fake/rules after the first request shows no started_mono_us: $running"
+get "$U1/_fake/rules" -X PUT --data-binary "$running"
+get "$U1/_fake/rules"
+[ "$body" = "$running" ] || fail "GET -> PUT of a running rule changed it: $running -> $body"
+ok "the started window is shown as started_mono_us; GET -> PUT carries it over"
+
+sleep 0.3
+t_second=$(now_ms)
+get "$U1/blip"
+t_second_done=$(now_ms)
+[ $((t_second_done - t_first)) -lt 1200 ] ||
+	fail "the machine is too slow for this check: $((t_second_done - t_first)) ms between the requests"
+[ $((t_second - t_put_done)) -gt 1200 ] || fail "the second request came too early to tell"
+expect "$((t_second - t_put_done)) ms after the PUT, $((t_second_done - t_first)) ms after the first request, the rule still applies" 503 blip
+
+sleep "$(awk -v ms=$((t_first_done + 1300 - $(now_ms))) 'BEGIN { print (ms > 0 ? ms / 1000 : 0) }')"
+get "$U1/blip"
+expect "after duration_ms the spent rule falls through to 200 ok" 200 ok
+get "$U1/fall"
+expect "a second time-limited rule starts its own window" 503 fail
+sleep 0.4
+get "$U1/fall"
+expect "a spent rule falls through to the next-best rule" 200 "next best"
+
+get "$U1/_fake/rules" -X PUT --data-binary "$blip"
+get "$U1/blip"
+expect "a PUT without started_mono_us arms the rule again" 503 blip
+
+for bad in '"duration_ms": 0' '"duration_ms": 600001' '"duration_ms": 1.5' \
+	'"started_mono_us": 1' '"duration_ms": 100, "started_mono_us": 9223372036854775807' \
+	'"duration_ms": 100, "started_mono_us": -1'; do
+	get "$U1/_fake/rules" -X PUT --data-binary "[{\"path\": \"/x\", \"action\": \"answer\", $bad}]"
+	[ "$code" = 400 ] && jq -e .error <<<"$body" >/dev/null ||
+		fail "rule with $bad: status $code: $body"
+done
+ok "duration_ms outside 1..600000, and started_mono_us without it or in the future, are rejected"
+
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?
