@@ -1,110 +1,125 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# Lab scenario 20 (TESTPLAN.md §3): a blip.  The target fails for a moment:
-# the first region whose scheduled probe lands in it fails, the aggregator's
-# ProbeNow makes the four others probe at once and fail too, and the target
-# is healthy again before anyone's retry (retry_interval later).  Every
-# region has failed exactly one probe, below `confirm` (2): no vote flips,
-# no incident of any kind, no alert.  The retries (trigger 1, UP) and the
-# ProbeNow results (trigger 2, DOWN) are stored like any other.
+# Lab scenario 20 (TESTPLAN.md §3): blips, at the product's timing defaults
+# (confirm 2, retry_interval 1 s, confirm_span 2 s) and a 5 s interval.
 #
-# The blip is ended by the scenario as soon as all five regions have failed
-# once (it polls the database every 50 ms); retry_interval is 2 s so that
-# ending it in time is easy.  A region whose scheduled probe fell into those
-# few hundred milliseconds would fail twice: the check on every region's
-# failures says so (the phases of this target's key are spread, see
-# METRIC phase lines; see T below).
+# 1. A 1.5 s global blip that one region's scheduled probe meets 0.3 s
+#    after it began: the fake target arms a 1.2 s failure window (the rest
+#    of the blip) at the first request that reaches it, so the blip is
+#    caught near its start without a race against this script.  That
+#    region fails, the aggregator's ProbeNow makes the four others probe
+#    at once and fail too, and the retries 1 s later are still inside the
+#    blip: `confirm` failures in a row -- the case that opened an outage
+#    before confirm_span -- but they span 1 s, not 2 s, and the attempts 2 s
+#    after the first succeed.  No vote turns DOWN, no incident, no alert;
+#    the retries and ProbeNow results are stored like any other.
+# 2. A 3 s blip met the same way (a 2.7 s window) lasts through three
+#    attempts 2 s apart from first to last: a failure of confirm_span or
+#    more is an outage by the rule, so it opens one (one outage alert) and
+#    resolves (one recovery alert).  Which of the two a blip between 2 and
+#    3 s becomes depends on where the attempts fall in it; below 2 s never.
 . "$(dirname "$0")/lib/lab.sh"
 
-# Phases are FNV-1a("NAME/KEY") mod interval: for "blip" at 5 s the five
-# regions are at least 740 ms apart.
 T=blip
 INTERVAL_S=5
-RETRY_S=2
 
 lab_up
 lab_start_target
 lab_start_hookd
-lab_write_conf ${INTERVAL_S}s 2s \
-	"  - { name: $T, http: { url: \"$LAB_TGT_URL/$T\" }, retry_interval: ${RETRY_S}s, confirm: 2 }" \
-	"$LAB_ALERTS_YAML"
+lab_write_conf ${INTERVAL_S}s 2s "  - { name: $T, http: { url: \"$LAB_TGT_URL/$T\" } }" "$LAB_ALERTS_YAML"
 lab_start_aggregator
 lab_start_agents
 
 target() { lab_api "/api/v1/targets/$T"; }
 all_up() { target | jq -e '.state == "up" and ([.regions[] | select(.vote == "up")] | length) == 5'; }
-lab_wait_for $((INTERVAL_S + 15)) "$T up with an UP vote from all five regions" all_up
-# Where in the interval each region probes (its phase, from the agent's name).
-lab_psql "SELECT a.region, round((extract(epoch FROM min(r.started_at))::numeric * 1000) % ($INTERVAL_S * 1000))
-	FROM results r JOIN agents a ON a.id = r.agent_id GROUP BY a.region ORDER BY 2" |
-	while IFS='|' read -r region ms; do echo "METRIC s20 phase region=$region ms=$ms"; done
+lab_wait_for $((2 * INTERVAL_S + 15)) "$T up with an UP vote from all five regions" all_up
 
-# ---- the blip ----
-fault_at=$(lab_psql "SELECT now()")
-lab_target_rules "[{\"path\": \"/$T\", \"action\": \"fail\", \"status\": 503}]"
-failed_regions() {
-	lab_psql "SELECT count(DISTINCT agent_id) FROM results r JOIN targets t ON t.id = r.target_id
-		WHERE t.key = '$T' AND r.outcome = 2 AND r.started_at >= '$fault_at'"
+# blip WINDOW_MS: arms the failure window; waits until the first request
+# started it and the rule is spent; sets fault_at (when armed) and
+# first_at (the first failing probe's start).
+blip() {
+	local spent
+	fault_at=$(lab_psql "SELECT now()")
+	lab_target_rules "[{\"path\": \"/$T\", \"action\": \"fail\", \"status\": 503, \"duration_ms\": $1}]"
+	started() { lab_exec tgt curl -sf "$LAB_TGT_URL/_fake/rules" | jq -e '.[0].started_mono_us != null'; }
+	lab_wait_for $((INTERVAL_S + 5)) "the first probe of $T to start the blip" started
+	lab_sleep $((${1} / 1000 + 2))
+	lab_target_rules '[]'
+	first_at=$(lab_psql "SELECT min(started_at) FROM results r JOIN targets t ON t.id = r.target_id
+		WHERE t.key = '$T' AND r.outcome = 2 AND r.started_at >= '$fault_at'")
+	[ -n "$first_at" ] || lab_fail "no failing probe stored for the blip"
 }
-for _ in $(seq 1 $((INTERVAL_S * 40))); do
-	[ "$(failed_regions)" = 5 ] && break
-	sleep 0.05
-done
-lab_target_rules '[]'
-healed_at=$(lab_psql "SELECT now()")
-n=$(failed_regions)
-[ "$n" = 5 ] || lab_fail "only $n regions failed during the blip"
-IFS='|' read -r first_at blip_ms <<<"$(lab_psql "SELECT min(started_at),
-	round(extract(epoch FROM '$healed_at'::timestamptz - min(started_at)) * 1000)
-	FROM results r JOIN targets t ON t.id = r.target_id
-	WHERE t.key = '$T' AND r.outcome = 2 AND r.started_at >= '$fault_at'")"
-lab_log "blip: first failure at $first_at, healed ${blip_ms} ms later"
-echo "METRIC s20 blip_ms=$blip_ms"
-[ "$blip_ms" -lt $((RETRY_S * 1000)) ] || lab_fail "the blip lasted ${blip_ms} ms, not shorter than retry_interval"
 
-# For two intervals (every region retries, with success) the target stays up.
+# ---- 1: a 1.5 s blip, met 0.3 s after it began ----
+blip 1200
+# Per region: failures in the blip, their span, ProbeNow and retry results.
+fails_by_region() {
+	lab_psql "SELECT a.region, count(*) FILTER (WHERE r.outcome = 2),
+		round(extract(epoch FROM max(r.started_at) FILTER (WHERE r.outcome = 2)
+			- min(r.started_at) FILTER (WHERE r.outcome = 2)) * 1000),
+		count(*) FILTER (WHERE r.trigger = 2), count(*) FILTER (WHERE r.trigger = 1 AND r.outcome = 1)
+		FROM results r JOIN agents a ON a.id = r.agent_id JOIN targets t ON t.id = r.target_id
+		WHERE t.key = '$T' AND r.started_at >= '$fault_at' AND r.started_at < '$first_at'::timestamptz + interval '4 s'
+		GROUP BY a.region ORDER BY a.region"
+}
+# For two intervals after it (every region retries, with success) the target stays up.
 end=$(($(date +%s) + 2 * INTERVAL_S))
 while [ "$(date +%s)" -lt "$end" ]; do
 	state=$(target | jq -r .state)
-	[ "$state" = up ] || lab_fail "$T is \"$state\" after a blip: $(target | jq -c '[.regions[] | {region, vote}]')"
+	[ "$state" = up ] || lab_fail "$T is \"$state\" after a 1.5 s blip: $(target | jq -c '[.regions[] | {region, vote}]')"
 	lab_sleep 0.5
 done
-# Per region: exactly one failure, and the next probe after it (a retry,
-# or a scheduled one that came first) succeeded.
-while IFS='|' read -r region downs next_outcome next_trigger probenows; do
-	lab_log "$region: $downs failed; next probe: trigger $next_trigger, outcome $next_outcome; $probenows ProbeNow results"
-	[ "$downs" = 1 ] || lab_fail "$region failed $downs probes in the blip, want exactly 1 (phase too close to the first region's?)"
-	[ "$next_outcome" = 1 ] || lab_fail "$region: the probe after its failure has outcome \"$next_outcome\", want 1 (up)"
-done < <(lab_psql "WITH x AS (SELECT a.region, r.started_at, r.outcome, r.trigger
-		FROM results r JOIN agents a ON a.id = r.agent_id JOIN targets t ON t.id = r.target_id
-		WHERE t.key = '$T' AND r.started_at >= '$fault_at'),
-	f AS (SELECT region, min(started_at) AS at FROM x WHERE outcome = 2 GROUP BY region)
-	SELECT f.region, (SELECT count(*) FROM x WHERE x.region = f.region AND x.outcome = 2),
-		n.outcome, n.trigger, (SELECT count(*) FROM x WHERE x.region = f.region AND x.trigger = 2)
-	FROM f LEFT JOIN LATERAL (SELECT outcome, trigger FROM x WHERE x.region = f.region
-		AND x.started_at > f.at ORDER BY x.started_at LIMIT 1) n ON true ORDER BY f.region")
 first_region=$(lab_psql "SELECT a.region FROM results r JOIN agents a ON a.id = r.agent_id
 	JOIN targets t ON t.id = r.target_id WHERE t.key = '$T' AND r.outcome = 2
 	AND r.started_at >= '$fault_at' ORDER BY r.started_at LIMIT 1")
-retries=$(lab_psql "SELECT count(*) FILTER (WHERE r.outcome = 1) || '|' || count(*) FROM results r
-	JOIN targets t ON t.id = r.target_id WHERE t.key = '$T' AND r.trigger = 1 AND r.started_at >= '$fault_at'")
-first_retried=$(lab_psql "SELECT count(*) FROM results r JOIN agents a ON a.id = r.agent_id
-	JOIN targets t ON t.id = r.target_id WHERE t.key = '$T' AND a.region = '$first_region'
-	AND r.trigger = 1 AND r.outcome = 1 AND r.started_at >= '$fault_at'")
-[ "$first_retried" -ge 1 ] || lab_fail "$first_region, the first to fail, has no successful retry stored"
-[ "${retries%|*}" = "${retries#*|}" ] || lab_fail "retries after the blip (up|all): $retries, want all up"
+confirmed=0
+failed=0
+while IFS='|' read -r region downs span_ms probenows retries_up; do
+	lab_log "$region: $downs failed over ${span_ms:-0} ms; $probenows ProbeNow results, $retries_up successful retries"
+	echo "METRIC s20 blip1500 region=$region fails=$downs span_ms=${span_ms:-0}"
+	[ "$downs" -ge 1 ] && failed=$((failed + 1))
+	[ "$downs" -ge 2 ] && confirmed=$((confirmed + 1))
+	[ "${span_ms:-0}" -lt 2000 ] || lab_fail "$region: failures spanning $span_ms ms inside a 1.5 s blip"
+	[ "$downs" -eq 0 ] || [ "$retries_up" -ge 1 ] || lab_fail "$region: no successful retry stored after its failure"
+	if [ "$region" = "$first_region" ]; then
+		# Its retry came 1 s into the 1.2 s window: two failures, the
+		# old rule's outage.
+		[ "$downs" = 2 ] || lab_fail "$region met the blip first and failed $downs probes, want 2 (its retry is inside the blip)"
+	fi
+done < <(fails_by_region)
+[ "$failed" = 5 ] || lab_fail "only $failed regions failed in the blip: ProbeNow did not reach the others"
 pn=$(lab_psql "SELECT count(*) FROM results r JOIN targets t ON t.id = r.target_id
 	WHERE t.key = '$T' AND r.trigger = 2 AND r.outcome = 2 AND r.started_at >= '$fault_at'")
 [ "$pn" -ge 4 ] || lab_fail "only $pn failed ProbeNow results stored, want 4 (one per other region)"
-lab_ok "every region failed exactly one probe, then succeeded; $pn ProbeNow results (DOWN) and ${retries#*|} retries (UP) stored"
-state=$(target | jq -r .state)
-[ "$state" = up ] || lab_fail "$T is \"$state\" after the blip"
-[ "$(lab_api /api/v1/status | jq -r .status)" = up ] || lab_fail "/api/v1/status is not up after the blip"
-n=$(lab_api /api/v1/incidents | jq '.incidents | length')
-[ "$n" = 0 ] || lab_fail "the API lists $n incidents after a blip"
-lab_ok "$T stayed up: no incident in the API"
+lab_ok "1.5 s blip: $failed regions failed, $confirmed of them $((2)) times in a row (confirm), none over confirm_span; $pn ProbeNow results stored"
+echo "METRIC s20 blip1500 regions_confirm_reached=$confirmed"
+[ "$(lab_api "/api/v1/incidents" | jq '.incidents | length')" = 0 ] || lab_fail "the API lists incidents after a 1.5 s blip: $(lab_api /api/v1/incidents)"
+[ "$(lab_psql "SELECT count(*) FROM alert_outbox")" = 0 ] || lab_fail "alerts queued after a 1.5 s blip"
+lab_ok "$T stayed up through a 1.5 s blip: no incident, no alert"
+
+# ---- 2: a 3 s blip, met 0.3 s after it began: an outage by the rule ----
+# ProbeNow goes at most once per interval per target: begin an interval on.
+lab_sleep $INTERVAL_S
+blip 2700
+open_or_resolved() { [ -n "$(lab_incident_state "$T" outage)" ]; }
+lab_wait_for 10 "the outage of the 3 s blip" open_or_resolved
+id=$(lab_incident_id "$T" outage)
+off_ms=$(lab_psql "SELECT round(extract(epoch FROM started_at - '$first_at'::timestamptz) * 1000) FROM incidents WHERE id = $id")
+detect_ms=$(lab_psql "SELECT round(extract(epoch FROM detected_at - '$first_at'::timestamptz) * 1000) FROM incidents WHERE id = $id")
+lab_log "3 s blip: outage $id, started_at $off_ms ms from the first failure, detected after $detect_ms ms"
+echo "METRIC s20 blip3000 detect_ms=$detect_ms"
+[ "$off_ms" = 0 ] || lab_fail "outage $id started_at is $off_ms ms from the first failing probe"
+resolved() { [ "$(lab_incident_state "$T" outage)" = resolved ]; }
+lab_wait_for $((3 * INTERVAL_S + 15)) "outage $id to resolve" resolved
+lab_wait_for $((2 * INTERVAL_S + 15)) "$T up from all five regions again" all_up
+recovered() { [ "$(lab_psql "SELECT count(*) FROM alert_outbox WHERE event = 'recovery'")" = 1 ]; }
+lab_wait_for 30 "the recovery alert of outage $id" recovered
+lab_alerts_settle 15
+lab_ok "3 s blip: one outage ($id), resolved, its outage and recovery alerts sent"
 
 lab_stop_agents
-lab_expect_no_incidents
+lab_expect_incident "$T" outage 1
+lab_expect_alert "$T" outage 1
+lab_expect_alert "$T" recovery 1
 lab_invariant
