@@ -293,6 +293,52 @@ ingest_stream(struct ingest *in, int agent_id, uint64_t epoch)
 	return NULL;
 }
 
+// True when a session other than s, not gone, delivers for a stream of the
+// agent: the agent then lives on that connection, so losing s (the reaper,
+// a dropped socket) must not mark it disconnected.
+static bool
+ingest_agent_attached(const struct ingest *in, int agent_id, const struct session *s)
+{
+	for (const struct stream *st = in->streams; st != NULL; st = st->next)
+		if (st->agent_id == agent_id && st->peer != NULL && st->peer != s && !st->peer->gone)
+			return true;
+	return false;
+}
+
+// An agent delivers over one connection at a time, whatever its epoch: a
+// Hello on s detaches every other session from every stream of the agent.
+// Otherwise the old epoch's session, idle since its process stopped, stays
+// the peer of the old stream, and reaping it marks the agent disconnected
+// while it delivers on s (its votes would then abstain).
+static void
+ingest_detach_others(struct ingest *in, int agent_id, struct session *s)
+{
+	for (struct stream *st = in->streams; st != NULL; st = st->next) {
+		if (st->agent_id != agent_id || st->peer == NULL)
+			continue;
+		if (st->peer != s)
+			st->peer->stream = NULL;
+		st->peer = NULL;
+	}
+}
+
+// Detaches s, which is going (idle or its socket closed), from its stream.
+// Returns the agent it delivered for when no other live session of that
+// agent is attached, else NULL: only then may the caller take the agent
+// for disconnected.
+static struct agent_info *
+ingest_detach(struct ingest *in, struct session *s)
+{
+	struct stream *st = s->stream;
+
+	if (st == NULL || st->peer != s)
+		return NULL;
+	st->peer = NULL;
+	if (ingest_agent_attached(in, st->agent_id, s))
+		return NULL;
+	return agents_get(in->agents, s->agent_slot);
+}
+
 static void ingest_on_commit(int status, uint64_t acked_seq, void *arg);
 static void ingest_bad(struct ingest *in, struct session *s, const char *why);
 
@@ -379,8 +425,7 @@ ingest_on_hello_done(int status, int agent_id, uint64_t acked_seq, void *arg)
 	snprintf(st->name, sizeof(st->name), "%s", h->name);
 	snprintf(st->region, sizeof(st->region), "%s", h->region);
 	snprintf(st->version, sizeof(st->version), "%s", h->version);
-	if (st->peer != NULL && st->peer != s)
-		st->peer->stream = NULL;
+	ingest_detach_others(in, agent_id, s);
 	st->peer = s;
 	st->agent_slot = agents_upsert(in->agents, agent_id, h->name, h->region, h->version);
 	s->stream = st;
@@ -683,15 +728,12 @@ ingest_on_reap(evutil_socket_t fd, short what, void *arg)
 
 	while ((s = *pp) != NULL) {
 		if ((s->gone || now - s->last_seen_mono > INGEST_SESSION_IDLE_US) && s->pending == 0) {
-			if (s->stream != NULL && s->stream->peer == s) {
-				struct agent_info *ai = agents_get(in->agents, s->agent_slot);
+			struct agent_info *ai = ingest_detach(in, s);
 
-				s->stream->peer = NULL;
-				if (ai != NULL && ai->connected) {
-					ai->connected = false;
-					log_warnx("agent \"%s\" has been silent for %lld s",
-					    ai->name, (long long)(INGEST_SESSION_IDLE_US / 1000000));
-				}
+			if (ai != NULL && ai->connected) {
+				ai->connected = false;
+				log_warnx("agent \"%s\" has been silent for %lld s", ai->name,
+				    (long long)(INGEST_SESSION_IDLE_US / 1000000));
 			}
 			*pp = s->next;
 			in->n_sessions--;
@@ -880,17 +922,17 @@ ingest_drop_connections(struct ingest *in)
 	if (in->z == NULL && !evtimer_pending(in->rebind, NULL))
 		return; // closed for shutdown
 	ingest_close_socket(in);
-	for (struct session *s = in->sessions; s != NULL; s = s->next) {
+	// All gone first: no session of the closed socket counts as live
+	// for another one's agent.
+	for (struct session *s = in->sessions; s != NULL; s = s->next)
 		s->gone = true;
-		if (s->stream != NULL && s->stream->peer == s) {
-			struct agent_info *ai = agents_get(in->agents, s->agent_slot);
+	for (struct session *s = in->sessions; s != NULL; s = s->next) {
+		struct agent_info *ai = ingest_detach(in, s);
 
-			s->stream->peer = NULL;
-			// The others are back within a second: marking them
-			// disconnected would make every vote abstain meanwhile.
-			if (ai != NULL && in->zap != NULL && !zap_admits(in->zap, s->user_id))
-				ai->connected = false;
-		}
+		// The others are back within a second: marking them
+		// disconnected would make every vote abstain meanwhile.
+		if (ai != NULL && in->zap != NULL && !zap_admits(in->zap, s->user_id))
+			ai->connected = false;
 	}
 	log_info("dropped every agent connection; agents reconnect and resend what is not "
 		 "acknowledged");
