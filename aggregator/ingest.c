@@ -382,7 +382,9 @@ ingest_on_commit(int status, uint64_t acked_seq, void *arg)
 	}
 	if (acked_seq > st->acked_seq)
 		st->acked_seq = acked_seq;
-	if (ai != NULL)
+	// A late commit of an older epoch's stream says nothing of the epoch
+	// the agent is on now.
+	if (ai != NULL && ai->epoch == st->epoch)
 		ai->acked_seq = st->acked_seq;
 	if (!st->resyncing)
 		ingest_send_ack(st->in, st);
