@@ -55,13 +55,21 @@ blip() {
 blip 1200
 # Per region: failures in the blip, their span, ProbeNow and retry results.
 fails_by_region() {
-	lab_psql "SELECT a.region, count(*) FILTER (WHERE r.outcome = 2),
-		round(extract(epoch FROM max(r.started_at) FILTER (WHERE r.outcome = 2)
-			- min(r.started_at) FILTER (WHERE r.outcome = 2)) * 1000),
-		count(*) FILTER (WHERE r.trigger = 2), count(*) FILTER (WHERE r.trigger = 1 AND r.outcome = 1)
+	lab_psql "WITH x AS (SELECT a.region, r.started_at, r.outcome, r.trigger
 		FROM results r JOIN agents a ON a.id = r.agent_id JOIN targets t ON t.id = r.target_id
-		WHERE t.key = '$T' AND r.started_at >= '$fault_at' AND r.started_at < '$first_at'::timestamptz + interval '4 s'
-		GROUP BY a.region ORDER BY a.region"
+		WHERE t.key = '$T' AND r.started_at >= '$fault_at'
+		AND r.started_at < '$first_at'::timestamptz + interval '4 s'),
+	f AS (SELECT region, count(*) AS downs, min(started_at) AS first, max(started_at) AS last
+		FROM x WHERE outcome = 2 GROUP BY region)
+	SELECT f.region, f.downs, round(extract(epoch FROM f.last - f.first) * 1000),
+		(SELECT count(*) FROM x WHERE x.region = f.region AND x.trigger = 2), n.outcome
+	FROM f LEFT JOIN LATERAL (SELECT outcome FROM x WHERE x.region = f.region
+		AND x.started_at > f.last ORDER BY x.started_at LIMIT 1) n ON true ORDER BY f.region"
+}
+region_results() {
+	lab_psql "SELECT r.started_at, r.trigger, r.outcome FROM results r JOIN agents a ON a.id = r.agent_id
+		JOIN targets t ON t.id = r.target_id WHERE t.key = '$T' AND a.region = '$1'
+		AND r.started_at >= '$fault_at' ORDER BY r.started_at LIMIT 8" | tr '\n' ' '
 }
 # For two intervals after it (every region retries, with success) the target stays up.
 end=$(($(date +%s) + 2 * INTERVAL_S))
@@ -75,13 +83,16 @@ first_region=$(lab_psql "SELECT a.region FROM results r JOIN agents a ON a.id = 
 	AND r.started_at >= '$fault_at' ORDER BY r.started_at LIMIT 1")
 confirmed=0
 failed=0
-while IFS='|' read -r region downs span_ms probenows retries_up; do
-	lab_log "$region: $downs failed over ${span_ms:-0} ms; $probenows ProbeNow results, $retries_up successful retries"
+while IFS='|' read -r region downs span_ms probenows next_outcome; do
+	lab_log "$region: $downs failed over ${span_ms:-0} ms; $probenows ProbeNow results; next probe outcome ${next_outcome:-none}"
 	echo "METRIC s20 blip1500 region=$region fails=$downs span_ms=${span_ms:-0}"
 	[ "$downs" -ge 1 ] && failed=$((failed + 1))
 	[ "$downs" -ge 2 ] && confirmed=$((confirmed + 1))
 	[ "${span_ms:-0}" -lt 2000 ] || lab_fail "$region: failures spanning $span_ms ms inside a 1.5 s blip"
-	[ "$downs" -eq 0 ] || [ "$retries_up" -ge 1 ] || lab_fail "$region: no successful retry stored after its failure"
+	# The attempt after its last failure (a retry, or a scheduled probe
+	# that came first) succeeded.
+	[ "$next_outcome" = 1 ] ||
+		lab_fail "$region: the probe after its failures has outcome \"$next_outcome\", want 1 (up): $(region_results "$region")"
 	if [ "$region" = "$first_region" ]; then
 		# Its retry came 1 s into the 1.2 s window: two failures, the
 		# old rule's outage.
@@ -92,7 +103,11 @@ done < <(fails_by_region)
 pn=$(lab_psql "SELECT count(*) FROM results r JOIN targets t ON t.id = r.target_id
 	WHERE t.key = '$T' AND r.trigger = 2 AND r.outcome = 2 AND r.started_at >= '$fault_at'")
 [ "$pn" -ge 4 ] || lab_fail "only $pn failed ProbeNow results stored, want 4 (one per other region)"
-lab_ok "1.5 s blip: $failed regions failed, $confirmed of them $((2)) times in a row (confirm), none over confirm_span; $pn ProbeNow results stored"
+retries=$(lab_psql "SELECT count(*) FROM results r JOIN targets t ON t.id = r.target_id
+	WHERE t.key = '$T' AND r.trigger = 1 AND r.started_at >= '$fault_at'
+	AND r.started_at < '$first_at'::timestamptz + interval '4 s'")
+[ "$retries" -ge 5 ] || lab_fail "only $retries retries stored, want one at least per region"
+lab_ok "1.5 s blip: $failed regions failed, $confirmed of them $((2)) times in a row (confirm), none over confirm_span; $pn ProbeNow results and $retries retries stored"
 echo "METRIC s20 blip1500 regions_confirm_reached=$confirmed"
 [ "$(lab_api "/api/v1/incidents" | jq '.incidents | length')" = 0 ] || lab_fail "the API lists incidents after a 1.5 s blip: $(lab_api /api/v1/incidents)"
 [ "$(lab_psql "SELECT count(*) FROM alert_outbox")" = 0 ] || lab_fail "alerts queued after a 1.5 s blip"
