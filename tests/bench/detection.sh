@@ -5,9 +5,9 @@
 # first failing probe of a target its outage is recorded.  Five regions
 # r1..r5, one agent each, bound to 127.0.0.1 .. 127.0.0.5 (the fake target
 # tells them apart by address); interval 30 s, timeout 3 s, confirm 2,
-# retry_interval 1 s, quorum majority (3 of 5).  BENCH_REPS targets (default
-# 10) go from healthy to answering 503 everywhere and BENCH_REPS to hanging
-# everywhere, each on its own path, flipped one at a time every 2-3 s after
+# confirm_span 2 s, retry_interval 1 s, quorum majority (3 of 5).
+# BENCH_REPS targets (default 10) go from healthy to answering 503
+# everywhere and BENCH_REPS to hanging everywhere, each on its own path, flipped one at a time every 2-3 s after
 # a healthy round, so the repetitions run side by side and meet the agents'
 # schedules at different phases.  Two healthy targets are controls.
 #
@@ -32,6 +32,7 @@ REPS=${BENCH_REPS:-10}
 INTERVAL=30
 TIMEOUT=3
 CONFIRM=2
+SPAN=2
 RETRY=1
 NREGIONS=5
 QUORUM=$((NREGIONS / 2 + 1))
@@ -74,7 +75,7 @@ regions:
   - { name: r3, domain: hetzner }
   - { name: r4, domain: aws }
   - { name: r5, domain: ovh }
-defaults: { interval: ${INTERVAL}s, timeout: ${TIMEOUT}s, confirm: $CONFIRM, retry_interval: ${RETRY}s }
+defaults: { interval: ${INTERVAL}s, timeout: ${TIMEOUT}s, confirm: $CONFIRM, confirm_span: ${SPAN}s, retry_interval: ${RETRY}s }
 targets:
 $targets
 YML
@@ -182,8 +183,9 @@ late=$(vt_psql "SELECT coalesce(string_agg(f.key, ' '), '') FROM bench_flip f JO
 vt_ok "$outages outages for $want failing targets, none for the controls"
 
 # Per target: the figures and their parts (seconds).  A region's vote is
-# DOWN once its agent has `confirm` failures in a row; the quorum could
-# hold from the end of the QUORUM-th region's confirming probe.
+# DOWN once its agent has `confirm` failures in a row spanning
+# confirm_span; the quorum could hold from the end of the QUORUM-th
+# region's confirming probe.
 vt_psql "CREATE VIEW bench_det AS
 WITH f AS (
 	SELECT f.key, f.kind, f.flipped_at, t.id FROM bench_flip f JOIN targets t ON t.key = f.key
@@ -195,9 +197,14 @@ WITH f AS (
 	WHERE r.outcome = 2 AND r.started_at > f.flipped_at - interval '0.5 s'
 ), first AS (
 	SELECT DISTINCT ON (id) id, started_at, ended_at FROM d ORDER BY id, started_at
+), confirmed AS (
+	SELECT DISTINCT ON (id, agent_id) id, agent_id, ended_at FROM d
+	WHERE nth >= $CONFIRM AND started_at >= (SELECT min(s.started_at) FROM d s
+		WHERE s.id = d.id AND s.agent_id = d.agent_id) + interval '$SPAN s'
+	ORDER BY id, agent_id, started_at
 ), vote AS (
 	SELECT id, (array_agg(ended_at ORDER BY ended_at))[$QUORUM] AS quorum_at
-	FROM d WHERE nth = $CONFIRM GROUP BY id
+	FROM confirmed GROUP BY id
 ), pn AS (
 	SELECT id, min(started_at) AS pn_at FROM d WHERE trigger = 2 GROUP BY id
 ), trig AS (
@@ -284,14 +291,16 @@ Latency = \`incidents.detected_at\` − \`started_at\` of the first failing prob
 the target (DESIGN.md §6). Setup: aggregator with embedded PostgreSQL, 5 regions
 (r1..r5, domains aws/gcp/hetzner/aws/ovh), one agent per region bound to
 127.0.0.1 .. 127.0.0.5, the fake target (\`build/fakes/target\`) on loopback;
-interval 30 s, timeout 3 s, confirm 2, retry_interval 1 s, quorum majority (3 of 5).
+interval 30 s, timeout 3 s, confirm 2, confirm_span 2 s, retry_interval 1 s, quorum
+majority (3 of 5).
 After one healthy round, $REPS targets are switched to answer 503 to every region and
 $REPS to hang, one target every 2–3 s (503 and hang interleaved), so the repetitions
 run side by side and meet the agents' schedules at varied phases. Figures in seconds,
 min / **median** / max over the targets of one run; the parts are medians:
 *1st probe* = duration of the first failing probe, *→ProbeNow* = from its end to the
 start of the first PROBE_NOW probe, *quorum possible* = from the first failing probe
-to the end of the probe that gave the third region its second failure in a row,
+to the end of the probe that gave the third region its second failure in a row
+spanning 2 s (rows before 2026-12-03: its second failure, no span),
 *agg. lag* = from then to \`detected_at\`. *From flip* adds the wait for the first
 scheduled probe after the rule was put in place (the earliest of the five agents'
 next scheduled probes: at most one interval).
