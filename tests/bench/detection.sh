@@ -7,9 +7,10 @@
 # tells them apart by address); interval 30 s, timeout 3 s, confirm 2,
 # confirm_span 2 s, retry_interval 1 s, quorum majority (3 of 5).
 # BENCH_REPS targets (default 10) go from healthy to answering 503
-# everywhere and BENCH_REPS to hanging everywhere, each on its own path, flipped one at a time every 2-3 s after
-# a healthy round, so the repetitions run side by side and meet the agents'
-# schedules at different phases.  Two healthy targets are controls.
+# everywhere and BENCH_REPS to hanging everywhere, each on its own path,
+# flipped one at a time every 2-3 s after a healthy round, so the
+# repetitions run side by side and meet the agents' schedules at different
+# phases.  Two healthy targets are controls.
 #
 # Per target, from the store:
 #   latency    incidents.detected_at - the earliest started_at of a failing
