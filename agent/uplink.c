@@ -32,6 +32,7 @@
 #define UPLINK_CONFIG_CACHE "config.pb"
 #define UPLINK_REFUSED_RETRY_MIN_MS 1000
 #define UPLINK_REFUSED_RETRY_MAX_MS 10000
+#define UPLINK_HANDSHAKE_IVL_MS 5000
 
 struct pending_result {
 	Vantage__Result msg;
@@ -618,6 +619,12 @@ uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
 	zloop_set_int(u->sock, ZMQ_IMMEDIATE, 1);
 	zloop_set_int(u->sock, ZMQ_HEARTBEAT_TTL, 10000);
 	zloop_set_int(u->sock, ZMQ_RECONNECT_IVL, 200);
+	// A handshake that stalls (the aggregator refused us and the close
+	// got lost, or it is too busy to answer) holds the connection until
+	// this expires, and only then does libzmq reconnect: its default of
+	// 30 s kept a refused agent silent for half a minute.  A handshake
+	// takes milliseconds; 5 s, like the aggregator's, retries soon.
+	zloop_set_int(u->sock, ZMQ_HANDSHAKE_IVL, UPLINK_HANDSHAKE_IVL_MS);
 	zloop_set_int(u->sock, ZMQ_RECONNECT_IVL_MAX, 5000);
 	zloop_set_int(u->sock, ZMQ_SNDHWM, 1000);
 	if (conf->insecure) {
