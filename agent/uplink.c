@@ -30,8 +30,12 @@
 #define UPLINK_HELLO_RETRY_US 3000000
 #define UPLINK_HEARTBEAT_US 5000000
 #define UPLINK_CONFIG_CACHE "config.pb"
+// After a refused handshake: 1 s, doubling to 3 s.  A handshake costs both
+// ends next to nothing, and a key admitted or put back (or an aggregator
+// fixed) should work within seconds, as each refusal should reach the
+// aggregator's counters and log soon.
 #define UPLINK_REFUSED_RETRY_MIN_MS 1000
-#define UPLINK_REFUSED_RETRY_MAX_MS 10000
+#define UPLINK_REFUSED_RETRY_MAX_MS 3000
 #define UPLINK_HANDSHAKE_IVL_MS 5000
 
 struct pending_result {
@@ -519,7 +523,7 @@ uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 			    addr, uplink_handshake_failure(u, event, value));
 		// A refusal (auth) or a protocol error ends libzmq's own
 		// reconnecting; a revoked key may be admitted again, and an
-		// aggregator being fixed comes back, so keep trying, slowly.
+		// aggregator being fixed comes back, so keep trying.
 		if (event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
 		    !evtimer_pending(u->retry_timer, NULL)) {
 			struct timeval tv;
