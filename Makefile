@@ -7,7 +7,7 @@
 #   make deps       install missing Debian packages (apt-get, as root)
 #   make demo       aggregator + embedded PostgreSQL + 3 agents + demo target
 #   make check      unit + integration + lab + fuzz (10 s per target), one
-#                   summary line; ~12 min on 2 cores (tests/run.sh)
+#                   summary line; ~10 min on 2 cores (tests/run.sh)
 #   make unit|integration|lab|fuzz|bench   one layer (fuzz: 60 s per target)
 #   make check JOBS=N LAB_JOBS=M   N unit/integration tests at once (default:
 #                   the number of cores), M lab scenarios at once (default 3)
