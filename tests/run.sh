@@ -35,6 +35,9 @@
 # the fuzz layer builds its own sanitized targets.
 #
 #   tests/run.sh [-j JOBS] [-l LAB_JOBS] all|unit|integration|lab|fuzz|bench
+#
+# Still started as `sh tests/run.sh` by older scripts: bash is needed (wait -n).
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
 B=${B:-build}
 SAN=${SAN:-0}
