@@ -6,7 +6,11 @@
 #   make            build everything
 #   make deps       install missing Debian packages (apt-get, as root)
 #   make demo       aggregator + embedded PostgreSQL + 3 agents + demo target
-#   make check      unit + integration + lab + fuzz, one summary line
+#   make check      unit + integration + lab + fuzz (10 s per target), one
+#                   summary line; ~10 min on 2 cores (tests/run.sh)
+#   make unit|integration|lab|fuzz|bench   one layer (fuzz: 60 s per target)
+#   make check JOBS=N LAB_JOBS=M   N unit/integration tests at once (default:
+#                   the number of cores), M lab scenarios at once (default 3)
 #   make SAN=1 ...  build with ASan+UBSan (objects go to build/san)
 
 CC       ?= cc
@@ -130,21 +134,27 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/demo.sh
 
+# Tests side by side: JOBS unit and integration tests, LAB_JOBS lab
+# scenarios (they mostly sleep); bench and fuzz one at a time.
+JOBS     ?= $(shell nproc 2>/dev/null || echo 1)
+LAB_JOBS ?= 3
+RUN_TESTS = SAN=$(SAN) B=$(B) bash tests/run.sh -j $(JOBS) -l $(LAB_JOBS)
+
 # check: deps, build, then every test through one runner and one summary line.
 check: deps
 	@$(MAKE) --no-print-directory tests
-	@SAN=$(SAN) B=$(B) sh tests/run.sh all
+	@$(RUN_TESTS) all
 
 unit: tests
-	@SAN=$(SAN) B=$(B) sh tests/run.sh unit
+	@$(RUN_TESTS) unit
 integration: tests
-	@SAN=$(SAN) B=$(B) sh tests/run.sh integration
+	@$(RUN_TESTS) integration
 lab: tests
-	@SAN=$(SAN) B=$(B) sh tests/run.sh lab
+	@$(RUN_TESTS) lab
 fuzz:
-	@SAN=$(SAN) B=$(B) sh tests/run.sh fuzz
+	@$(RUN_TESTS) fuzz
 bench: all
-	@SAN=$(SAN) B=$(B) sh tests/run.sh bench
+	@$(RUN_TESTS) bench
 
 lint:
 	@! git grep -nE '\b(strcpy|sprintf|strcat|atoi|gets)\(' -- '*.c' '*.h' || \

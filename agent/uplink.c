@@ -30,8 +30,13 @@
 #define UPLINK_HELLO_RETRY_US 3000000
 #define UPLINK_HEARTBEAT_US 5000000
 #define UPLINK_CONFIG_CACHE "config.pb"
+// After a refused handshake: 1 s, doubling to 3 s.  A handshake costs both
+// ends next to nothing, and a key admitted or put back (or an aggregator
+// fixed) should work within seconds, as each refusal should reach the
+// aggregator's counters and log soon.
 #define UPLINK_REFUSED_RETRY_MIN_MS 1000
-#define UPLINK_REFUSED_RETRY_MAX_MS 10000
+#define UPLINK_REFUSED_RETRY_MAX_MS 3000
+#define UPLINK_HANDSHAKE_IVL_MS 5000
 
 struct pending_result {
 	Vantage__Result msg;
@@ -518,7 +523,7 @@ uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 			    addr, uplink_handshake_failure(u, event, value));
 		// A refusal (auth) or a protocol error ends libzmq's own
 		// reconnecting; a revoked key may be admitted again, and an
-		// aggregator being fixed comes back, so keep trying, slowly.
+		// aggregator being fixed comes back, so keep trying.
 		if (event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
 		    !evtimer_pending(u->retry_timer, NULL)) {
 			struct timeval tv;
@@ -618,6 +623,12 @@ uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
 	zloop_set_int(u->sock, ZMQ_IMMEDIATE, 1);
 	zloop_set_int(u->sock, ZMQ_HEARTBEAT_TTL, 10000);
 	zloop_set_int(u->sock, ZMQ_RECONNECT_IVL, 200);
+	// A handshake that stalls (the aggregator refused us and the close
+	// got lost, or it is too busy to answer) holds the connection until
+	// this expires, and only then does libzmq reconnect: its default of
+	// 30 s kept a refused agent silent for half a minute.  A handshake
+	// takes milliseconds; 5 s, like the aggregator's, retries soon.
+	zloop_set_int(u->sock, ZMQ_HANDSHAKE_IVL, UPLINK_HANDSHAKE_IVL_MS);
 	zloop_set_int(u->sock, ZMQ_RECONNECT_IVL_MAX, 5000);
 	zloop_set_int(u->sock, ZMQ_SNDHWM, 1000);
 	if (conf->insecure) {

@@ -810,6 +810,10 @@ ingest_open(struct ingest *in)
 	if (in->sock == NULL)
 		fatalx("cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
 	zloop_set_int(in->sock, ZMQ_ROUTER_MANDATORY, 1);
+	// A peer that connects and stalls in the handshake (a plaintext or
+	// broken client, a half-dead link) is dropped after 5 s instead of
+	// libzmq's default 30 s, so that it reconnects (and is counted and
+	// refused again) within a few seconds; agents set the same on their end.
 	zloop_set_int(in->sock, ZMQ_HANDSHAKE_IVL, 5000);
 	zloop_set_int(in->sock, ZMQ_SNDHWM, 10000);
 	zloop_set_int(in->sock, ZMQ_RCVHWM, 10000);

@@ -95,12 +95,18 @@ vt_setup() {
 
 # A TCP port on 127.0.0.1 that no socket uses now.  Below the kernel's
 # ephemeral range (32768+), so a client connection cannot take it between
-# this check and the bind.
+# this check and the bind.  Tests run side by side (tests/run.sh -j), and
+# one may pick a port that another picked but has not bound yet (an
+# aggregator binds after its initdb): every pick is claimed by a file
+# port-N in the test's directory, and a port claimed by any test is not
+# picked again.
 vt_free_port() {
 	local port
 	for _ in $(seq 1 50); do
 		port=$((20000 + RANDOM % 12000))
+		compgen -G "/tmp/vantage-test.*/port-$port" >/dev/null && continue
 		if ! ss -Htan "sport = :$port" | grep -q .; then
+			[ -z "$VT_DIR" ] || : >"$VT_DIR/port-$port"
 			echo "$port"
 			return 0
 		fi
