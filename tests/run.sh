@@ -20,7 +20,7 @@
 # layers are skipped then: the lab's timings assume optimised binaries, and
 # the fuzz layer builds its own sanitized targets.
 #
-#   tests/run.sh all|unit|integration|lab|fuzz|bench
+#   tests/run.sh all|lint|unit|integration|lab|fuzz|bench
 set -u
 B=${B:-build}
 SAN=${SAN:-0}
@@ -113,18 +113,20 @@ run_scripts() {
 
 case $layer in
 all)
+	run_scripts tests/lint 300
 	run_unit
 	run_scripts tests/integration 600
 	run_scripts tests/lab 1200
 	run_scripts tests/fuzz 900
 	;;
+lint) run_scripts tests/lint 300 ;;
 unit) run_unit ;;
 integration) run_scripts tests/integration 600 ;;
 lab) run_scripts tests/lab 1200 ;;
 fuzz) run_scripts tests/fuzz 900 ;;
 bench) run_scripts tests/bench 1800 ;;
 *)
-	echo "usage: tests/run.sh all|unit|integration|lab|fuzz|bench" >&2
+	echo "usage: tests/run.sh all|lint|unit|integration|lab|fuzz|bench" >&2
 	exit 2
 	;;
 esac
