@@ -16,7 +16,7 @@ set -eu
 PKGS="build-essential pkg-config libevent-dev libzmq3-dev libprotobuf-c-dev \
 protobuf-c-compiler libpq-dev libcurl4-openssl-dev libyaml-dev libjansson-dev \
 libcmark-dev libcmocka-dev postgresql-15 postgresql-client-15 clang \
-libclang-rt-14-dev curl jq iproute2 procps psmisc openssl"
+libclang-rt-14-dev clang-format cppcheck curl jq iproute2 procps psmisc openssl"
 NPKGS=$(set -- $PKGS; echo $#)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

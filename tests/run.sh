@@ -34,7 +34,7 @@
 # layers are skipped then: the lab's timings assume optimised binaries, and
 # the fuzz layer builds its own sanitized targets.
 #
-#   tests/run.sh [-j JOBS] [-l LAB_JOBS] all|unit|integration|lab|fuzz|bench
+#   tests/run.sh [-j JOBS] [-l LAB_JOBS] all|lint|unit|integration|lab|fuzz|bench
 #
 # Still started as `sh tests/run.sh` by older scripts: bash is needed (wait -n).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -44,7 +44,7 @@ SAN=${SAN:-0}
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 1)}
 lab_jobs=${LAB_JOBS:-3}
 usage() {
-	echo "usage: tests/run.sh [-j JOBS] [-l LAB_JOBS] all|unit|integration|lab|fuzz|bench" >&2
+	echo "usage: tests/run.sh [-j JOBS] [-l LAB_JOBS] all|lint|unit|integration|lab|fuzz|bench" >&2
 	exit 2
 }
 while getopts j:l: opt; do
@@ -270,12 +270,14 @@ run_scripts() {
 
 case $layer in
 all)
+	run_scripts tests/lint 300 1
 	run_unit
 	run_scripts tests/integration 600 "$jobs"
 	run_scripts tests/lab 1200 "$lab_jobs"
 	# A short pass in make check; `make fuzz` fuzzes 60 s per target.
 	FUZZ_SECONDS=${FUZZ_SECONDS:-10} run_scripts tests/fuzz 900 1
 	;;
+lint) run_scripts tests/lint 300 1 ;;
 unit) run_unit ;;
 integration) run_scripts tests/integration 600 "$jobs" ;;
 lab) run_scripts tests/lab 1200 "$lab_jobs" ;;
