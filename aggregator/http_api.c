@@ -201,6 +201,8 @@ api_handshakes(struct http_api *api)
 	struct ingest_stats is;
 
 	ingest_get_stats(api->ingest, &is);
+	// One key/value pair a line, nested as in the JSON: clang-format would pack them.
+	// clang-format off
 	return json_pack("{s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I}",
 	    "keys", (json_int_t)is.auth.keys, "admitted", (json_int_t)is.auth.admitted,
 	    "refused", "unknown_key", (json_int_t)is.auth.refused_unknown_key,
@@ -211,6 +213,7 @@ api_handshakes(struct http_api *api)
 	    "hello_name_mismatch", (json_int_t)is.hello_name_mismatch,
 	    "refused_total", (json_int_t)(is.auth.refused_unknown_key + is.auth.refused_revoked_key +
 		is.auth.refused_plaintext + is.auth.refused_mechanism + is.auth.refused_handshake));
+	// clang-format on
 }
 
 static void
@@ -255,6 +258,8 @@ api_healthz(struct http_api *api, struct evhttp_request *req)
 	ingest_get_stats(api->ingest, &is);
 	// 503 while the database is away: results are not being stored and
 	// API reads fail, whatever the rest of the process does.
+	// One key/value pair a line, nested as in the JSON: clang-format would pack them.
+	// clang-format off
 	api_reply(req, down ? 503 : HTTP_OK, down ? "Service Unavailable" : "OK", json_pack(
 	    "{s:s,s:s,s:s,s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
 	    "status", down ? "degraded" : "ok", "version", vantage_version,
@@ -273,6 +278,7 @@ api_healthz(struct http_api *api, struct evhttp_request *req)
 	    "reconnects", (json_int_t)ss.reconnects,
 	    "last_commit_us", (json_int_t)ss.last_commit_us,
 	    "rows_pending", (json_int_t)ss.rows_pending));
+	// clang-format on
 }
 
 static bool api_key_ok(const char *key);

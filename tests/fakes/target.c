@@ -858,6 +858,8 @@ stats_to_json(struct target *t)
 		    json_integer(s->by_action[i]));
 	free(fd_list);
 	clock_iso8601(s->since_us, since, sizeof(since));
+	// One key/value pair a line: clang-format would pack them.
+	// clang-format off
 	return ev_check(json_pack("{s:s, s:I, s:I, s:o, s:O, s:O, s:I, s:I, s:I}",
 	    "since", since,
 	    "requests", (json_int_t)s->requests,
@@ -868,6 +870,7 @@ stats_to_json(struct target *t)
 	    "pending", (json_int_t)t->npending,
 	    "connections", (json_int_t)(fds >= 0 ? fds - t->base_fds : -1),
 	    "connections_max", (json_int_t)t->max_conns), "stats JSON");
+	// clang-format on
 }
 
 static void
