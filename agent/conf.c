@@ -24,8 +24,17 @@
 #define AGENT_CONF_CONCURRENCY_MAX 65536u
 
 static const char *const agent_conf_keys[] = {
-	"name",	    "region",	 "aggregator",	    "secret_key", "insecure",
-	"spool_dir", "spool_max", "spool_fsync", "max_concurrency", "source_ip",  NULL,
+	"name",
+	"region",
+	"aggregator",
+	"secret_key",
+	"insecure",
+	"spool_dir",
+	"spool_max",
+	"spool_fsync",
+	"max_concurrency",
+	"source_ip",
+	NULL,
 };
 
 static const char *const agent_conf_aggregator_keys[] = { "endpoint", "public_key", NULL };
@@ -39,8 +48,7 @@ agent_conf_source_ip(const struct yconf_doc *doc, const struct yconf_node *node,
 		return -1;
 	if (inet_pton(AF_INET, *out, &addr) != 1 && inet_pton(AF_INET6, *out, &addr) != 1)
 		return yconf_error(doc, node->line,
-				   "\"source_ip\" must be an IPv4 or IPv6 address, not \"%s\"",
-				   *out);
+		    "\"source_ip\" must be an IPv4 or IPv6 address, not \"%s\"", *out);
 	return 0;
 }
 
@@ -48,24 +56,24 @@ agent_conf_source_ip(const struct yconf_doc *doc, const struct yconf_node *node,
 // agent could never complete a handshake: better to fail at "-n" time.
 static int
 agent_conf_check_keys(const struct yconf_doc *doc, const struct yconf_node *root,
-		      const struct yconf_node *aggregator, const struct agent_conf *conf)
+    const struct yconf_node *aggregator, const struct agent_conf *conf)
 {
 	if (conf->insecure)
 		return 0;
 	if (conf->secret_key == NULL)
 		return yconf_error(doc, root->line,
-				   "missing required key \"secret_key\" (required unless "
-				   "\"insecure\" is true)");
+		    "missing required key \"secret_key\" (required unless "
+		    "\"insecure\" is true)");
 	if (conf->aggregator_public_key == NULL)
 		return yconf_error(doc, aggregator->line,
-				   "missing required key \"public_key\" in \"aggregator\" "
-				   "(required unless \"insecure\" is true)");
+		    "missing required key \"public_key\" in \"aggregator\" "
+		    "(required unless \"insecure\" is true)");
 	return 0;
 }
 
 static int
 agent_conf_parse_aggregator(const struct yconf_doc *doc, const struct yconf_node *map,
-			    struct agent_conf *conf)
+    struct agent_conf *conf)
 {
 	const struct yconf_node *node;
 

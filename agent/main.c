@@ -160,7 +160,8 @@ main(int argc, char **argv)
 	void *zctx;
 	int status;
 
-	if (daemon_parse_args(argc, argv, "vantage-agent", "/etc/vantage/agent.yml", &opts, &status) < 0)
+	if (daemon_parse_args(argc, argv, "vantage-agent", "/etc/vantage/agent.yml", &opts,
+		&status) < 0)
 		return status;
 	path = opts.conf_path;
 	check_only = opts.check_only;

@@ -30,9 +30,9 @@
 #define OUTBOX_SEG_NAME_DIGITS 20
 
 struct outbox_seg {
-	uint64_t id;                 // position in the spool's history, never reused
-	uint64_t name_seq;           // from the file name
-	uint64_t last_seq;           // newest seq in it, 0 while empty
+	uint64_t id;       // position in the spool's history, never reused
+	uint64_t name_seq; // from the file name
+	uint64_t last_seq; // newest seq in it, 0 while empty
 	uint64_t size;
 	int fd;
 };
@@ -48,15 +48,15 @@ struct outbox {
 	uint64_t next_seq;
 	uint64_t acked_seq;
 
-	struct outbox_seg *segs;     // oldest first; the last one is written
+	struct outbox_seg *segs; // oldest first; the last one is written
 	size_t n_segs, cap_segs;
 	uint64_t next_seg_id;
 
-	struct outbox_rec *recs;     // live records are recs[rec_head..n_recs)
+	struct outbox_rec *recs; // live records are recs[rec_head..n_recs)
 	size_t rec_head, n_recs, cap_recs;
 
 	uint64_t bytes;
-	uint64_t held;               // sum of the live records' seq spans
+	uint64_t held; // sum of the live records' seq spans
 	uint64_t dropped;
 };
 
@@ -107,8 +107,8 @@ outbox_segment_scan(const uint8_t *data, size_t len, outbox_scan_cb cb, void *ar
 		if (first == 0 || first > last || last > INT64_MAX)
 			break;
 		if (cb != NULL)
-			cb(first, last, (int64_t)outbox_get64(payload + 16), payload + OUTBOX_REC_META,
-			    plen - OUTBOX_REC_META, off, arg);
+			cb(first, last, (int64_t)outbox_get64(payload + 16),
+			    payload + OUTBOX_REC_META, plen - OUTBOX_REC_META, off, arg);
 		off += OUTBOX_REC_HEADER + plen;
 	}
 	return off;
@@ -228,7 +228,8 @@ outbox_read_epoch(struct outbox *o, bool have_segments, char *err, size_t errlen
 		n = read(fd, text, sizeof(text) - 1);
 		close(fd);
 		if (n < 0) {
-			snprintf(err, errlen, "cannot read \"%s/epoch\": %s", o->dir, strerror(errno));
+			snprintf(err, errlen, "cannot read \"%s/epoch\": %s", o->dir,
+			    strerror(errno));
 			return -1;
 		}
 		text[n] = '\0';
@@ -236,7 +237,8 @@ outbox_read_epoch(struct outbox *o, bool have_segments, char *err, size_t errlen
 		o->epoch = strtoull(text, &end, 10);
 		if (errno != 0 || end == text || (*end != '\n' && *end != '\0') || o->epoch == 0 ||
 		    text[0] == '-') {
-			snprintf(err, errlen, "\"%s/epoch\" is corrupt: expected a decimal number", o->dir);
+			snprintf(err, errlen, "\"%s/epoch\" is corrupt: expected a decimal number",
+			    o->dir);
 			return -1;
 		}
 		return 0;
@@ -247,8 +249,10 @@ outbox_read_epoch(struct outbox *o, bool have_segments, char *err, size_t errlen
 	}
 	if (have_segments) {
 		// Resending those seqs under a new epoch would store them twice.
-		snprintf(err, errlen, "spool \"%s\" has segments but no epoch file; move the "
-		    "segments away to start a new spool", o->dir);
+		snprintf(err, errlen,
+		    "spool \"%s\" has segments but no epoch file; move the "
+		    "segments away to start a new spool",
+		    o->dir);
 		return -1;
 	}
 	while (o->epoch == 0 || o->epoch > INT64_MAX)
@@ -332,12 +336,12 @@ outbox_list(struct outbox *o, uint64_t **out, size_t *n, char *err, size_t errle
 struct outbox_load_ctx {
 	struct outbox *o;
 	struct outbox_seg *seg;
-	size_t bad_off;              // first record out of seq order, or SIZE_MAX
+	size_t bad_off; // first record out of seq order, or SIZE_MAX
 };
 
 static void
-outbox_on_loaded(uint64_t first, uint64_t last, int64_t added_at, const uint8_t *batch,
-    size_t len, size_t rec_off, void *arg)
+outbox_on_loaded(uint64_t first, uint64_t last, int64_t added_at, const uint8_t *batch, size_t len,
+    size_t rec_off, void *arg)
 {
 	struct outbox_load_ctx *c = arg;
 	struct outbox *o = c->o;
@@ -369,7 +373,8 @@ outbox_load_seg(struct outbox *o, uint64_t name_seq, char *err, size_t errlen)
 	outbox_seg_path(o, name_seq, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "cannot open spool segment \"%s\": %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot open spool segment \"%s\": %s", path,
+		    strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -391,8 +396,8 @@ outbox_load_seg(struct outbox *o, uint64_t name_seq, char *err, size_t errlen)
 		valid = c.bad_off;
 	if (valid < (uint64_t)st.st_size) {
 		log_warnx("spool segment \"%s\": truncated a torn or corrupt tail at byte %zu "
-			  "(%llu bytes dropped)", path, valid,
-		    (unsigned long long)((uint64_t)st.st_size - valid));
+			  "(%llu bytes dropped)",
+		    path, valid, (unsigned long long)((uint64_t)st.st_size - valid));
 		if (ftruncate(fd, (off_t)valid) < 0 || fsync(fd) < 0) {
 			snprintf(err, errlen, "cannot truncate spool segment \"%s\": %s", path,
 			    strerror(errno));
@@ -429,14 +434,16 @@ outbox_open(const char *dir, uint64_t max_bytes, enum outbox_sync sync, char *er
 	}
 	o->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (o->dir_fd < 0) {
-		snprintf(err, errlen, "cannot open spool directory \"%s\": %s", dir, strerror(errno));
+		snprintf(err, errlen, "cannot open spool directory \"%s\": %s", dir,
+		    strerror(errno));
 		goto fail;
 	}
 	o->lock_fd = openat(o->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (o->lock_fd < 0 || flock(o->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(err, errlen, errno == EWOULDBLOCK ?
-		    "spool \"%s\" is in use by another agent process" :
-		    "cannot lock spool \"%s\": %s", dir, strerror(errno));
+		snprintf(err, errlen,
+		    errno == EWOULDBLOCK ? "spool \"%s\" is in use by another agent process" :
+					   "cannot lock spool \"%s\": %s",
+		    dir, strerror(errno));
 		goto fail;
 	}
 	if (outbox_list(o, &names, &n_names, err, errlen) < 0 ||
@@ -452,8 +459,9 @@ outbox_open(const char *dir, uint64_t max_bytes, enum outbox_sync sync, char *er
 		outbox_drop_seg(o);
 	if (o->n_recs > 0)
 		log_info("spool \"%s\": epoch %" PRIu64 ", %" PRIu64 " results unacked "
-			 "(seqs %" PRIu64 "..%" PRIu64 "), next seq %" PRIu64, dir, o->epoch,
-		    outbox_depth(o), outbox_oldest_seq(o), outbox_newest_seq(o), o->next_seq);
+			 "(seqs %" PRIu64 "..%" PRIu64 "), next seq %" PRIu64,
+		    dir, o->epoch, outbox_depth(o), outbox_oldest_seq(o), outbox_newest_seq(o),
+		    o->next_seq);
 	else
 		log_info("spool \"%s\": epoch %" PRIu64 ", 0 results unacked, next seq %" PRIu64,
 		    dir, o->epoch, o->next_seq);
@@ -522,9 +530,10 @@ outbox_make_room(struct outbox *o, uint64_t need)
 		    o->recs[o->rec_head].first_seq > lo)
 			lo = o->recs[o->rec_head].first_seq;
 		if (seg->last_seq >= lo) {
-			log_warnx("spool \"%s\" is full (%llu bytes held, %llu to add, limit %llu): "
-				  "dropping unacked results %llu..%llu", o->dir,
-			    (unsigned long long)o->bytes, (unsigned long long)need,
+			log_warnx(
+			    "spool \"%s\" is full (%llu bytes held, %llu to add, limit %llu): "
+			    "dropping unacked results %llu..%llu",
+			    o->dir, (unsigned long long)o->bytes, (unsigned long long)need,
 			    (unsigned long long)o->max_bytes, (unsigned long long)lo,
 			    (unsigned long long)seg->last_seq);
 			o->dropped += seg->last_seq - lo + 1;
@@ -556,12 +565,13 @@ outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, const uin
 	struct outbox_seg *seg = outbox_active(o);
 	ssize_t n;
 
-	if (first_seq < o->next_seq || first_seq > last_seq || len > OUTBOX_PAYLOAD_MAX - OUTBOX_REC_META)
-		fatalx("spool \"%s\": record %llu..%llu (%zu bytes) out of order or too big", o->dir,
-		    (unsigned long long)first_seq, (unsigned long long)last_seq, len);
+	if (first_seq < o->next_seq || first_seq > last_seq ||
+	    len > OUTBOX_PAYLOAD_MAX - OUTBOX_REC_META)
+		fatalx("spool \"%s\": record %llu..%llu (%zu bytes) out of order or too big",
+		    o->dir, (unsigned long long)first_seq, (unsigned long long)last_seq, len);
 	// A full or overflowing segment is closed so that the oldest can go.
-	if (seg == NULL || (seg->size > 0 && (seg->size + need > o->seg_max ||
-	    o->bytes + need > o->max_bytes)))
+	if (seg == NULL ||
+	    (seg->size > 0 && (seg->size + need > o->seg_max || o->bytes + need > o->max_bytes)))
 		outbox_new_seg(o, first_seq);
 	outbox_make_room(o, need);
 	seg = outbox_active(o);
@@ -570,8 +580,8 @@ outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, const uin
 	outbox_put64(head + OUTBOX_REC_HEADER, first_seq);
 	outbox_put64(head + OUTBOX_REC_HEADER + 8, last_seq);
 	outbox_put64(head + OUTBOX_REC_HEADER + 16, (uint64_t)now_wall_us);
-	outbox_put32(head + 4, crc32c(crc32c(0, head + OUTBOX_REC_HEADER, OUTBOX_REC_META),
-	    data, len));
+	outbox_put32(head + 4,
+	    crc32c(crc32c(0, head + OUTBOX_REC_HEADER, OUTBOX_REC_META), data, len));
 	// A short write (a filling disk) is continued, so that the error that
 	// stops it (ENOSPC, EIO) is the one reported.  The agent exits: its
 	// results may not be kept in memory only.  What was written of the
@@ -584,8 +594,9 @@ outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, const uin
 			if (n == 0)
 				errno = ENOSPC;
 			fatal("cannot write to spool \"%s\" (%zu of %llu bytes written; results "
-			      "%llu..%llu would be lost)", o->dir, done, (unsigned long long)need,
-			    (unsigned long long)first_seq, (unsigned long long)last_seq);
+			      "%llu..%llu would be lost)",
+			    o->dir, done, (unsigned long long)need, (unsigned long long)first_seq,
+			    (unsigned long long)last_seq);
 		}
 		outbox_iov_advance(iov, (size_t)n);
 	}
@@ -649,7 +660,8 @@ outbox_load(struct outbox *o, const struct outbox_rec *rec, struct buf *out)
 		    o->dir);
 	if ((size_t)n != rec->len)
 		fatalx("spool segment %llu of \"%s\" is shorter than its index: changed behind "
-		       "the agent's back?", (unsigned long long)seg->name_seq, o->dir);
+		       "the agent's back?",
+		    (unsigned long long)seg->name_seq, o->dir);
 	out->len = rec->len;
 }
 

@@ -29,25 +29,25 @@
 
 #include "buf.h"
 
-#define OUTBOX_REC_HEADER 8          // u32 length, u32 crc
-#define OUTBOX_REC_META 24           // u64 first_seq, u64 last_seq, i64 added_at
+#define OUTBOX_REC_HEADER 8 // u32 length, u32 crc
+#define OUTBOX_REC_META 24  // u64 first_seq, u64 last_seq, i64 added_at
 // Longest payload a reader accepts: one batch of at most WIRE_MAX_MSG.
 #define OUTBOX_PAYLOAD_MAX ((1u << 20) + OUTBOX_REC_META)
 
 enum outbox_sync {
-	OUTBOX_SYNC_BATCH,             // fdatasync after every record (default)
-	OUTBOX_SYNC_NONE,              // leave it to the kernel: survives a crash of
-	                               // the agent, not of the machine
+	OUTBOX_SYNC_BATCH, // fdatasync after every record (default)
+	OUTBOX_SYNC_NONE,  // leave it to the kernel: survives a crash of
+			   // the agent, not of the machine
 };
 
 // One record, as indexed in memory (the batch bytes stay on disk).
 struct outbox_rec {
 	uint64_t first_seq;
 	uint64_t last_seq;
-	int64_t added_at_us;           // wall clock when it was spooled
-	uint64_t off;                  // of the payload's batch bytes in its segment
-	uint32_t len;                  // of the batch bytes
-	uint32_t seg;                  // segment index (internal)
+	int64_t added_at_us; // wall clock when it was spooled
+	uint64_t off;        // of the payload's batch bytes in its segment
+	uint32_t len;        // of the batch bytes
+	uint32_t seg;        // segment index (internal)
 };
 
 // Called by outbox_segment_scan for every valid record, in file order.
@@ -67,8 +67,8 @@ struct outbox;
 // creates its epoch, indexes every segment, truncating a torn tail.  Returns
 // NULL with a message in err on failure (unreadable directory, spool in use,
 // corrupt epoch file, ...).  The caller owns the result (outbox_free).
-struct outbox *outbox_open(const char *dir, uint64_t max_bytes, enum outbox_sync sync,
-    char *err, size_t errlen);
+struct outbox *outbox_open(const char *dir, uint64_t max_bytes, enum outbox_sync sync, char *err,
+    size_t errlen);
 void outbox_free(struct outbox *o);
 
 uint64_t outbox_epoch(const struct outbox *o);
@@ -79,8 +79,8 @@ uint64_t outbox_next_seq(const struct outbox *o);
 // Spools one batch covering seqs first..last (first must exceed every seq
 // spooled before).  Deletes the oldest segments first while the spool would
 // exceed max_bytes.  Exits the process on a write or fsync error.
-void outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq,
-    const uint8_t *data, size_t len, int64_t now_wall_us);
+void outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, const uint8_t *data,
+    size_t len, int64_t now_wall_us);
 // Forgets every record whose last_seq <= acked_seq; deletes segments that
 // hold nothing else (never the one being written).
 void outbox_ack(struct outbox *o, uint64_t acked_seq);

@@ -25,7 +25,7 @@ struct probe_table {
 // A probe that is running: the result it will fill and where it came from.
 struct probe_slot {
 	struct probe_table *table;
-	size_t target;            // index in table
+	size_t target; // index in table
 	struct probe_result result;
 	struct probe_slot *next_free;
 };
@@ -43,13 +43,13 @@ struct probe {
 	void *suspect_arg;
 	unsigned max_concurrency;
 	size_t in_flight;
-	size_t retrying;          // targets with a retry pending
+	size_t retrying; // targets with a retry pending
 	char *phase_salt;
 	bool stopped;
 	struct probe_table *table; // current; never NULL
 	struct probe_slot *free_slots;
-	uint64_t skipped_busy;    // due while the previous probe still ran
-	uint64_t skipped_held;    // due while its retry waited for the hold
+	uint64_t skipped_busy; // due while the previous probe still ran
+	uint64_t skipped_held; // due while its retry waited for the hold
 	uint64_t unknown_keys;
 };
 
@@ -78,7 +78,8 @@ probe_target_copy(struct probe_target *t, const Vantage__Target *src)
 	t->confirm_span_ms = src->confirm_span_ms;
 	if (src->http != NULL) {
 		t->url = xstrdup(src->http->url);
-		t->method = xstrdup(src->http->method && *src->http->method ? src->http->method : "GET");
+		t->method = xstrdup(
+		    src->http->method && *src->http->method ? src->http->method : "GET");
 		t->n_expect = src->http->n_expect_status < 16 ? src->http->n_expect_status : 16;
 		for (size_t i = 0; i < t->n_expect; i++)
 			t->expect_status[i] = src->http->expect_status[i];
@@ -167,7 +168,8 @@ probe_follow_up(struct probe *p, struct probe_target *t, const struct probe_resu
 		if (t->fails++ == 0)
 			t->streak_started_us = r->started_at_us;
 		if ((t->fails < confirm ||
-		    r->started_at_us - t->streak_started_us < (int64_t)t->confirm_span_ms * 1000) &&
+			r->started_at_us - t->streak_started_us <
+			    (int64_t)t->confirm_span_ms * 1000) &&
 		    !p->stopped) {
 			int64_t now = clock_mono_us();
 
@@ -188,7 +190,8 @@ static void
 probe_on_http_done(struct probe_result *r, void *arg)
 {
 	struct probe *p = arg;
-	struct probe_slot *s = (struct probe_slot *)((char *)r - offsetof(struct probe_slot, result));
+	struct probe_slot *s = (struct probe_slot *)((char *)r -
+	    offsetof(struct probe_slot, result));
 
 	p->in_flight--;
 	s->table->targets[s->target].in_flight = false;
@@ -220,7 +223,8 @@ probe_start(struct probe *p, size_t idx, int trigger, int64_t scheduled_mono, in
 		// agent supports them; report rather than pretend.
 		s->result.outcome = VANTAGE__OUTCOME__OUTCOME_AGENT_ERROR;
 		s->result.reason = VANTAGE__REASON__REASON_INTERNAL;
-		snprintf(s->result.error, sizeof(s->result.error), "probe kind %d not supported", t->kind);
+		snprintf(s->result.error, sizeof(s->result.error), "probe kind %d not supported",
+		    t->kind);
 		p->done(&s->result, p->arg);
 		probe_slot_put(p, s);
 		return;

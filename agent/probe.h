@@ -28,17 +28,17 @@
 
 struct probe_target {
 	char *key;
-	int kind;                  // VANTAGE__PROBE_KIND__*
+	int kind; // VANTAGE__PROBE_KIND__*
 	uint32_t interval_ms;
 	uint32_t timeout_ms;
 	uint32_t confirm;
 	uint32_t retry_interval_ms;
-	uint32_t confirm_span_ms;  // retries go on until the failures span this long
+	uint32_t confirm_span_ms; // retries go on until the failures span this long
 	char *url;
 	char *method;
 	uint32_t expect_status[16];
 	size_t n_expect;
-	char *body_contains;       // NULL when not checked
+	char *body_contains; // NULL when not checked
 	uint32_t max_latency_ms;
 	bool follow_redirects;
 	uint32_t tls_min_days;
@@ -54,15 +54,15 @@ struct probe_target {
 struct probe_result {
 	const struct probe_target *target;
 	uint64_t config_version;
-	int trigger;                // VANTAGE__TRIGGER__*
-	int64_t scheduled_at_us;    // wall clock
-	int64_t started_at_us;      // wall clock
-	int outcome;                // VANTAGE__OUTCOME__*
-	int reason;                 // VANTAGE__REASON__*
+	int trigger;             // VANTAGE__TRIGGER__*
+	int64_t scheduled_at_us; // wall clock
+	int64_t started_at_us;   // wall clock
+	int outcome;             // VANTAGE__OUTCOME__*
+	int reason;              // VANTAGE__REASON__*
 	uint32_t http_status;
 	uint32_t dns_us, connect_us, tls_us, ttfb_us, total_us;
 	uint64_t bytes;
-	int64_t tls_expiry;         // unix seconds, 0 if none
+	int64_t tls_expiry; // unix seconds, 0 if none
 	char peer[64];
 	char error[PROBE_ERROR_MAX + 1];
 };
@@ -83,8 +83,8 @@ struct probe;
 // a target at different moments of its interval: the load on the target is
 // spread, and a failure seen by one agent is confirmed by the others
 // through ProbeNow rather than by their own schedule.
-struct probe *probe_new(struct event_base *base, unsigned max_concurrency,
-    const char *source_ip, const char *phase_salt, probe_done_cb done, void *arg);
+struct probe *probe_new(struct event_base *base, unsigned max_concurrency, const char *source_ip,
+    const char *phase_salt, probe_done_cb done, void *arg);
 // Finishes nothing: probes in flight are abandoned without results.
 void probe_free(struct probe *p);
 // Replaces the target table with the Config's targets (copied).  Probes in

@@ -31,7 +31,7 @@ struct http_job {
 	struct probe_result *result;
 	const struct probe_target *target;
 	char errbuf[CURL_ERROR_SIZE];
-	char *body;               // first BODY_KEEP bytes, only with body_contains
+	char *body; // first BODY_KEEP bytes, only with body_contains
 	size_t body_len;
 	uint64_t bytes;
 	struct http_job *next_free;
@@ -246,12 +246,13 @@ http_classify_error(CURLcode rc, CURL *easy, const struct probe_result *r)
 		return VANTAGE__REASON__REASON_DNS;
 	case CURLE_COULDNT_CONNECT:
 		curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &oserr);
-		return oserr == ECONNREFUSED ? VANTAGE__REASON__REASON_REFUSED
-					     : VANTAGE__REASON__REASON_NETWORK;
+		return oserr == ECONNREFUSED ? VANTAGE__REASON__REASON_REFUSED :
+					       VANTAGE__REASON__REASON_NETWORK;
 	case CURLE_OPERATION_TIMEDOUT:
 		// No connect time: the connection itself never completed.
-		return r->connect_us == 0 && r->ttfb_us == 0 ? VANTAGE__REASON__REASON_CONNECT_TIMEOUT
-							     : VANTAGE__REASON__REASON_TIMEOUT;
+		return r->connect_us == 0 && r->ttfb_us == 0 ?
+		    VANTAGE__REASON__REASON_CONNECT_TIMEOUT :
+		    VANTAGE__REASON__REASON_TIMEOUT;
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CERTPROBLEM:
@@ -288,9 +289,8 @@ http_status_expected(const struct probe_target *t, uint32_t status)
 	return false;
 }
 
-static void
-http_fail(struct probe_result *r, int reason, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void http_fail(struct probe_result *r, int reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 http_fail(struct probe_result *r, int reason, const char *fmt, ...)
@@ -332,8 +332,8 @@ http_judge(struct http_job *job, CURLcode rc)
 		    r->http_status);
 	} else if (t->body_contains != NULL &&
 	    memmem(job->body, job->body_len, t->body_contains, strlen(t->body_contains)) == NULL) {
-		http_fail(r, VANTAGE__REASON__REASON_BODY_MISMATCH, "body does not contain \"%.64s\"",
-		    t->body_contains);
+		http_fail(r, VANTAGE__REASON__REASON_BODY_MISMATCH,
+		    "body does not contain \"%.64s\"", t->body_contains);
 	} else if (t->max_latency_ms > 0 && r->total_us > (uint64_t)t->max_latency_ms * 1000) {
 		http_fail(r, VANTAGE__REASON__REASON_TOO_SLOW, "took %u ms, limit %u ms",
 		    r->total_us / 1000, t->max_latency_ms);

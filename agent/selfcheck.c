@@ -26,7 +26,7 @@
 struct selfcheck_table {
 	struct probe_target *controls;
 	size_t n_controls;
-	uint32_t interval_ms;      // smallest control interval
+	uint32_t interval_ms; // smallest control interval
 	unsigned refs;
 };
 
@@ -40,14 +40,14 @@ struct selfcheck_round {
 struct selfcheck {
 	struct event_base *base;
 	struct probe_http *http;
-	struct event *timer;           // the next periodic round
+	struct event *timer; // the next periodic round
 	selfcheck_done_cb done;
 	void *arg;
 	struct selfcheck_table *table; // current; never NULL
 	struct selfcheck_round *round; // running, or NULL
 	int state;
-	int64_t last_done_mono;        // end of the last round, 0 before the first
-	bool configured;               // a Config arrived
+	int64_t last_done_mono; // end of the last round, 0 before the first
+	bool configured;        // a Config arrived
 	bool stopped;
 	uint64_t rounds;
 	uint64_t rounds_on_demand;
@@ -57,8 +57,7 @@ struct selfcheck {
 
 // Appends to buf unless that would leave less than `reserve` bytes (plus
 // the NUL) free; then leaves buf as it was and returns false.
-static bool
-selfcheck_put(char *buf, size_t len, size_t *off, size_t reserve, const char *fmt, ...)
+static bool selfcheck_put(char *buf, size_t len, size_t *off, size_t reserve, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 static bool
@@ -113,19 +112,21 @@ selfcheck_judge(const struct selfcheck_sample *samples, size_t n, int prev_state
 		return state;
 	// Whole entries only, and " ..." when the rest does not fit: the text
 	// must stay valid for the wire (WIRE_MAX_ERROR) whatever the keys.
-	if (!selfcheck_put(reason, reason_len, &off, sizeof(more) - 1, "%s%zu of %zu controls failed:",
-	    dns && !majority_failed ? "dns resolution failed; " : "", failed, n))
+	if (!selfcheck_put(reason, reason_len, &off, sizeof(more) - 1,
+		"%s%zu of %zu controls failed:",
+		dns && !majority_failed ? "dns resolution failed; " : "", failed, n))
 		return state;
 	for (size_t i = 0; i < n; i++) {
 		const char *why;
 
 		if (samples[i].outcome == VANTAGE__OUTCOME__OUTCOME_UP)
 			continue;
-		why = samples[i].outcome == VANTAGE__OUTCOME__OUTCOME_DOWN
-		    ? wire_reason_name(samples[i].reason)
-		    : wire_outcome_name(samples[i].outcome);
-		if (!selfcheck_put(reason, reason_len, &off, listed + 1 < failed ? sizeof(more) - 1 : 0,
-		    "%s %s %s", listed > 0 ? "," : "", samples[i].key, why)) {
+		why = samples[i].outcome == VANTAGE__OUTCOME__OUTCOME_DOWN ?
+		    wire_reason_name(samples[i].reason) :
+		    wire_outcome_name(samples[i].outcome);
+		if (!selfcheck_put(reason, reason_len, &off,
+			listed + 1 < failed ? sizeof(more) - 1 : 0, "%s %s %s",
+			listed > 0 ? "," : "", samples[i].key, why)) {
 			selfcheck_put(reason, reason_len, &off, 0, "%s", more);
 			break;
 		}
@@ -182,7 +183,8 @@ selfcheck_set_state(struct selfcheck *sc, int state, const char *reason)
 		return;
 	if (state == SELFCHECK_IMPAIRED)
 		log_warnx("self-check failed: this agent's own network looks impaired (%s); its "
-			  "results are marked impaired and count as abstentions", reason);
+			  "results are marked impaired and count as abstentions",
+		    reason);
 	else
 		log_info("self-check passed: this agent's network looks healthy again%s%s%s",
 		    *reason ? " (" : "", reason, *reason ? ")" : "");
@@ -204,7 +206,8 @@ selfcheck_finish(struct selfcheck *sc)
 		samples[i].outcome = rd->results[i].outcome;
 		samples[i].reason = rd->results[i].reason;
 		if (rd->results[i].outcome != VANTAGE__OUTCOME__OUTCOME_UP)
-			log_debug("control \"%s\" failed: %s", samples[i].key, rd->results[i].error);
+			log_debug("control \"%s\" failed: %s", samples[i].key,
+			    rd->results[i].error);
 	}
 	// Controls removed meanwhile: nothing left to be impaired by.
 	state = selfcheck_judge(samples, sc->table->n_controls ? n : 0, sc->state, reason,

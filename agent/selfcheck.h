@@ -32,9 +32,9 @@
 // --- the pure part: judging one round (no I/O, no clock) ---
 
 struct selfcheck_sample {
-	const char *key;           // control key, borrowed
-	int outcome;               // VANTAGE__OUTCOME__*
-	int reason;                // VANTAGE__REASON__*
+	const char *key; // control key, borrowed
+	int outcome;     // VANTAGE__OUTCOME__*
+	int reason;      // VANTAGE__REASON__*
 };
 
 // The state after a round with these control results: IMPAIRED when a

@@ -25,7 +25,7 @@
 #include "zloop.h"
 #include "version.h"
 
-#define UPLINK_WINDOW 16              // batches in flight without an Ack
+#define UPLINK_WINDOW 16 // batches in flight without an Ack
 #define UPLINK_TICK_MS 500
 #define UPLINK_HELLO_RETRY_US 3000000
 #define UPLINK_HEARTBEAT_US 5000000
@@ -55,20 +55,20 @@ struct uplink {
 	struct event *flush_timer;
 	struct wire_arena *arena;
 	struct buf enc;
-	struct buf spooled;          // one batch read back from the spool
+	struct buf spooled; // one batch read back from the spool
 
 	uint64_t epoch;
-	uint64_t next_seq;           // seq the next result gets
+	uint64_t next_seq; // seq the next result gets
 	uint64_t acked_seq;
-	uint64_t sent_upto;          // highest seq handed to the socket this session
+	uint64_t sent_upto; // highest seq handed to the socket this session
 	uint64_t config_version;
-	int64_t clock_offset_us;     // aggregator wall clock minus ours
+	int64_t clock_offset_us; // aggregator wall clock minus ours
 
-	bool connected;              // handshake done, no disconnect since
-	bool welcomed;               // Welcome received on this connection
+	bool connected; // handshake done, no disconnect since
+	bool welcomed;  // Welcome received on this connection
 	int64_t hello_sent_mono;
 	int64_t heartbeat_mono;
-	int state;                   // self-check: VANTAGE__AGENT_STATE__*
+	int state; // self-check: VANTAGE__AGENT_STATE__*
 	char state_reason[WIRE_MAX_ERROR + 1];
 
 	struct outbox *outbox;
@@ -76,7 +76,7 @@ struct uplink {
 	Vantage__Result **pending_ptrs;
 	size_t n_pending;
 
-	uint64_t gap_logged;          // newest gap seq already logged
+	uint64_t gap_logged; // newest gap seq already logged
 	uint64_t bad_messages;
 	// Handshake failures since the last success: logged once per streak,
 	// not at every reconnect attempt.
@@ -133,7 +133,8 @@ uplink_send_heartbeat(struct uplink *u, int64_t now_mono)
 	hb.spool_depth = outbox_depth(u->outbox);
 	hb.spool_bytes = outbox_bytes(u->outbox);
 	hb.oldest_unacked_age_ms = oldest > 0 && now_wall > oldest ?
-	    (uint64_t)(now_wall - oldest) / 1000 : 0;
+	    (uint64_t)(now_wall - oldest) / 1000 :
+	    0;
 	hb.state = u->state;
 	hb.state_reason = u->state_reason;
 	hb.clock_offset_us = u->clock_offset_us;
@@ -189,8 +190,9 @@ uplink_send_gap(struct uplink *u, uint64_t first_seq, uint64_t last_seq)
 		return -1;
 	if (u->gap_logged < last_seq) {
 		log_warnx("results %llu..%llu of epoch %llu were dropped from the spool; telling "
-			  "the aggregator", (unsigned long long)first_seq,
-		    (unsigned long long)last_seq, (unsigned long long)u->epoch);
+			  "the aggregator",
+		    (unsigned long long)first_seq, (unsigned long long)last_seq,
+		    (unsigned long long)u->epoch);
 		u->gap_logged = last_seq;
 	}
 	return 0;
@@ -204,10 +206,11 @@ uplink_pump(struct uplink *u)
 
 	if (!u->connected || !u->welcomed)
 		return;
-	for (rec = outbox_after(u->outbox, u->acked_seq); rec != NULL && rec->last_seq <= u->sent_upto;
-	     rec = outbox_next(u->outbox, rec))
+	for (rec = outbox_after(u->outbox, u->acked_seq);
+	     rec != NULL && rec->last_seq <= u->sent_upto; rec = outbox_next(u->outbox, rec))
 		in_flight++;
-	for (; rec != NULL && in_flight < UPLINK_WINDOW; rec = outbox_next(u->outbox, rec), in_flight++) {
+	for (; rec != NULL && in_flight < UPLINK_WINDOW;
+	     rec = outbox_next(u->outbox, rec), in_flight++) {
 		const void *data[1];
 		size_t len[1];
 
@@ -343,8 +346,9 @@ uplink_on_agg_msg(struct uplink *u, const Vantage__AggMsg *m)
 		if (u->acked_seq >= u->next_seq) {
 			// Only a spool that lost fsync'd data (spool_fsync: none and
 			// a machine crash) can be behind the store: never reuse seqs.
-			log_warnx("the aggregator stored results of epoch %llu through %llu, but the "
-				  "spool ends at %llu; continuing after %llu",
+			log_warnx(
+			    "the aggregator stored results of epoch %llu through %llu, but the "
+			    "spool ends at %llu; continuing after %llu",
 			    (unsigned long long)u->epoch, (unsigned long long)u->acked_seq,
 			    (unsigned long long)u->next_seq - 1, (unsigned long long)u->acked_seq);
 			uplink_renumber(u, u->acked_seq + 1);
@@ -354,7 +358,8 @@ uplink_on_agg_msg(struct uplink *u, const Vantage__AggMsg *m)
 		u->welcomed = true;
 		// A restarted aggregator knows nothing of our state yet.
 		uplink_send_heartbeat(u, clock_mono_us());
-		log_info("aggregator welcomed us: epoch %llu acked through %llu, %llu results to resend",
+		log_info(
+		    "aggregator welcomed us: epoch %llu acked through %llu, %llu results to resend",
 		    (unsigned long long)u->epoch, (unsigned long long)u->acked_seq,
 		    (unsigned long long)outbox_depth(u->outbox));
 		uplink_pump(u);
@@ -437,7 +442,8 @@ uplink_start(struct uplink *u)
 		    m == NULL ? err : "not a configuration");
 	else {
 		log_info("probing with the cached configuration version %llu until the "
-			 "aggregator sends its own", (unsigned long long)m->config->version);
+			 "aggregator sends its own",
+		    (unsigned long long)m->config->version);
 		uplink_on_agg_msg(u, m);
 	}
 	wire_arena_reset(u->arena);
@@ -480,8 +486,9 @@ uplink_handshake_failure(const struct uplink *u, uint16_t event, uint32_t value)
 		       "agent_keys_dir, named after the agent?";
 	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
 	    value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
-		return u->conf->insecure ? "the aggregator requires CurveZMQ and we have \"insecure: true\""
-					 : "the aggregator does not use CurveZMQ (it has \"insecure: true\")";
+		return u->conf->insecure ?
+		    "the aggregator requires CurveZMQ and we have \"insecure: true\"" :
+		    "the aggregator does not use CurveZMQ (it has \"insecure: true\")";
 	if (u->conf->insecure)
 		return "the aggregator closed the connection during the handshake: it probably "
 		       "requires CurveZMQ and we have \"insecure: true\"";
@@ -497,7 +504,8 @@ uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 	switch (event) {
 	case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
 		if (u->handshake_failures > 0)
-			log_info("connected to the aggregator at \"%s\" after %llu failed handshakes",
+			log_info(
+			    "connected to the aggregator at \"%s\" after %llu failed handshakes",
 			    addr, (unsigned long long)u->handshake_failures);
 		else
 			log_info("connected to the aggregator at \"%s\"", addr);
@@ -528,7 +536,8 @@ uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 		    !evtimer_pending(u->retry_timer, NULL)) {
 			struct timeval tv;
 
-			u->retry_ms = u->retry_ms == 0 ? UPLINK_REFUSED_RETRY_MIN_MS : u->retry_ms * 2;
+			u->retry_ms = u->retry_ms == 0 ? UPLINK_REFUSED_RETRY_MIN_MS :
+							 u->retry_ms * 2;
 			if (u->retry_ms > UPLINK_REFUSED_RETRY_MAX_MS)
 				u->retry_ms = UPLINK_REFUSED_RETRY_MAX_MS;
 			tv.tv_sec = u->retry_ms / 1000;
@@ -639,10 +648,12 @@ uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
 		return NULL;
 	}
 	u->z = zloop_new(base, u->sock, uplink_on_msg, u);
-	if (u->z == NULL || zloop_monitor(u->z, zctx,
-	    ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-	    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL,
-	    uplink_on_event, u) < 0)
+	if (u->z == NULL ||
+	    zloop_monitor(u->z, zctx,
+		ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+		    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+		    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+		uplink_on_event, u) < 0)
 		fatalx("cannot watch the ZeroMQ socket: %s", zmq_strerror(errno));
 	if (zmq_connect(u->sock, conf->aggregator_endpoint) < 0) {
 		log_warnx("cannot connect to \"%s\": %s", conf->aggregator_endpoint,

@@ -12,17 +12,17 @@
 #include <stdint.h>
 
 struct agent_info {
-	int id;                    // agents.id
+	int id; // agents.id
 	char name[65];
 	char region[65];
 	char version[65];
 	bool connected;
-	int64_t connected_since;   // wall µs
-	int64_t last_seen;         // wall µs of the last message
-	int64_t heartbeat_at;      // wall µs of the last heartbeat
+	int64_t connected_since; // wall µs
+	int64_t last_seen;       // wall µs of the last message
+	int64_t heartbeat_at;    // wall µs of the last heartbeat
 	uint64_t epoch;
 	uint64_t acked_seq;
-	uint64_t produced;         // from the last heartbeat
+	uint64_t produced; // from the last heartbeat
 	uint64_t spool_depth;
 	uint64_t spool_bytes;
 	int64_t clock_offset_us;   // aggregator clock minus the agent's (its heartbeat)
@@ -30,7 +30,7 @@ struct agent_info {
 	bool impaired;             // its self-check fails (last heartbeat)
 	char impaired_reason[257]; // WIRE_MAX_ERROR + 1: its heartbeat's reason, "" when healthy
 	uint64_t results_received;
-	uint64_t results_lost;     // seqs in gap markers it sent (spool full)
+	uint64_t results_lost; // seqs in gap markers it sent (spool full)
 	uint64_t bad_messages;
 };
 

@@ -311,22 +311,24 @@ alert_pagerduty(const struct alert_conf *ch, int64_t incident_id, const char *ev
 	snprintf(dedup, sizeof(dedup), "vantage-incident-%" PRId64, incident_id);
 	// Events API v2: a resolve needs only the key of what it resolves.
 	if (alert_is_recovery(event))
-		return json_pack("{s:s,s:s,s:s}", "routing_key", ch->routing_key ? ch->routing_key : "",
-		    "event_action", "resolve", "dedup_key", dedup);
+		return json_pack("{s:s,s:s,s:s}", "routing_key",
+		    ch->routing_key ? ch->routing_key : "", "event_action", "resolve", "dedup_key",
+		    dedup);
 	buf_init(&line);
 	alert_summary_line(&line, p, event, incident_id);
 	summary = xstrdup(buf_cstr(&line));
 	buf_free(&line);
 	alert_utf8_cut(summary, ALERT_PD_SUMMARY_MAX);
-	payload = json_pack("{s:s,s:s,s:s,s:O}", "summary", summary, "source", "vantage", "severity",
-	    critical ? "critical" : "warning", "custom_details", p);
+	payload = json_pack("{s:s,s:s,s:s,s:O}", "summary", summary, "source", "vantage",
+	    "severity", critical ? "critical" : "warning", "custom_details", p);
 	free(summary);
 	if (payload == NULL)
 		return NULL;
 	if (ts != NULL)
 		json_object_set_new(payload, "timestamp", json_string(ts));
-	doc = json_pack("{s:s,s:s,s:s,s:s,s:o}", "routing_key", ch->routing_key ? ch->routing_key : "",
-	    "event_action", "trigger", "dedup_key", dedup, "client", "vantage", "payload", payload);
+	doc = json_pack("{s:s,s:s,s:s,s:s,s:o}", "routing_key",
+	    ch->routing_key ? ch->routing_key : "", "event_action", "trigger", "dedup_key", dedup,
+	    "client", "vantage", "payload", payload);
 	return doc;
 }
 
@@ -375,7 +377,8 @@ alert_backoff_ms(int attempts)
 	if (attempts >= 9) // 2^9 s is past the cap; no shift overflow either
 		return ALERT_BACKOFF_MAX_MS;
 	return ALERT_BACKOFF_MIN_MS << attempts < ALERT_BACKOFF_MAX_MS ?
-	    ALERT_BACKOFF_MIN_MS << attempts : ALERT_BACKOFF_MAX_MS;
+	    ALERT_BACKOFF_MIN_MS << attempts :
+	    ALERT_BACKOFF_MAX_MS;
 }
 
 // --- deliveries (webhook and exec) ---
@@ -438,8 +441,8 @@ alert_on_http(const struct http_response *resp, void *arg)
 		alert_printable(resp->error, strlen(resp->error), error, sizeof(error));
 	} else {
 		alert_printable(resp->body, resp->body_len, body, sizeof(body));
-		snprintf(error, sizeof(error), "HTTP %ld%s%.200s", resp->status, body[0] ? ": " : "",
-		    body);
+		snprintf(error, sizeof(error), "HTTP %ld%s%.200s", resp->status,
+		    body[0] ? ": " : "", body);
 	}
 	alert_delivery_done(d, -1, error);
 }
@@ -638,7 +641,8 @@ alert_exec_start(struct alert *a, struct alert_delivery *d, char *const argv[], 
 		fatal("cannot make an alert pipe non-blocking");
 	d->body_len = strlen(body);
 	d->body = xstrdup(body);
-	d->stdin_ev = event_new(a->base, d->stdin_fd, EV_WRITE | EV_PERSIST, alert_exec_on_stdin, d);
+	d->stdin_ev = event_new(a->base, d->stdin_fd, EV_WRITE | EV_PERSIST, alert_exec_on_stdin,
+	    d);
 	d->stderr_ev = event_new(a->base, d->stderr_fd, EV_READ | EV_PERSIST, alert_exec_on_stderr,
 	    d);
 	d->timer = evtimer_new(a->base, alert_exec_on_timeout, d);
@@ -692,8 +696,8 @@ fail:
 }
 
 int
-alert_deliver(struct alert *a, const struct alert_conf *ch, const char *body,
-    alert_delivery_cb cb, void *arg, char *err, size_t errlen)
+alert_deliver(struct alert *a, const struct alert_conf *ch, const char *body, alert_delivery_cb cb,
+    void *arg, char *err, size_t errlen)
 {
 	return alert_delivery_start(a, ch, body, cb, arg, err, errlen) != NULL ? 0 : -1;
 }
@@ -810,7 +814,8 @@ alert_on_recorded(int status, const struct store_result *r, void *arg)
 
 	if (status < 0)
 		log_warnx("cannot record the outcome of alert %" PRId64 " to channel \"%s\"; it "
-			  "will be delivered again", row->id, ch->name);
+			  "will be delivered again",
+		    row->id, ch->name);
 	else if (row->retry_ms > 0)
 		// Armed now, after the database set next_attempt_at: the poll
 		// then cannot come before the row is due.
@@ -842,12 +847,14 @@ alert_warn_failure(struct alert_channel *ch, const struct alert_row *row, const 
 	if (ch->unlogged_failures > 0)
 		log_warnx("alert %" PRId64 " (\"%s\" of incident %" PRId64 ") to channel \"%s\" "
 			  "failed on attempt %d: %s; retrying in %u s (%u more failures on this "
-			  "channel since the last message)", row->id, row->event, row->incident_id,
-		    ch->name, row->attempts + 1, error, backoff_ms / 1000, ch->unlogged_failures);
+			  "channel since the last message)",
+		    row->id, row->event, row->incident_id, ch->name, row->attempts + 1, error,
+		    backoff_ms / 1000, ch->unlogged_failures);
 	else
 		log_warnx("alert %" PRId64 " (\"%s\" of incident %" PRId64 ") to channel \"%s\" "
-			  "failed on attempt %d: %s; retrying in %u s", row->id, row->event,
-		    row->incident_id, ch->name, row->attempts + 1, error, backoff_ms / 1000);
+			  "failed on attempt %d: %s; retrying in %u s",
+		    row->id, row->event, row->incident_id, ch->name, row->attempts + 1, error,
+		    backoff_ms / 1000);
 	ch->failing = true;
 	ch->warned_us = now;
 	ch->unlogged_failures = 0;
@@ -893,7 +900,8 @@ alert_on_delivered(int status, const char *error, void *arg)
 
 	if (status == 0)
 		log_info("alert %" PRId64 " (\"%s\" of incident %" PRId64 ") delivered to channel "
-			 "\"%s\" in %" PRId64 " ms", row->id, row->event, row->incident_id, ch->name,
+			 "\"%s\" in %" PRId64 " ms",
+		    row->id, row->event, row->incident_id, ch->name,
 		    (clock_mono_us() - ch->started_us) / 1000);
 	ch->delivery = NULL;
 	alert_record(ch, status, error);
@@ -1204,7 +1212,8 @@ alert_reconfigure(struct alert *a, const struct agg_conf *conf)
 		return;
 	// Rows parked for a channel that was missing go out now if it is back.
 	names = alert_names_array(a, false);
-	store_query(a->store, sql_configured, 1, (const char *const[]){ names }, alert_on_update, a);
+	store_query(a->store, sql_configured, 1, (const char *const[]){ names }, alert_on_update,
+	    a);
 	free(names);
 	alert_poll(a);
 }

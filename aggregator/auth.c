@@ -69,8 +69,10 @@ auth_read(struct auth_token *t, const char *path, char *err, size_t errlen)
 		buf[--n] = '\0';
 	if (n == 0 || (size_t)n > AUTH_TOKEN_MAX || strspn(buf, "\t ") > 0 ||
 	    strcspn(buf, " \t\r\n") != (size_t)n) {
-		snprintf(err, errlen, "token file \"%s\" must hold one token of 1 to %d characters "
-				      "without spaces", path, AUTH_TOKEN_MAX);
+		snprintf(err, errlen,
+		    "token file \"%s\" must hold one token of 1 to %d characters "
+		    "without spaces",
+		    path, AUTH_TOKEN_MAX);
 		explicit_bzero(buf, sizeof(buf));
 		return -1;
 	}

@@ -15,9 +15,9 @@
 struct catchup {
 	struct agents *agents;
 	bool holding;
-	int64_t down_at;          // wall µs the outage was first seen
-	int64_t up_at;            // wall µs the database was back, 0 while down
-	uint64_t *goal;           // per slot: produced to reach, 0 = not known yet
+	int64_t down_at; // wall µs the outage was first seen
+	int64_t up_at;   // wall µs the database was back, 0 while down
+	uint64_t *goal;  // per slot: produced to reach, 0 = not known yet
 	size_t n_goal;
 };
 
@@ -90,11 +90,12 @@ catchup_update(struct catchup *c, bool database_up, int64_t now)
 		return true;
 	if (done)
 		log_info("agents caught up %.1f s after the database came back (%.1f s after it "
-			 "went away): verdicts resume", (double)(now - c->up_at) / 1e6,
-		    (double)(now - c->down_at) / 1e6);
+			 "went away): verdicts resume",
+		    (double)(now - c->up_at) / 1e6, (double)(now - c->down_at) / 1e6);
 	else
 		log_warnx("agents still catching up %lld s after the database came back: verdicts "
-			  "resume anyway", (long long)(CATCHUP_MAX_US / 1000000));
+			  "resume anyway",
+		    (long long)(CATCHUP_MAX_US / 1000000));
 	c->holding = false;
 	c->up_at = 0;
 	c->down_at = 0;

@@ -41,25 +41,38 @@
 #define AGG_CONF_ALERT_TIMEOUT_MAX (120 * MS_SECOND)
 
 static const char *const agg_conf_keys[] = {
-	"listen",   "database", "state_dir", "security", "api_tokens",	"regions", "defaults",
-	"controls", "targets",	"alerts",    "status_page", "retention", NULL,
+	"listen",
+	"database",
+	"state_dir",
+	"security",
+	"api_tokens",
+	"regions",
+	"defaults",
+	"controls",
+	"targets",
+	"alerts",
+	"status_page",
+	"retention",
+	NULL,
 };
 static const char *const agg_conf_listen_keys[] = { "zmq", "http", NULL };
 static const char *const agg_conf_security_keys[] = { "curve_secret_key", "agent_keys_dir",
-						      "insecure", NULL };
+	"insecure", NULL };
 static const char *const agg_conf_token_keys[] = { "name", "token_file", "role", NULL };
 static const char *const agg_conf_region_keys[] = { "name", "domain", NULL };
-static const char *const agg_conf_defaults_keys[] = { "interval", "timeout",
-						      "confirm",  "retry_interval",
-						      "quorum",	  "recover",
-						      "min_voters", "distinct_domains",
-						      "recover_for", "confirm_span",
-						      "reopen_window", "settle_for",
-						      NULL };
+static const char *const agg_conf_defaults_keys[] = { "interval", "timeout", "confirm",
+	"retry_interval", "quorum", "recover", "min_voters", "distinct_domains", "recover_for",
+	"confirm_span", "reopen_window", "settle_for", NULL };
 
 static const char *const agg_conf_http_keys[] = {
-	"url",	       "method",      "expect_status", "body_contains", "max_latency",
-	"follow_redirects", "tls_min_days", NULL,
+	"url",
+	"method",
+	"expect_status",
+	"body_contains",
+	"max_latency",
+	"follow_redirects",
+	"tls_min_days",
+	NULL,
 };
 static const char *const agg_conf_tcp_keys[] = { "host", "port", NULL };
 static const char *const agg_conf_dns_keys[] = { "name", "type", "server", "expect", NULL };
@@ -68,33 +81,58 @@ static const char *const agg_conf_icmp_keys[] = { "host", NULL };
 // Keys of a target entry besides the probe kind's own.  Controls are probed
 // by every agent and judged by no quorum, so they take fewer.
 static const char *const agg_conf_target_keys[] = {
-	"name",	   "group",   "kind",	"http",	  "tcp",	    "dns",
-	"icmp",	   "interval", "timeout", "confirm", "retry_interval", "quorum",
-	"recover", "regions",  "min_voters", "distinct_domains", "recover_for",
-	"confirm_span", "reopen_window", "settle_for", NULL,
+	"name",
+	"group",
+	"kind",
+	"http",
+	"tcp",
+	"dns",
+	"icmp",
+	"interval",
+	"timeout",
+	"confirm",
+	"retry_interval",
+	"quorum",
+	"recover",
+	"regions",
+	"min_voters",
+	"distinct_domains",
+	"recover_for",
+	"confirm_span",
+	"reopen_window",
+	"settle_for",
+	NULL,
 };
 static const char *const agg_conf_control_keys[] = {
-	"name",	    "kind",	"http",	   "tcp",	     "dns", "icmp",
-	"interval", "timeout", "confirm", "retry_interval", NULL,
+	"name",
+	"kind",
+	"http",
+	"tcp",
+	"dns",
+	"icmp",
+	"interval",
+	"timeout",
+	"confirm",
+	"retry_interval",
+	NULL,
 };
 
-static const char *const agg_conf_dns_types[] = { "A",	 "AAAA", "CNAME", "MX",	 "NS",
-						  "PTR", "SOA",	 "SRV",	  "TXT", "CAA",
-						  NULL };
+static const char *const agg_conf_dns_types[] = { "A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA",
+	"SRV", "TXT", "CAA", NULL };
 
 static const char *const agg_conf_roles[] = { "admin", "write", "read", NULL };
 
 typedef int (*agg_conf_spec_fn)(const struct yconf_doc *doc, const struct yconf_node *map,
-				struct target_conf *target);
+    struct target_conf *target);
 
 static int agg_conf_http(const struct yconf_doc *doc, const struct yconf_node *map,
-			 struct target_conf *target);
+    struct target_conf *target);
 static int agg_conf_tcp(const struct yconf_doc *doc, const struct yconf_node *map,
-			struct target_conf *target);
+    struct target_conf *target);
 static int agg_conf_dns(const struct yconf_doc *doc, const struct yconf_node *map,
-			struct target_conf *target);
+    struct target_conf *target);
 static int agg_conf_icmp(const struct yconf_doc *doc, const struct yconf_node *map,
-			 struct target_conf *target);
+    struct target_conf *target);
 
 struct agg_conf_kind {
 	const char *name;
@@ -125,7 +163,7 @@ agg_conf_in(const char *const *list, const char *word, bool nocase)
 
 static int
 agg_conf_duration32(const struct yconf_doc *doc, const struct yconf_node *node, uint64_t min_ms,
-		    uint64_t max_ms, uint32_t *out)
+    uint64_t max_ms, uint32_t *out)
 {
 	uint64_t ms;
 
@@ -137,7 +175,7 @@ agg_conf_duration32(const struct yconf_doc *doc, const struct yconf_node *node, 
 
 static int
 agg_conf_uint32(const struct yconf_doc *doc, const struct yconf_node *node, unsigned min,
-		unsigned max, uint32_t *out)
+    unsigned max, uint32_t *out)
 {
 	unsigned value;
 
@@ -160,7 +198,7 @@ agg_conf_host(const struct yconf_doc *doc, const struct yconf_node *node, char *
 	len = strlen(host);
 	if (len > AGG_CONF_HOST_MAX || strcspn(host, " \t\r\n/\\\"'<>@") != len) {
 		yconf_error(doc, node->line, "\"%s\" must be a host name or address, not \"%s\"",
-			    node->name, host);
+		    node->name, host);
 		free(host);
 		return -1;
 	}
@@ -171,7 +209,7 @@ agg_conf_host(const struct yconf_doc *doc, const struct yconf_node *node, char *
 
 static int
 agg_conf_quorum(const struct yconf_doc *doc, const struct yconf_node *node,
-		struct quorum_rule *rule)
+    struct quorum_rule *rule)
 {
 	const char *text;
 	char *end;
@@ -191,9 +229,9 @@ agg_conf_quorum(const struct yconf_doc *doc, const struct yconf_node *node,
 	if (strcmp(end, "%") == 0) {
 		if (value < 1 || value > 100)
 			return yconf_error(doc, node->line,
-					   "\"%s\" percentage must be between 1%% and 100%%, "
-					   "not %s",
-					   node->name, text);
+			    "\"%s\" percentage must be between 1%% and 100%%, "
+			    "not %s",
+			    node->name, text);
 		rule->mode = QUORUM_PERCENT;
 		rule->value = (unsigned)value;
 		return 0;
@@ -202,25 +240,25 @@ agg_conf_quorum(const struct yconf_doc *doc, const struct yconf_node *node,
 		goto bad;
 	if (value < 1 || value > AGG_CONF_QUORUM_MAX)
 		return yconf_error(doc, node->line,
-				   "\"%s\" must be between 1 and %u regions, not %s", node->name,
-				   AGG_CONF_QUORUM_MAX, text);
+		    "\"%s\" must be between 1 and %u regions, not %s", node->name,
+		    AGG_CONF_QUORUM_MAX, text);
 	rule->mode = QUORUM_COUNT;
 	rule->value = (unsigned)value;
 	return 0;
 bad:
 	return yconf_error(doc, node->line,
-			   "\"%s\" must be \"majority\", a number of regions or a percentage "
-			   "such as \"60%%\", not %s%s%s",
-			   node->name, node->kind == YCONF_SCALAR ? "\"" : "",
-			   node->kind == YCONF_SCALAR ? node->scalar : "a collection",
-			   node->kind == YCONF_SCALAR ? "\"" : "");
+	    "\"%s\" must be \"majority\", a number of regions or a percentage "
+	    "such as \"60%%\", not %s%s%s",
+	    node->name, node->kind == YCONF_SCALAR ? "\"" : "",
+	    node->kind == YCONF_SCALAR ? node->scalar : "a collection",
+	    node->kind == YCONF_SCALAR ? "\"" : "");
 }
 
 // The timing and voting keys shared by defaults: and every target, which
 // starts from a copy of the defaults.
 static int
 agg_conf_timing(const struct yconf_doc *doc, const struct yconf_node *map,
-		struct target_conf *target)
+    struct target_conf *target)
 {
 	const struct yconf_node *node;
 
@@ -232,7 +270,7 @@ agg_conf_timing(const struct yconf_doc *doc, const struct yconf_node *map,
 		return -1;
 	if ((node = yconf_get(map, "retry_interval")) != NULL &&
 	    agg_conf_duration32(doc, node, AGG_CONF_RETRY_MIN, MS_HOUR,
-				&target->retry_interval_ms) < 0)
+		&target->retry_interval_ms) < 0)
 		return -1;
 	if ((node = yconf_get(map, "confirm")) != NULL &&
 	    agg_conf_uint32(doc, node, 1, AGG_CONF_CONFIRM_MAX, &target->confirm) < 0)
@@ -296,7 +334,7 @@ agg_conf_http_url(const struct yconf_doc *doc, const struct yconf_node *node, ch
 	if (rest == NULL || rest[0] == '\0' || rest[0] == '/' || len > AGG_CONF_URL_MAX ||
 	    strcspn(url, " \t\r\n") != len) {
 		yconf_error(doc, node->line,
-			    "\"url\" must be an http:// or https:// URL, not \"%s\"", url);
+		    "\"url\" must be an http:// or https:// URL, not \"%s\"", url);
 		free(url);
 		return -1;
 	}
@@ -307,7 +345,7 @@ agg_conf_http_url(const struct yconf_doc *doc, const struct yconf_node *node, ch
 
 static int
 agg_conf_http_expect(const struct yconf_doc *doc, const struct yconf_node *node,
-		     struct http_spec *http)
+    struct http_spec *http)
 {
 	const struct yconf_node *const *items = &node;
 	size_t count = 1, i;
@@ -320,7 +358,7 @@ agg_conf_http_expect(const struct yconf_doc *doc, const struct yconf_node *node,
 	}
 	if (count > CONF_MAX_EXPECT)
 		return yconf_error(doc, items[CONF_MAX_EXPECT]->line,
-				   "\"expect_status\" has more than %d entries", CONF_MAX_EXPECT);
+		    "\"expect_status\" has more than %d entries", CONF_MAX_EXPECT);
 	for (i = 0; i < count; i++)
 		if (agg_conf_uint32(doc, items[i], 100, 599, &http->expect_status[i]) < 0)
 			return -1;
@@ -329,8 +367,7 @@ agg_conf_http_expect(const struct yconf_doc *doc, const struct yconf_node *node,
 }
 
 static int
-agg_conf_http(const struct yconf_doc *doc, const struct yconf_node *map,
-	      struct target_conf *target)
+agg_conf_http(const struct yconf_doc *doc, const struct yconf_node *map, struct target_conf *target)
 {
 	struct http_spec *http = &target->http;
 	const struct yconf_node *node;
@@ -343,11 +380,11 @@ agg_conf_http(const struct yconf_doc *doc, const struct yconf_node *map,
 		len = node->kind == YCONF_SCALAR ? strlen(node->scalar) : 0;
 		if (node->kind == YCONF_SCALAR &&
 		    (len > AGG_CONF_METHOD_MAX ||
-		     strspn(node->scalar, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != len))
+			strspn(node->scalar, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != len))
 			return yconf_error(doc, node->line,
-					   "\"method\" must be an HTTP method such as GET or HEAD, "
-					   "not \"%s\"",
-					   node->scalar);
+			    "\"method\" must be an HTTP method such as GET or HEAD, "
+			    "not \"%s\"",
+			    node->scalar);
 		if (yconf_str(doc, node, &http->method) < 0)
 			return -1;
 	} else {
@@ -372,8 +409,7 @@ agg_conf_http(const struct yconf_doc *doc, const struct yconf_node *map,
 }
 
 static int
-agg_conf_tcp(const struct yconf_doc *doc, const struct yconf_node *map,
-	     struct target_conf *target)
+agg_conf_tcp(const struct yconf_doc *doc, const struct yconf_node *map, struct target_conf *target)
 {
 	const struct yconf_node *node;
 	unsigned port;
@@ -389,8 +425,7 @@ agg_conf_tcp(const struct yconf_doc *doc, const struct yconf_node *map,
 }
 
 static int
-agg_conf_dns(const struct yconf_doc *doc, const struct yconf_node *map,
-	     struct target_conf *target)
+agg_conf_dns(const struct yconf_doc *doc, const struct yconf_node *map, struct target_conf *target)
 {
 	struct dns_spec *dns = &target->dns;
 	const struct yconf_node *node;
@@ -403,9 +438,9 @@ agg_conf_dns(const struct yconf_doc *doc, const struct yconf_node *map,
 		if (node->kind == YCONF_SCALAR &&
 		    !agg_conf_in(agg_conf_dns_types, node->scalar, true))
 			return yconf_error(doc, node->line,
-					   "\"type\" must be a DNS record type such as A, AAAA, "
-					   "CNAME, MX, NS, PTR, SOA, SRV, TXT or CAA, not \"%s\"",
-					   node->scalar);
+			    "\"type\" must be a DNS record type such as A, AAAA, "
+			    "CNAME, MX, NS, PTR, SOA, SRV, TXT or CAA, not \"%s\"",
+			    node->scalar);
 		if (yconf_str(doc, node, &dns->type) < 0)
 			return -1;
 		for (p = dns->type; *p != '\0'; p++)
@@ -414,8 +449,7 @@ agg_conf_dns(const struct yconf_doc *doc, const struct yconf_node *map,
 	} else {
 		dns->type = xstrdup("A");
 	}
-	if ((node = yconf_get(map, "server")) != NULL &&
-	    agg_conf_host(doc, node, &dns->server) < 0)
+	if ((node = yconf_get(map, "server")) != NULL && agg_conf_host(doc, node, &dns->server) < 0)
 		return -1;
 	if ((node = yconf_get(map, "expect")) != NULL &&
 	    yconf_str_list(doc, node, CONF_MAX_EXPECT, &dns->expect, &dns->n_expect) < 0)
@@ -424,8 +458,7 @@ agg_conf_dns(const struct yconf_doc *doc, const struct yconf_node *map,
 }
 
 static int
-agg_conf_icmp(const struct yconf_doc *doc, const struct yconf_node *map,
-	      struct target_conf *target)
+agg_conf_icmp(const struct yconf_doc *doc, const struct yconf_node *map, struct target_conf *target)
 {
 	const struct yconf_node *node;
 
@@ -439,9 +472,8 @@ agg_conf_icmp(const struct yconf_doc *doc, const struct yconf_node *map,
 // its "http:"/"tcp:"/... key (long form) or, with "kind:", the entry itself
 // (short form, as in "{ url: ..., kind: http }").
 static int
-agg_conf_find_kind(const struct yconf_doc *doc, const struct yconf_node *map,
-		   const char *what, const struct agg_conf_kind **kind,
-		   const struct yconf_node **spec)
+agg_conf_find_kind(const struct yconf_doc *doc, const struct yconf_node *map, const char *what,
+    const struct agg_conf_kind **kind, const struct yconf_node **spec)
 {
 	const struct yconf_node *node, *kind_node, *found = NULL;
 	size_t i;
@@ -454,8 +486,8 @@ agg_conf_find_kind(const struct yconf_doc *doc, const struct yconf_node *map,
 			continue;
 		if (*kind != NULL)
 			return yconf_error(doc, node->line,
-					   "%s has more than one probe kind (\"%s\" and \"%s\")",
-					   what, (*kind)->name, agg_conf_kinds[i].name);
+			    "%s has more than one probe kind (\"%s\" and \"%s\")", what,
+			    (*kind)->name, agg_conf_kinds[i].name);
 		*kind = &agg_conf_kinds[i];
 		found = node;
 	}
@@ -463,22 +495,22 @@ agg_conf_find_kind(const struct yconf_doc *doc, const struct yconf_node *map,
 	if (kind_node != NULL) {
 		if (*kind != NULL)
 			return yconf_error(doc, kind_node->line,
-					   "%s has more than one probe kind (\"%s\" and \"kind\")",
-					   what, (*kind)->name);
+			    "%s has more than one probe kind (\"%s\" and \"kind\")", what,
+			    (*kind)->name);
 		if (kind_node->kind == YCONF_SCALAR)
 			for (i = 0; i < AGG_CONF_N_KINDS; i++)
 				if (strcmp(kind_node->scalar, agg_conf_kinds[i].name) == 0)
 					*kind = &agg_conf_kinds[i];
 		if (*kind == NULL || !(*kind)->short_form)
 			return yconf_error(doc, kind_node->line,
-					   "\"kind\" must be http, tcp or icmp (dns needs its own "
-					   "\"dns:\" map)");
+			    "\"kind\" must be http, tcp or icmp (dns needs its own "
+			    "\"dns:\" map)");
 		*spec = map;
 		return 0;
 	}
 	if (*kind == NULL)
 		return yconf_error(doc, map->line,
-				   "%s needs one of \"http\", \"tcp\", \"dns\" or \"icmp\"", what);
+		    "%s needs one of \"http\", \"tcp\", \"dns\" or \"icmp\"", what);
 	if (yconf_expect_map(doc, found) < 0 || yconf_check_keys(doc, found, (*kind)->keys) < 0)
 		return -1;
 	*spec = found;
@@ -488,7 +520,7 @@ agg_conf_find_kind(const struct yconf_doc *doc, const struct yconf_node *map,
 // The entry's own keys plus, in the short form, those of its probe kind.
 static int
 agg_conf_entry_keys(const struct yconf_doc *doc, const struct yconf_node *map,
-		    const char *const *own, const struct agg_conf_kind *kind, bool short_form)
+    const char *const *own, const struct agg_conf_kind *kind, bool short_form)
 {
 	const char *allowed[32];
 	size_t n = 0, i;
@@ -503,7 +535,7 @@ agg_conf_entry_keys(const struct yconf_doc *doc, const struct yconf_node *map,
 
 static int
 agg_conf_target_regions(const struct yconf_doc *doc, const struct agg_conf *conf,
-			const struct yconf_node *node, struct target_conf *target)
+    const struct yconf_node *node, struct target_conf *target)
 {
 	struct yconf_named *names = NULL;
 	const struct yconf_node *item;
@@ -514,8 +546,8 @@ agg_conf_target_regions(const struct yconf_doc *doc, const struct agg_conf *conf
 		return -1;
 	if (node->n_items == 0)
 		return yconf_error(doc, node->line,
-				   "\"regions\" must name at least one region (leave it out to "
-				   "probe from all)");
+		    "\"regions\" must name at least one region (leave it out to "
+		    "probe from all)");
 	target->regions = xcalloc(node->n_items, sizeof(*target->regions));
 	for (i = 0; i < node->n_items; i++) {
 		item = node->items[i];
@@ -539,7 +571,7 @@ agg_conf_target_regions(const struct yconf_doc *doc, const struct agg_conf *conf
 	free(names);
 	if (dup >= 0)
 		return yconf_error(doc, node->items[dup]->line, "region \"%s\" is listed twice",
-				   node->items[dup]->scalar);
+		    node->items[dup]->scalar);
 	return 0;
 }
 
@@ -548,7 +580,7 @@ agg_conf_target_regions(const struct yconf_doc *doc, const struct agg_conf *conf
 // lists its regions.
 static int
 agg_conf_check_quorum(const struct yconf_doc *doc, const struct agg_conf *conf,
-		      const struct yconf_node *map, const struct target_conf *target)
+    const struct yconf_node *map, const struct target_conf *target)
 {
 	static const char *const keys[] = { "quorum", "recover" };
 	const struct quorum_rule *rules[] = { &target->quorum, &target->recover };
@@ -562,8 +594,8 @@ agg_conf_check_quorum(const struct yconf_doc *doc, const struct agg_conf *conf,
 			continue;
 		node = yconf_get(map, keys[i]);
 		return yconf_error(doc, node != NULL ? node->line : map->line,
-				   "%s %u is more than the %zu regions probing target \"%s\"",
-				   keys[i], rules[i]->value, n, target->key);
+		    "%s %u is more than the %zu regions probing target \"%s\"", keys[i],
+		    rules[i]->value, n, target->key);
 	}
 	return 0;
 }
@@ -595,8 +627,7 @@ agg_conf_target_clear(struct target_conf *target)
 // controls "control-N".
 static int
 agg_conf_target(const struct yconf_doc *doc, const struct agg_conf *conf,
-		const struct yconf_node *map, bool control, size_t index,
-		struct target_conf *target)
+    const struct yconf_node *map, bool control, size_t index, struct target_conf *target)
 {
 	const struct agg_conf_kind *kind;
 	const struct yconf_node *spec = NULL, *node;
@@ -618,7 +649,7 @@ agg_conf_target(const struct yconf_doc *doc, const struct agg_conf *conf,
 	}
 	if (agg_conf_find_kind(doc, map, what, &kind, &spec) < 0 ||
 	    agg_conf_entry_keys(doc, map, control ? agg_conf_control_keys : agg_conf_target_keys,
-				kind, spec == map) < 0)
+		kind, spec == map) < 0)
 		return -1;
 	target->kind = kind->kind;
 	if (kind->parse(doc, spec, target) < 0)
@@ -629,9 +660,9 @@ agg_conf_target(const struct yconf_doc *doc, const struct agg_conf *conf,
 	if (agg_conf_timing(doc, map, target) < 0)
 		return -1;
 	target->reopen_window_ms = agg_conf_auto(target->reopen_window_ms, 10 * MS_MINUTE, 10,
-						 target->interval_ms);
+	    target->interval_ms);
 	target->settle_for_ms = agg_conf_auto(target->settle_for_ms, MS_MINUTE, 2,
-					      target->interval_ms);
+	    target->interval_ms);
 	if (control)
 		target->confirm_span_ms = 0; // a control's failures are the self-check's business
 	if (!control && (node = yconf_get(map, "regions")) != NULL &&
@@ -645,8 +676,7 @@ agg_conf_target(const struct yconf_doc *doc, const struct agg_conf *conf,
 // halfway through.
 static int
 agg_conf_target_list(const struct yconf_doc *doc, struct agg_conf *conf,
-		     const struct yconf_node *seq, bool control, struct target_conf **out,
-		     size_t *n)
+    const struct yconf_node *seq, bool control, struct target_conf **out, size_t *n)
 {
 	size_t i;
 
@@ -682,7 +712,7 @@ agg_conf_unique_keys(const struct yconf_doc *doc, const struct agg_conf *conf)
 	dup = yconf_find_duplicate(names, n, &first);
 	if (dup >= 0)
 		yconf_error(doc, names[dup].line, "duplicate target name \"%s\" (first at line %d)",
-			    names[dup].name, names[first].line);
+		    names[dup].name, names[first].line);
 	free(names);
 	return dup >= 0 ? -1 : 0;
 }
@@ -691,7 +721,7 @@ agg_conf_unique_keys(const struct yconf_doc *doc, const struct agg_conf *conf)
 // be unique; a repeat is reported at the line of the item that repeats.
 static int
 agg_conf_unique(const struct yconf_doc *doc, const struct yconf_node *seq, const void *items,
-		size_t stride, size_t name_off, const char *what)
+    size_t stride, size_t name_off, const char *what)
 {
 	struct yconf_named *names = xcalloc(seq->n_items, sizeof(*names));
 	size_t first;
@@ -704,14 +734,13 @@ agg_conf_unique(const struct yconf_doc *doc, const struct yconf_node *seq, const
 	dup = yconf_find_duplicate(names, seq->n_items, &first);
 	if (dup >= 0)
 		yconf_error(doc, names[dup].line, "duplicate %s \"%s\" (first at line %d)", what,
-			    names[dup].name, names[first].line);
+		    names[dup].name, names[first].line);
 	free(names);
 	return dup >= 0 ? -1 : 0;
 }
 
 static int
-agg_conf_regions(const struct yconf_doc *doc, struct agg_conf *conf,
-		 const struct yconf_node *seq)
+agg_conf_regions(const struct yconf_doc *doc, struct agg_conf *conf, const struct yconf_node *seq)
 {
 	const struct yconf_node *map, *node;
 	size_t i;
@@ -732,8 +761,8 @@ agg_conf_regions(const struct yconf_doc *doc, struct agg_conf *conf,
 		    yconf_ident(doc, node, AGG_CONF_REGION_MAX, &conf->regions[i].domain) < 0)
 			return -1;
 	}
-	return agg_conf_unique(doc, seq, conf->regions, sizeof(*conf->regions), offsetof(struct region_conf, name),
-			       "region");
+	return agg_conf_unique(doc, seq, conf->regions, sizeof(*conf->regions),
+	    offsetof(struct region_conf, name), "region");
 }
 
 static int
@@ -765,15 +794,15 @@ agg_conf_tokens(const struct yconf_doc *doc, struct agg_conf *conf, const struct
 			if (node->kind == YCONF_SCALAR &&
 			    !agg_conf_in(agg_conf_roles, node->scalar, false))
 				return yconf_error(doc, node->line,
-						   "\"role\" must be admin, write or read, "
-						   "not \"%s\"",
-						   node->scalar);
+				    "\"role\" must be admin, write or read, "
+				    "not \"%s\"",
+				    node->scalar);
 			if (yconf_str(doc, node, &token->role) < 0)
 				return -1;
 		}
 	}
-	return agg_conf_unique(doc, seq, conf->tokens, sizeof(*conf->tokens), offsetof(struct api_token_conf, name),
-			       "api token");
+	return agg_conf_unique(doc, seq, conf->tokens, sizeof(*conf->tokens),
+	    offsetof(struct api_token_conf, name), "api token");
 }
 
 static int
@@ -795,16 +824,15 @@ agg_conf_listen(const struct yconf_doc *doc, struct agg_conf *conf, const struct
 // CurveZMQ is on unless the file says "insecure: true"; without its keys the
 // aggregator could admit no agent, so say so now rather than at bind time.
 static int
-agg_conf_security(const struct yconf_doc *doc, struct agg_conf *conf,
-		  const struct yconf_node *root)
+agg_conf_security(const struct yconf_doc *doc, struct agg_conf *conf, const struct yconf_node *root)
 {
 	const struct yconf_node *map, *node;
 
 	map = yconf_get(root, "security");
 	if (map == NULL)
 		return yconf_error(doc, root->line,
-				   "missing required key \"security\" (CurveZMQ keys, or "
-				   "\"insecure: true\" for development)");
+		    "missing required key \"security\" (CurveZMQ keys, or "
+		    "\"insecure: true\" for development)");
 	if (yconf_expect_map(doc, map) < 0 ||
 	    yconf_check_keys(doc, map, agg_conf_security_keys) < 0)
 		return -1;
@@ -826,8 +854,7 @@ agg_conf_security(const struct yconf_doc *doc, struct agg_conf *conf,
 }
 
 static int
-agg_conf_defaults(const struct yconf_doc *doc, struct agg_conf *conf,
-		  const struct yconf_node *root)
+agg_conf_defaults(const struct yconf_doc *doc, struct agg_conf *conf, const struct yconf_node *root)
 {
 	const struct yconf_node *map;
 
@@ -857,7 +884,7 @@ agg_conf_defaults(const struct yconf_doc *doc, struct agg_conf *conf,
 // incident.c's business.
 
 static const char *const agg_conf_alert_keys[] = { "name", "webhook", "exec", "on", "timeout",
-						   NULL };
+	NULL };
 static const char *const agg_conf_webhook_keys[] = { "url", "format", "routing_key", NULL };
 static const char *const agg_conf_exec_keys[] = { "command", NULL };
 
@@ -865,8 +892,10 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } agg_conf_alert_events[] = {
-	{ "outage", ALERT_ON_OUTAGE },	 { "recovery", ALERT_ON_RECOVERY },
-	{ "regional", ALERT_ON_REGIONAL }, { "blind", ALERT_ON_BLIND },
+	{ "outage", ALERT_ON_OUTAGE },
+	{ "recovery", ALERT_ON_RECOVERY },
+	{ "regional", ALERT_ON_REGIONAL },
+	{ "blind", ALERT_ON_BLIND },
 	{ "flapping", ALERT_ON_FLAPPING },
 };
 #define AGG_CONF_N_ALERT_EVENTS (sizeof(agg_conf_alert_events) / sizeof(agg_conf_alert_events[0]))
@@ -916,20 +945,20 @@ agg_conf_webhook(const struct yconf_doc *doc, const struct yconf_node *map, stru
 				break;
 		if (agg_conf_alert_formats[i] == NULL)
 			return yconf_error(doc, node->line,
-					   "\"format\" must be json, slack or pagerduty, not \"%s\"",
-					   node->scalar);
+			    "\"format\" must be json, slack or pagerduty, not \"%s\"",
+			    node->scalar);
 		ch->format = (enum alert_format)i;
 	}
 	key_node = yconf_get(map, "routing_key");
 	if (key_node != NULL && ch->format != ALERT_FORMAT_PAGERDUTY)
 		return yconf_error(doc, key_node->line,
-				   "\"routing_key\" is only used with \"format: pagerduty\"");
+		    "\"routing_key\" is only used with \"format: pagerduty\"");
 	if (ch->format != ALERT_FORMAT_PAGERDUTY)
 		return 0;
 	if (key_node == NULL)
 		return yconf_error(doc, map->line,
-				   "missing required key \"routing_key\" in \"webhook\" (the "
-				   "PagerDuty integration key, needed by \"format: pagerduty\")");
+		    "missing required key \"routing_key\" in \"webhook\" (the "
+		    "PagerDuty integration key, needed by \"format: pagerduty\")");
 	return yconf_str(doc, key_node, &ch->routing_key);
 }
 
@@ -937,14 +966,14 @@ agg_conf_webhook(const struct yconf_doc *doc, const struct yconf_node *map, stru
 // no spaces (a sequence item may hold spaces; it is one argument anyway).
 static int
 agg_conf_exec_word(const struct yconf_doc *doc, const struct yconf_node *node, const char *word,
-		   size_t len, bool allow_space)
+    size_t len, bool allow_space)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)word[i];
 
 		if (c < 0x20 || c == 0x7f || (c == ' ' && !allow_space))
 			return yconf_error(doc, node->line,
-					   "\"command\" must not contain control characters");
+			    "\"command\" must not contain control characters");
 	}
 	return 0;
 }
@@ -965,14 +994,14 @@ agg_conf_exec(const struct yconf_doc *doc, const struct yconf_node *map, struct 
 	if (node->kind == YCONF_SEQ) {
 		if (node->n_items == 0 || node->n_items > AGG_CONF_EXEC_ARGS_MAX)
 			return yconf_error(doc, node->line,
-					   "\"command\" must have 1 to %d words, not %zu",
-					   AGG_CONF_EXEC_ARGS_MAX, node->n_items);
+			    "\"command\" must have 1 to %d words, not %zu", AGG_CONF_EXEC_ARGS_MAX,
+			    node->n_items);
 		ch->argv = xcalloc(node->n_items + 1, sizeof(*ch->argv));
 		for (i = 0; i < node->n_items; i++) {
 			item = node->items[i];
 			if (yconf_str(doc, item, &ch->argv[i]) < 0 ||
 			    agg_conf_exec_word(doc, item, item->scalar, strlen(item->scalar),
-					       i > 0) < 0)
+				i > 0) < 0)
 				return -1;
 		}
 	} else {
@@ -981,8 +1010,7 @@ agg_conf_exec(const struct yconf_doc *doc, const struct yconf_node *map, struct 
 		text = node->scalar;
 		if (strlen(text) > AGG_CONF_EXEC_MAX)
 			return yconf_error(doc, node->line,
-					   "\"command\" must be at most %d characters",
-					   AGG_CONF_EXEC_MAX);
+			    "\"command\" must be at most %d characters", AGG_CONF_EXEC_MAX);
 		if (agg_conf_exec_word(doc, node, text, strlen(text), true) < 0)
 			return -1;
 		ch->argv = xcalloc(AGG_CONF_EXEC_ARGS_MAX + 1, sizeof(*ch->argv));
@@ -993,8 +1021,7 @@ agg_conf_exec(const struct yconf_doc *doc, const struct yconf_node *map, struct 
 				break;
 			if (n == AGG_CONF_EXEC_ARGS_MAX)
 				return yconf_error(doc, node->line,
-						   "\"command\" has more than %d words",
-						   AGG_CONF_EXEC_ARGS_MAX);
+				    "\"command\" has more than %d words", AGG_CONF_EXEC_ARGS_MAX);
 			ch->argv[n++] = xstrndup(p, len);
 			p += len;
 		}
@@ -1003,9 +1030,9 @@ agg_conf_exec(const struct yconf_doc *doc, const struct yconf_node *map, struct 
 	}
 	if (ch->argv[0][0] != '/')
 		return yconf_error(doc, node->line,
-				   "\"command\" must start with the absolute path of a program "
-				   "(it runs without a shell and without PATH), not \"%s\"",
-				   ch->argv[0]);
+		    "\"command\" must start with the absolute path of a program "
+		    "(it runs without a shell and without PATH), not \"%s\"",
+		    ch->argv[0]);
 	ch->is_exec = true;
 	return 0;
 }
@@ -1025,8 +1052,8 @@ agg_conf_alert_on(const struct yconf_doc *doc, const struct yconf_node *node, un
 	}
 	if (count == 0)
 		return yconf_error(doc, node->line,
-				   "\"on\" must name at least one event (leave it out for the "
-				   "default: outage, recovery, blind, flapping)");
+		    "\"on\" must name at least one event (leave it out for the "
+		    "default: outage, recovery, blind, flapping)");
 	*events = 0;
 	for (i = 0; i < count; i++) {
 		item = items[i];
@@ -1037,12 +1064,12 @@ agg_conf_alert_on(const struct yconf_doc *doc, const struct yconf_node *node, un
 				break;
 		if (j == AGG_CONF_N_ALERT_EVENTS)
 			return yconf_error(doc, item->line,
-					   "unknown alert event \"%s\" (outage, recovery, regional, "
-					   "blind or flapping)",
-					   item->scalar);
+			    "unknown alert event \"%s\" (outage, recovery, regional, "
+			    "blind or flapping)",
+			    item->scalar);
 		if (*events & agg_conf_alert_events[j].bit)
 			return yconf_error(doc, item->line, "event \"%s\" is listed twice",
-					   item->scalar);
+			    item->scalar);
 		*events |= agg_conf_alert_events[j].bit;
 	}
 	return 0;
@@ -1065,19 +1092,20 @@ agg_conf_alert(const struct yconf_doc *doc, const struct yconf_node *map, struct
 	exec = yconf_get(map, "exec");
 	if (webhook != NULL && exec != NULL)
 		return yconf_error(doc, webhook->line > exec->line ? webhook->line : exec->line,
-				   "alert channel \"%s\" has both \"webhook\" and \"exec\"; "
-				   "give one per channel",
-				   ch->name);
+		    "alert channel \"%s\" has both \"webhook\" and \"exec\"; "
+		    "give one per channel",
+		    ch->name);
 	if (webhook == NULL && exec == NULL)
-		return yconf_error(doc, map->line, "alert channel \"%s\" needs \"webhook\" or \"exec\"",
-				   ch->name);
+		return yconf_error(doc, map->line,
+		    "alert channel \"%s\" needs \"webhook\" or \"exec\"", ch->name);
 	if (webhook != NULL ? agg_conf_webhook(doc, webhook, ch) < 0 :
 			      agg_conf_exec(doc, exec, ch) < 0)
 		return -1;
 	if ((node = yconf_get(map, "on")) != NULL && agg_conf_alert_on(doc, node, &ch->events) < 0)
 		return -1;
 	if ((node = yconf_get(map, "timeout")) != NULL &&
-	    agg_conf_duration32(doc, node, MS_SECOND, AGG_CONF_ALERT_TIMEOUT_MAX, &ch->timeout_ms) < 0)
+	    agg_conf_duration32(doc, node, MS_SECOND, AGG_CONF_ALERT_TIMEOUT_MAX, &ch->timeout_ms) <
+		0)
 		return -1;
 	return 0;
 }
@@ -1095,8 +1123,8 @@ agg_conf_alerts(const struct yconf_doc *doc, struct agg_conf *conf, const struct
 		if (agg_conf_alert(doc, seq->items[i], &conf->alerts[i]) < 0)
 			return -1;
 	}
-	return agg_conf_unique(doc, seq, conf->alerts, sizeof(*conf->alerts), offsetof(struct alert_conf, name),
-			       "alert channel");
+	return agg_conf_unique(doc, seq, conf->alerts, sizeof(*conf->alerts),
+	    offsetof(struct alert_conf, name), "alert channel");
 }
 
 // status_page: and retention: belong to modules not written yet; their

@@ -32,10 +32,10 @@ struct http_api {
 	struct store *store;
 	struct ingest *ingest;
 	struct verdict *verdict;
-	struct auth *auth;          // borrowed; NULL: no writes possible
+	struct auth *auth; // borrowed; NULL: no writes possible
 	int64_t started_wall;
-	unsigned queries_waiting;   // requests waiting for the database
-	bool closed;                // http_api_free ran; freed by the last answer
+	unsigned queries_waiting; // requests waiting for the database
+	bool closed;              // http_api_free ran; freed by the last answer
 };
 
 static void
@@ -101,7 +101,9 @@ api_target_state(struct http_api *api, size_t idx, json_t *o)
 static void
 api_status(struct http_api *api, struct evhttp_request *req)
 {
-	static const int rank[] = { [QSTATE_UP] = 0, [QSTATE_UNKNOWN] = 1, [QSTATE_DEGRADED] = 2,
+	static const int rank[] = { [QSTATE_UP] = 0,
+		[QSTATE_UNKNOWN] = 1,
+		[QSTATE_DEGRADED] = 2,
 		[QSTATE_DOWN] = 3 };
 	enum quorum_state worst = QSTATE_UP;
 	json_t *list = json_array();
@@ -118,8 +120,9 @@ api_status(struct http_api *api, struct evhttp_request *req)
 		if (rank[tv->last.state] > rank[worst])
 			worst = tv->last.state;
 	}
-	api_reply(req, HTTP_OK, "OK", json_pack("{s:s,s:o,s:o}", "status", quorum_state_name(worst),
-	    "time", api_time(clock_wall_us()), "targets", list));
+	api_reply(req, HTTP_OK, "OK",
+	    json_pack("{s:s,s:o,s:o}", "status", quorum_state_name(worst), "time",
+		api_time(clock_wall_us()), "targets", list));
 }
 
 static json_t *
@@ -149,11 +152,11 @@ api_target(struct http_api *api, size_t idx, int64_t now)
 		json_object_set_new(r, "outcome", json_string(wire_outcome_name(l->outcome)));
 		json_object_set_new(r, "vote",
 		    json_string(quorum_vote_name(verdict_agent_vote(api->verdict, idx, l, now))));
-		json_object_set_new(r, "reason", l->reason ? json_string(wire_reason_name(l->reason))
-							   : json_null());
+		json_object_set_new(r, "reason",
+		    l->reason ? json_string(wire_reason_name(l->reason)) : json_null());
 		json_object_set_new(r, "trigger", json_string(wire_trigger_name(l->trigger)));
-		json_object_set_new(r, "http_status", l->http_status ? json_integer(l->http_status)
-								   : json_null());
+		json_object_set_new(r, "http_status",
+		    l->http_status ? json_integer(l->http_status) : json_null());
 		json_object_set_new(r, "phases_us",
 		    json_pack("{s:I,s:I,s:I,s:I,s:I}", "dns", (json_int_t)l->dns_us, "connect",
 			(json_int_t)l->connect_us, "tls", (json_int_t)l->tls_us, "ttfb",
@@ -228,21 +231,21 @@ api_agents(struct http_api *api, struct evhttp_request *req)
 
 		// The epoch is an unsigned 64-bit number: a string keeps it exact.
 		snprintf(epoch, sizeof(epoch), "%llu", (unsigned long long)ai->epoch);
-		json_array_append_new(list, json_pack(
-		    "{s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:o,s:I,s:I}",
-		    "name", ai->name, "region", ai->region, "version", ai->version,
-		    "connected", agents_connected(ai, now), "connected_since",
-		    api_time(ai->connected_since), "last_seen", api_time(ai->last_seen), "epoch", epoch,
-		    "acked_seq", (json_int_t)ai->acked_seq, "produced", (json_int_t)ai->produced,
-		    "spool_depth", (json_int_t)ai->spool_depth, "results_received",
-		    (json_int_t)ai->results_received, "results_lost", (json_int_t)ai->results_lost,
-		    "impaired", ai->impaired, "impaired_reason",
-		    ai->impaired ? api_text_or_null(ai->impaired_reason) : json_null(),
-		    "bad_messages", (json_int_t)ai->bad_messages, "clock_offset_us",
-		    (json_int_t)ai->clock_offset_us));
+		json_array_append_new(list,
+		    json_pack("{s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:o,s:I,s:I}",
+			"name", ai->name, "region", ai->region, "version", ai->version, "connected",
+			agents_connected(ai, now), "connected_since", api_time(ai->connected_since),
+			"last_seen", api_time(ai->last_seen), "epoch", epoch, "acked_seq",
+			(json_int_t)ai->acked_seq, "produced", (json_int_t)ai->produced,
+			"spool_depth", (json_int_t)ai->spool_depth, "results_received",
+			(json_int_t)ai->results_received, "results_lost",
+			(json_int_t)ai->results_lost, "impaired", ai->impaired, "impaired_reason",
+			ai->impaired ? api_text_or_null(ai->impaired_reason) : json_null(),
+			"bad_messages", (json_int_t)ai->bad_messages, "clock_offset_us",
+			(json_int_t)ai->clock_offset_us));
 	}
-	api_reply(req, HTTP_OK, "OK", json_pack("{s:o,s:o}", "agents", list, "handshakes",
-	    api_handshakes(api)));
+	api_reply(req, HTTP_OK, "OK",
+	    json_pack("{s:o,s:o}", "agents", list, "handshakes", api_handshakes(api)));
 }
 
 static void
@@ -298,9 +301,9 @@ struct api_pending {
 	struct http_api *api;
 	struct evhttp_request *req;
 	struct evhttp_connection *conn;
-	const char *wrap;          // list: the key it goes under; NULL: one object
-	int ok_code;               // 200, or 201 for a creation
-	const char *missing;       // the 404 message when no row came back
+	const char *wrap;    // list: the key it goes under; NULL: one object
+	int ok_code;         // 200, or 201 for a creation
+	const char *missing; // the 404 message when no row came back
 };
 
 static const char sql_incident_list[] =
@@ -364,7 +367,8 @@ api_on_rows(int status, const struct store_result *r, void *arg)
 	}
 	doc = json_loads(text, 0, &jerr);
 	if (doc == NULL) {
-		api_error(p->req, HTTP_INTERNAL, "Internal Server Error", "bad JSON from the database");
+		api_error(p->req, HTTP_INTERNAL, "Internal Server Error",
+		    "bad JSON from the database");
 		goto done;
 	}
 	api_reply(p->req, p->ok_code, p->ok_code == 201 ? "Created" : "OK",
@@ -385,7 +389,8 @@ api_query(struct http_api *api, struct evhttp_request *req, const char *sql, int
 
 	if (api->queries_waiting >= API_MAX_QUERIES_WAITING) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-		api_error(req, 503, "Service Unavailable", "too many requests wait for the database");
+		api_error(req, 503, "Service Unavailable",
+		    "too many requests wait for the database");
 		return;
 	}
 	p = xcalloc(1, sizeof(*p));
@@ -424,7 +429,8 @@ api_incidents(struct http_api *api, struct evhttp_request *req, const char *id)
 		const char *v[1] = { id };
 
 		if (n == 0 || n > 18 || strspn(id, "0123456789") != n) {
-			api_error(req, HTTP_BADREQUEST, "Bad Request", "an incident id is a number");
+			api_error(req, HTTP_BADREQUEST, "Bad Request",
+			    "an incident id is a number");
 			return;
 		}
 		api_query(api, req, sql_incident_one, 1, v, NULL, HTTP_OK, "no such incident");
@@ -438,7 +444,8 @@ api_incidents(struct http_api *api, struct evhttp_request *req, const char *id)
 	state = evhttp_find_header(&query, "state");
 	since = evhttp_find_header(&query, "since");
 	if (state != NULL && strcmp(state, "open") != 0 && strcmp(state, "resolved") != 0) {
-		api_error(req, HTTP_BADREQUEST, "Bad Request", "state must be \"open\" or \"resolved\"");
+		api_error(req, HTTP_BADREQUEST, "Bad Request",
+		    "state must be \"open\" or \"resolved\"");
 	} else if (since != NULL && !api_time_ok(since)) {
 		api_error(req, HTTP_BADREQUEST, "Bad Request",
 		    "since must be an ISO-8601 time such as 2026-01-31T12:00:00Z");
@@ -480,7 +487,8 @@ static const char *
 api_writer(struct http_api *api, struct evhttp_request *req)
 {
 	const char *who = NULL;
-	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Authorization");
 
 	switch (api->auth != NULL ? auth_check_write(api->auth, hdr, &who) : AUTH_INVALID) {
 	case AUTH_OK:
@@ -489,11 +497,14 @@ api_writer(struct http_api *api, struct evhttp_request *req)
 		api_error(req, 403, "Forbidden", "this token may only read");
 		return NULL;
 	case AUTH_MISSING:
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-		api_error(req, 401, "Unauthorized", "a bearer token is required to change anything");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		    "Bearer");
+		api_error(req, 401, "Unauthorized",
+		    "a bearer token is required to change anything");
 		return NULL;
 	default:
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		    "Bearer");
 		api_error(req, 401, "Unauthorized", "unknown token");
 		return NULL;
 	}
@@ -609,7 +620,8 @@ api_key_ok(const char *key)
 
 	if (n == 0 || n > WIRE_MAX_KEY)
 		return false;
-	return strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+	return strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+	    n;
 }
 
 static void
@@ -721,8 +733,9 @@ http_api_new(struct event_base *base, const char *addr, struct agents *agents,
 	evhttp_set_timeout(api->http, 30);
 	evhttp_set_max_headers_size(api->http, 16 * 1024);
 	evhttp_set_max_body_size(api->http, API_MAX_BODY);
-	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_allowed_methods(api->http,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+		EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(api->http, api_dispatch, api);
 	if (addr != NULL && api_listen(api, addr) < 0) {
 		evhttp_free(api->http);

@@ -186,14 +186,16 @@ incident_time(int64_t us)
 static const char *
 incident_kind_name(unsigned kind)
 {
-	return kind == INCIDENT_OUTAGE ? "outage" : kind == INCIDENT_REGIONAL ? "regional" : "blind";
+	return kind == INCIDENT_OUTAGE ? "outage" :
+	    kind == INCIDENT_REGIONAL  ? "regional" :
+					 "blind";
 }
 
 // The neutral event of incident.h.
 static json_t *
 incident_payload(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
-    const struct verdict_region *regions, size_t n, const char *event, unsigned kind,
-    bool resolved, int64_t now)
+    const struct verdict_region *regions, size_t n, const char *event, unsigned kind, bool resolved,
+    int64_t now)
 {
 	const struct target_conf *tc = targets_conf(ins->targets, idx);
 	json_t *down = json_array(), *up = json_array(), *abstain = json_array();
@@ -213,11 +215,14 @@ incident_payload(struct incidents *ins, size_t idx, const struct quorum_outcome 
 		}
 	}
 	if (kind == INCIDENT_BLIND)
-		buf_printf(&summary, "%s: monitoring blind, only %u of %zu regions report (%u needed)",
-		    tc->key, out->regions_up + out->regions_down, n, out->needed);
+		buf_printf(&summary,
+		    "%s: monitoring blind, only %u of %zu regions report (%u needed)", tc->key,
+		    out->regions_up + out->regions_down, n, out->needed);
 	else
 		buf_printf(&summary, "%s is %s: down in %u of %zu regions, up in %u", tc->key,
-		    resolved ? "back up" : kind == INCIDENT_OUTAGE ? "DOWN" : "degraded",
+		    resolved                    ? "back up" :
+			kind == INCIDENT_OUTAGE ? "DOWN" :
+						  "degraded",
 		    out->regions_down, n, out->regions_up);
 	for (size_t i = 0, k = 0; i < n; i++)
 		if (regions[i].vote == VOTE_DOWN)
@@ -230,9 +235,10 @@ incident_payload(struct incidents *ins, size_t idx, const struct quorum_outcome 
 	    tc->kind == PROBE_HTTP ? json_string(tc->http.url) : json_null(), "kind",
 	    incident_kind_name(kind), "state", resolved ? "resolved" : "open", "started_at",
 	    incident_time(out->started_at > 0 ? out->started_at : now), "detected_at",
-	    incident_time(now), "resolved_at", incident_time(resolved ? (out->resolved_at > 0 ?
-	    out->resolved_at : now) : 0), "regions_down", down, "regions_up", up,
-	    "regions_abstaining", abstain, "reasons", reasons, "summary", summary.data, summary.len);
+	    incident_time(now), "resolved_at",
+	    incident_time(resolved ? (out->resolved_at > 0 ? out->resolved_at : now) : 0),
+	    "regions_down", down, "regions_up", up, "regions_abstaining", abstain, "reasons",
+	    reasons, "summary", summary.data, summary.len);
 	buf_free(&summary);
 	return p;
 }
@@ -249,17 +255,17 @@ incident_alerts(struct incidents *ins, const char *event, unsigned on_bit, json_
 
 		if (!(ch->events & on_bit))
 			continue;
-		json_array_append_new(list, json_pack("{s:s,s:s,s:O}", "channel", ch->name, "event",
-		    event, "payload", payload));
+		json_array_append_new(list,
+		    json_pack("{s:s,s:s,s:O}", "channel", ch->name, "event", event, "payload",
+			payload));
 	}
 	text = json_dumps(list, JSON_COMPACT);
 	json_decref(list);
 	return text;
 }
 
-static void
-incident_event(json_t *events, int64_t at, const char *kind, const char *region, const char *fmt,
-    ...) __attribute__((format(printf, 5, 6)));
+static void incident_event(json_t *events, int64_t at, const char *kind, const char *region,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
 incident_event(json_t *events, int64_t at, const char *kind, const char *region, const char *fmt,
@@ -271,8 +277,9 @@ incident_event(json_t *events, int64_t at, const char *kind, const char *region,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_array_append_new(events, json_pack("{s:o,s:s,s:o,s:s}", "at", incident_time(at), "kind",
-	    kind, "region", region ? json_string(region) : json_null(), "message", msg));
+	json_array_append_new(events,
+	    json_pack("{s:o,s:s,s:o,s:s}", "at", incident_time(at), "kind", kind, "region",
+		region ? json_string(region) : json_null(), "message", msg));
 }
 
 static char *
@@ -302,17 +309,21 @@ incident_on_done(int status, const struct store_result *r, void *arg)
 	struct incidents *ins = op->ins;
 
 	if (status < 0) {
-		log_warnx("could not record the %s %s of target \"%s\"; the database keeps the last "
-			  "recorded state", op->kind, op->open ? "opening" : "resolution", op->key);
+		log_warnx(
+		    "could not record the %s %s of target \"%s\"; the database keeps the last "
+		    "recorded state",
+		    op->kind, op->open ? "opening" : "resolution", op->key);
 	} else if (store_result_rows(r) == 1) {
 		const char *id = store_result_value(r, 0, 0);
 		const char *flag = store_result_value(r, 0, 1);
 
 		if (op->open)
 			log_info("incident %s: %s of target \"%s\" %s", id, op->kind, op->key,
-			    flag != NULL && strcmp(flag, "t") == 0 ? "reopened (flapping)" : "opened");
+			    flag != NULL && strcmp(flag, "t") == 0 ? "reopened (flapping)" :
+								     "opened");
 		else
-			log_info("incident %s: %s of target \"%s\" resolved", id, op->kind, op->key);
+			log_info("incident %s: %s of target \"%s\" resolved", id, op->kind,
+			    op->key);
 		if (ins->hooks.queued != NULL)
 			ins->hooks.queued(ins->hooks.arg);
 		if (!op->open && strcmp(op->kind, "outage") == 0 && ins->hooks.resolved != NULL)
@@ -329,7 +340,8 @@ incident_open(struct incidents *ins, size_t idx, unsigned kind, const struct quo
 	struct target_verdict *tv = targets_verdict(ins->targets, idx);
 	const char *event = kind == INCIDENT_OUTAGE ? "outage" : incident_kind_name(kind);
 	unsigned bit = kind == INCIDENT_OUTAGE ? ALERT_ON_OUTAGE :
-	    kind == INCIDENT_REGIONAL ? ALERT_ON_REGIONAL : ALERT_ON_BLIND;
+	    kind == INCIDENT_REGIONAL          ? ALERT_ON_REGIONAL :
+						 ALERT_ON_BLIND;
 	json_t *payload = incident_payload(ins, idx, out, regions, n, event, kind, false, now);
 	json_t *events = json_array();
 	struct incident_op *op = xcalloc(1, sizeof(*op));
@@ -338,14 +350,16 @@ incident_open(struct incidents *ins, size_t idx, unsigned kind, const struct quo
 
 	for (size_t i = 0; i < n; i++)
 		if (regions[i].vote == VOTE_DOWN)
-			incident_event(events, regions[i].down_since, "first_failure", regions[i].name,
-			    "first failure in \"%s\": %s", regions[i].name, regions[i].why);
+			incident_event(events, regions[i].down_since, "first_failure",
+			    regions[i].name, "first failure in \"%s\": %s", regions[i].name,
+			    regions[i].why);
 	if (kind == INCIDENT_BLIND)
 		incident_event(events, now, "blind", NULL, "only %u of %zu regions report",
 		    out->regions_up + out->regions_down, n);
 	else
-		incident_event(events, now, "quorum", NULL, "%s: %u of %zu regions down (quorum %u)",
-		    event, out->regions_down, n, out->needed);
+		incident_event(events, now, "quorum", NULL,
+		    "%s: %u of %zu regions down (quorum %u)", event, out->regions_down, n,
+		    out->needed);
 	if (kind == INCIDENT_OUTAGE && out->reopened)
 		incident_event(events, now, "reopened", NULL,
 		    "down again %.0f s after it recovered: the same outage continues (flapping)%s",
@@ -366,8 +380,9 @@ incident_open(struct incidents *ins, size_t idx, unsigned kind, const struct quo
 		json_t *flap = json_deep_copy(payload);
 
 		json_object_set_new(flap, "event", json_string("flapping"));
-		flap_text = out->page_reopen ? incident_alerts(ins, "flapping", ALERT_ON_FLAPPING, flap) :
-					       xstrdup("[]");
+		flap_text = out->page_reopen ?
+		    incident_alerts(ins, "flapping", ALERT_ON_FLAPPING, flap) :
+		    xstrdup("[]");
 		json_decref(flap);
 		const char *v[10] = { id, "outage", started, detected, regions_text, events_text,
 			alerts_text, tc->key, out->reopened ? "true" : "false", flap_text };
@@ -393,10 +408,13 @@ incident_resolve(struct incidents *ins, size_t idx, unsigned kind, const struct 
 	const struct target_conf *tc = targets_conf(ins->targets, idx);
 	struct target_verdict *tv = targets_verdict(ins->targets, idx);
 	const char *event = kind == INCIDENT_OUTAGE ? "recovery" :
-	    kind == INCIDENT_REGIONAL ? "regional_recovery" : "blind_recovery";
+	    kind == INCIDENT_REGIONAL               ? "regional_recovery" :
+						      "blind_recovery";
 	unsigned bit = kind == INCIDENT_OUTAGE ? ALERT_ON_RECOVERY :
-	    kind == INCIDENT_REGIONAL ? ALERT_ON_REGIONAL : ALERT_ON_BLIND;
-	int64_t resolved_at = kind == INCIDENT_OUTAGE && out->resolved_at > 0 ? out->resolved_at : now;
+	    kind == INCIDENT_REGIONAL          ? ALERT_ON_REGIONAL :
+						 ALERT_ON_BLIND;
+	int64_t resolved_at = kind == INCIDENT_OUTAGE && out->resolved_at > 0 ? out->resolved_at :
+										now;
 	json_t *payload = incident_payload(ins, idx, out, regions, n, event, kind, true, now);
 	json_t *events = json_array();
 	struct incident_op *op = xcalloc(1, sizeof(*op));
@@ -414,7 +432,8 @@ incident_resolve(struct incidents *ins, size_t idx, unsigned kind, const struct 
 	clock_iso8601(resolved_at, resolved, sizeof(resolved));
 	events_text = json_dumps(events, JSON_COMPACT);
 	// An outage's recovery is announced once it has settled.
-	alerts_text = kind == INCIDENT_OUTAGE ? xstrdup("[]") : incident_alerts(ins, event, bit, payload);
+	alerts_text = kind == INCIDENT_OUTAGE ? xstrdup("[]") :
+						incident_alerts(ins, event, bit, payload);
 	op->ins = ins;
 	snprintf(op->key, sizeof(op->key), "%s", tc->key);
 	op->kind = incident_kind_name(kind);
@@ -473,7 +492,8 @@ incident_defer_regional(struct incidents *ins, size_t idx, int64_t now, bool aft
 {
 	const struct target_conf *tc = targets_conf(ins->targets, idx);
 	int64_t grace = (int64_t)tc->confirm * ((int64_t)tc->timeout_ms + tc->retry_interval_ms) *
-	    1000 + INCIDENT_REGIONAL_SLACK_US;
+		1000 +
+	    INCIDENT_REGIONAL_SLACK_US;
 
 	if (after_outage)
 		grace += (int64_t)tc->interval_ms * 1000;
@@ -535,7 +555,8 @@ incidents_on_region(size_t idx, const struct verdict_region *region, enum quorum
 	struct incidents *ins = arg;
 	struct target_verdict *tv = targets_verdict(ins->targets, idx);
 	unsigned kind = tv->open_incidents & INCIDENT_OUTAGE ? INCIDENT_OUTAGE :
-	    tv->open_incidents & INCIDENT_REGIONAL ? INCIDENT_REGIONAL : 0;
+	    tv->open_incidents & INCIDENT_REGIONAL           ? INCIDENT_REGIONAL :
+							       0;
 	char id[24], at[40], msg[256];
 	const char *event;
 
@@ -544,11 +565,13 @@ incidents_on_region(size_t idx, const struct verdict_region *region, enum quorum
 	if (region->vote == VOTE_DOWN) {
 		event = "first_failure";
 		clock_iso8601(region->down_since, at, sizeof(at));
-		snprintf(msg, sizeof(msg), "first failure in \"%s\": %s", region->name, region->why);
+		snprintf(msg, sizeof(msg), "first failure in \"%s\": %s", region->name,
+		    region->why);
 	} else if (region->vote == VOTE_UP && previous == VOTE_DOWN) {
 		event = "recovering";
 		// Probe time, like every other timeline entry.
-		clock_iso8601(region->up_since > 0 ? region->up_since : clock_wall_us(), at, sizeof(at));
+		clock_iso8601(region->up_since > 0 ? region->up_since : clock_wall_us(), at,
+		    sizeof(at));
 		snprintf(msg, sizeof(msg), "\"%s\" sees the target up again", region->name);
 	} else {
 		return;

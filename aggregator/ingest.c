@@ -34,7 +34,7 @@
 #define INGEST_MAX_RID 256
 #define INGEST_SESSION_IDLE_US (120LL * 1000000)
 #define INGEST_MAX_SESSIONS 100000
-#define INGEST_ACCEPTED 64            // recent connections whose peer address is kept
+#define INGEST_ACCEPTED 64 // recent connections whose peer address is kept
 #define INGEST_REBIND_RETRY_MS 100
 
 struct stream;
@@ -42,12 +42,12 @@ struct stream;
 struct session {
 	uint8_t rid[INGEST_MAX_RID];
 	size_t rid_len;
-	struct stream *stream;     // after Welcome
+	struct stream *stream; // after Welcome
 	size_t agent_slot;
-	char addr[64];             // peer address, for logs
+	char addr[64];                   // peer address, for logs
 	char user_id[WIRE_MAX_NAME + 1]; // agent named by its key (ZAP), "" without CurveZMQ
 	int64_t last_seen_mono;
-	unsigned pending;          // store operations that point here
+	unsigned pending; // store operations that point here
 	uint64_t bad_frames;
 	bool gone;
 	struct ingest *in;
@@ -60,7 +60,7 @@ struct stream {
 	uint64_t acked_seq;
 	uint64_t queued_seq;
 	bool resyncing;
-	struct session *peer;      // current connection, or NULL
+	struct session *peer; // current connection, or NULL
 	size_t agent_slot;
 	char name[WIRE_MAX_NAME + 1];
 	char region[WIRE_MAX_NAME + 1];
@@ -79,14 +79,14 @@ struct accepted {
 struct ingest {
 	struct event_base *base;
 	void *zctx;
-	char *endpoint;            // the address bound at start (a reload does not move it)
-	struct zap *zap;           // NULL without CurveZMQ
-	struct curvekey secret;    // the server's secret key, with zap
-	struct event *rebind;      // retries the bind after a revocation
+	char *endpoint;         // the address bound at start (a reload does not move it)
+	struct zap *zap;        // NULL without CurveZMQ
+	struct curvekey secret; // the server's secret key, with zap
+	struct event *rebind;   // retries the bind after a revocation
 	unsigned rebind_failures;
 	struct accepted accepted[INGEST_ACCEPTED];
 	size_t next_accepted;
-	uint32_t handshake_error;  // protocol error of the connection about to close
+	uint32_t handshake_error; // protocol error of the connection about to close
 	const struct agg_conf *conf;
 	struct store *store;
 	struct agents *agents;
@@ -300,7 +300,8 @@ static bool
 ingest_agent_attached(const struct ingest *in, int agent_id, const struct session *s)
 {
 	for (const struct stream *st = in->streams; st != NULL; st = st->next)
-		if (st->agent_id == agent_id && st->peer != NULL && st->peer != s && !st->peer->gone)
+		if (st->agent_id == agent_id && st->peer != NULL && st->peer != s &&
+		    !st->peer->gone)
 			return true;
 	return false;
 }
@@ -367,7 +368,8 @@ ingest_resync(struct stream *st)
 	if (st->resyncing)
 		return;
 	st->resyncing = true;
-	store_hello(st->in->store, st->name, st->region, st->version, st->epoch, ingest_on_resync, st);
+	store_hello(st->in->store, st->name, st->region, st->version, st->epoch, ingest_on_resync,
+	    st);
 }
 
 static void
@@ -437,7 +439,8 @@ ingest_on_hello_done(int status, int agent_id, uint64_t acked_seq, void *arg)
 	ai->connected_since = ai->last_seen = clock_wall_us();
 	ai->epoch = st->epoch;
 	ai->acked_seq = st->acked_seq;
-	log_info("agent \"%s\" (region \"%s\", %s) connected from %s: epoch %llu, acked through %llu",
+	log_info(
+	    "agent \"%s\" (region \"%s\", %s) connected from %s: epoch %llu, acked through %llu",
 	    h->name, h->region, h->version, s->addr, (unsigned long long)h->epoch,
 	    (unsigned long long)st->acked_seq);
 	free(h);
@@ -550,8 +553,9 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 		if (first <= new_seq)
 			first = new_seq + 1;
 		log_warnx("agent \"%s\" epoch %llu lost results %llu..%llu (dropped from its full "
-			  "spool)", st->name, (unsigned long long)st->epoch,
-		    (unsigned long long)first, (unsigned long long)last);
+			  "spool)",
+		    st->name, (unsigned long long)st->epoch, (unsigned long long)first,
+		    (unsigned long long)last);
 		store_add_gap(in->store, st->agent_id, st->epoch, first, last);
 		ai->results_lost += last - first + 1;
 		new_seq = last;
@@ -631,20 +635,22 @@ ingest_on_heartbeat(struct ingest *in, struct session *s, const Vantage__Heartbe
 	ai->spool_bytes = hb->spool_bytes;
 	if (agents_set_clock_offset(ai, hb->clock_offset_us)) {
 		if (ai->clock_off)
-			log_warnx("agent \"%s\" (region \"%s\"): its clock is %.1f s %s the aggregator's; "
-				  "its result times are corrected by that much", ai->name, ai->region,
-			    (double)llabs(hb->clock_offset_us) / 1e6,
+			log_warnx(
+			    "agent \"%s\" (region \"%s\"): its clock is %.1f s %s the aggregator's; "
+			    "its result times are corrected by that much",
+			    ai->name, ai->region, (double)llabs(hb->clock_offset_us) / 1e6,
 			    hb->clock_offset_us < 0 ? "ahead of" : "behind");
 		else
-			log_info("agent \"%s\" (region \"%s\"): its clock agrees with the aggregator's "
-				 "again (%.3f s off)", ai->name, ai->region,
-			    (double)hb->clock_offset_us / 1e6);
+			log_info(
+			    "agent \"%s\" (region \"%s\"): its clock agrees with the aggregator's "
+			    "again (%.3f s off)",
+			    ai->name, ai->region, (double)hb->clock_offset_us / 1e6);
 	}
 	impaired = hb->state == VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED;
 	if (impaired && !ai->impaired)
 		log_warnx("agent \"%s\" (region \"%s\") reports its own network impaired: %s; its "
-			  "votes abstain until it recovers", ai->name, ai->region,
-		    *hb->state_reason ? hb->state_reason : "no reason given");
+			  "votes abstain until it recovers",
+		    ai->name, ai->region, *hb->state_reason ? hb->state_reason : "no reason given");
 	else if (!impaired && ai->impaired)
 		log_info("agent \"%s\" (region \"%s\") reports its own network healthy again",
 		    ai->name, ai->region);
@@ -729,7 +735,8 @@ ingest_on_reap(evutil_socket_t fd, short what, void *arg)
 	struct session **pp = &in->sessions, *s;
 
 	while ((s = *pp) != NULL) {
-		if ((s->gone || now - s->last_seen_mono > INGEST_SESSION_IDLE_US) && s->pending == 0) {
+		if ((s->gone || now - s->last_seen_mono > INGEST_SESSION_IDLE_US) &&
+		    s->pending == 0) {
 			struct agent_info *ai = ingest_detach(in, s);
 
 			if (ai != NULL && ai->connected) {
@@ -768,9 +775,11 @@ ingest_on_socket_event(uint16_t event, uint32_t value, const char *addr, void *a
 		// The descriptor may be closed already if the handshake
 		// failed at once: then the address is "unknown".
 		if (getpeername(a->fd, (struct sockaddr *)&ss, &len) == 0)
-			ip = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-			    : ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-						       : NULL;
+			ip = ss.ss_family == AF_INET ?
+			    (const void *)&((struct sockaddr_in *)&ss)->sin_addr :
+			    ss.ss_family == AF_INET6 ?
+			    (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr :
+			    NULL;
 		if (ip != NULL)
 			inet_ntop(ss.ss_family, ip, a->addr, sizeof(a->addr));
 		break;
@@ -801,8 +810,9 @@ ingest_on_socket_event(uint16_t event, uint32_t value, const char *addr, void *a
 		}
 		if (in->handshake_error != 0)
 			zap_refused(in->zap, peer,
-			    in->handshake_error == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-				? ZAP_REFUSED_PLAINTEXT : ZAP_REFUSED_HANDSHAKE);
+			    in->handshake_error == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH ?
+				ZAP_REFUSED_PLAINTEXT :
+				ZAP_REFUSED_HANDSHAKE);
 		in->handshake_error = 0;
 		break;
 	}
@@ -831,9 +841,11 @@ ingest_open(struct ingest *in)
 		zloop_set_int(in->sock, ZMQ_CURVE_SERVER, 1);
 		// With a domain, ZAP is asked for every handshake; without a
 		// handler bound, libzmq would admit any key.
-		if (zmq_setsockopt(in->sock, ZMQ_CURVE_SECRETKEY, in->secret.z85, CURVEKEY_Z85_LEN) < 0 ||
+		if (zmq_setsockopt(in->sock, ZMQ_CURVE_SECRETKEY, in->secret.z85,
+			CURVEKEY_Z85_LEN) < 0 ||
 		    zmq_setsockopt(in->sock, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) < 0)
-			fatalx("cannot set up CurveZMQ on the agent socket: %s", zmq_strerror(errno));
+			fatalx("cannot set up CurveZMQ on the agent socket: %s",
+			    zmq_strerror(errno));
 	}
 	if (zmq_bind(in->sock, in->endpoint) < 0) {
 		int err = errno;
@@ -849,11 +861,13 @@ ingest_open(struct ingest *in)
 	if (in->z == NULL)
 		fatalx("cannot watch the ZeroMQ socket: %s", zmq_strerror(errno));
 	if (in->zap != NULL &&
-	    zloop_monitor(in->z, in->zctx, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-		ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_DISCONNECTED,
+	    zloop_monitor(in->z, in->zctx,
+		ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+		    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_DISCONNECTED,
 		ingest_on_socket_event, in) < 0)
 		log_warnx("cannot watch handshakes on the agent socket: refused plaintext clients "
-			  "will not be logged: %s", zmq_strerror(errno));
+			  "will not be logged: %s",
+		    zmq_strerror(errno));
 	return 0;
 }
 
@@ -894,8 +908,8 @@ ingest_on_rebind(evutil_socket_t fd, short what, void *arg)
 
 struct ingest *
 ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, struct store *store,
-    struct agents *agents, struct target_table *targets, struct verdict *verdict,
-    struct zap *zap, const struct curvekey *secret)
+    struct agents *agents, struct target_table *targets, struct verdict *verdict, struct zap *zap,
+    const struct curvekey *secret)
 {
 	struct ingest *in = xcalloc(1, sizeof(*in));
 	struct timeval reap = { 10, 0 };
@@ -915,8 +929,10 @@ ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, str
 	in->arena = wire_arena_new();
 	buf_init(&in->enc);
 	if (zap == NULL)
-		log_warnx("agents connect WITHOUT encryption or authentication (security: insecure: "
-			  "true); anyone who reaches \"%s\" can submit results", conf->listen_zmq);
+		log_warnx(
+		    "agents connect WITHOUT encryption or authentication (security: insecure: "
+		    "true); anyone who reaches \"%s\" can submit results",
+		    conf->listen_zmq);
 	if (ingest_open(in) < 0) {
 		log_warnx("cannot listen on \"%s\": %s", conf->listen_zmq, zmq_strerror(errno));
 		wire_arena_free(in->arena);

@@ -26,14 +26,14 @@
 struct ingest;
 
 struct ingest_stats {
-	uint64_t results_received;   // valid results in valid batches
-	uint64_t results_duplicate;  // seq already stored or queued
-	uint64_t results_unknown;    // target key not configured (stored with target 0)
-	uint64_t batches_dropped;    // valid but refused (no Hello yet, resync)
-	uint64_t bad_frames;         // malformed, oversized or invalid
-	uint64_t probe_now_sent;     // ProbeNow messages sent to agents
+	uint64_t results_received;    // valid results in valid batches
+	uint64_t results_duplicate;   // seq already stored or queued
+	uint64_t results_unknown;     // target key not configured (stored with target 0)
+	uint64_t batches_dropped;     // valid but refused (no Hello yet, resync)
+	uint64_t bad_frames;          // malformed, oversized or invalid
+	uint64_t probe_now_sent;      // ProbeNow messages sent to agents
 	uint64_t hello_name_mismatch; // Hello naming another agent than the key (also a bad frame)
-	struct zap_stats auth;       // handshakes admitted and refused (zeros without CurveZMQ)
+	struct zap_stats auth;        // handshakes admitted and refused (zeros without CurveZMQ)
 };
 
 // All borrowed; secret is copied.  With zap (CurveZMQ; NULL: insecure) the
@@ -51,7 +51,8 @@ void ingest_close(struct ingest *in);
 void ingest_free(struct ingest *in);
 // Switches to a reloaded config and target table and pushes the new Config
 // to every connected agent.
-void ingest_reconfigure(struct ingest *in, const struct agg_conf *conf, struct target_table *targets);
+void ingest_reconfigure(struct ingest *in, const struct agg_conf *conf,
+    struct target_table *targets);
 void ingest_get_stats(const struct ingest *in, struct ingest_stats *out);
 
 #endif

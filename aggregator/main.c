@@ -52,12 +52,12 @@ struct aggregator {
 	struct agents *agents;
 	struct ingest *ingest;
 	struct http_api *api;
-	struct auth *auth;          // API tokens of the running configuration
+	struct auth *auth; // API tokens of the running configuration
 	struct verdict *verdict;
 	struct incidents *incidents;
 	struct alert *alert;
-	struct zap *zap;            // NULL in insecure mode
-	struct pgembed *pg;         // the embedded cluster, NULL with `database:`
+	struct zap *zap;    // NULL in insecure mode
+	struct pgembed *pg; // the embedded cluster, NULL with `database:`
 	struct catchup *catchup;
 	bool database_seen_up;
 	struct event *verdict_timer;
@@ -92,7 +92,8 @@ agg_on_reload_sync(int status, const int *ids, void *arg)
 	struct aggregator *agg = arg;
 
 	if (status < 0) {
-		log_warnx("cannot record reloaded targets in the database; keeping the old configuration");
+		log_warnx(
+		    "cannot record reloaded targets in the database; keeping the old configuration");
 		targets_free(agg->next_targets);
 		agg_conf_free(agg->next_conf);
 		agg->next_targets = NULL;
@@ -141,8 +142,8 @@ agg_warn_unsupported(const struct agg_conf *conf)
 	for (size_t i = 0; i < conf->n_targets; i++)
 		if (conf->targets[i].kind != PROBE_HTTP)
 			log_warnx("target \"%s\" (line %d) is not probed: only HTTP(S) probes are "
-				  "implemented in this version", conf->targets[i].key,
-			    conf->targets[i].line);
+				  "implemented in this version",
+			    conf->targets[i].key, conf->targets[i].line);
 }
 
 static void
@@ -291,7 +292,8 @@ main(int argc, char **argv)
 	void *zctx;
 	int status, rc = 1;
 
-	if (daemon_parse_args(argc, argv, "vantage-aggregator", "/etc/vantage/vantage.yml", &opts, &status) < 0)
+	if (daemon_parse_args(argc, argv, "vantage-aggregator", "/etc/vantage/vantage.yml", &opts,
+		&status) < 0)
 		return status;
 	agg.conf_path = opts.conf_path;
 	check_only = opts.check_only;
@@ -354,7 +356,8 @@ main(int argc, char **argv)
 	agg.alert = alert_new(agg.base, agg.store, agg.conf);
 	agg.incidents = incidents_new(agg.store, agg.conf, agg.targets,
 	    &(struct incident_hooks){ .queued = agg_on_alerts_queued,
-		.resolved = agg_on_outage_resolved, .arg = &agg });
+		.resolved = agg_on_outage_resolved,
+		.arg = &agg });
 	agg.verdict = verdict_new(agg.conf, agg.targets, agg.agents, incidents_on_change,
 	    incidents_on_region, agg.incidents);
 	// Queued after the target sync: verdicts start once open incidents

@@ -24,8 +24,7 @@
 // Logs a failed result the way psql does, split into PostgreSQL's fields.
 // sql (may be NULL) lets the error position become a line number.
 static void
-migrate_log_error(const char *what, const PGresult *res, PGconn *conn,
-    const char *sql)
+migrate_log_error(const char *what, const PGresult *res, PGconn *conn, const char *sql)
 {
 	const char *primary, *detail, *hint, *position, *context;
 
@@ -92,7 +91,8 @@ migrate_query_int(PGconn *conn, const char *what, const char *sql, long *value)
 	}
 	if (PQntuples(res) != 1 || PQnfields(res) != 1) {
 		log_warnx("could not %s: expected one value, got %d rows of %d "
-		    "columns", what, PQntuples(res), PQnfields(res));
+			  "columns",
+		    what, PQntuples(res), PQnfields(res));
 		goto done;
 	}
 	*value = 0;
@@ -122,7 +122,8 @@ migrate_known_version(void)
 
 		if (m->name == NULL || m->sql == NULL || m->version <= newest) {
 			log_warnx("embedded migration %zu (\"%s\", version %d) is out "
-			    "of order", i, m->name != NULL ? m->name : "?", m->version);
+				  "of order",
+			    i, m->name != NULL ? m->name : "?", m->version);
 			return -1;
 		}
 		newest = m->version;
@@ -144,15 +145,14 @@ migrate_one(PGconn *conn, const struct sql_migration *m)
 		return -1;
 	// One PQexec runs the whole multi-statement script inside our BEGIN.
 	res = PQexec(conn, m->sql);
-	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
-	    PQresultStatus(res) != PGRES_TUPLES_OK)) {
+	if (res == NULL ||
+	    (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
 		migrate_log_error(what, res, conn, m->sql);
 		PQclear(res);
 		goto rollback;
 	}
 	PQclear(res);
-	res = PQexecParams(conn,
-	    "INSERT INTO schema_version (version, name) VALUES ($1::int, $2)",
+	res = PQexecParams(conn, "INSERT INTO schema_version (version, name) VALUES ($1::int, $2)",
 	    2, NULL, params, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 		migrate_log_error(what, res, conn, NULL);
@@ -178,22 +178,24 @@ migrate_locked(PGconn *conn)
 	if (known == -1)
 		return -1;
 	if (migrate_query_int(conn, "look up table \"schema_version\"",
-	    "SELECT (to_regclass('schema_version') IS NOT NULL)::int", &exists) == -1)
+		"SELECT (to_regclass('schema_version') IS NOT NULL)::int", &exists) == -1)
 		return -1;
-	if (!exists && migrate_exec(conn, "create table \"schema_version\"",
-	    "CREATE TABLE schema_version ("
-	    " version int PRIMARY KEY,"
-	    " name text NOT NULL,"
-	    " applied_at timestamptz NOT NULL DEFAULT now())") == -1)
+	if (!exists &&
+	    migrate_exec(conn, "create table \"schema_version\"",
+		"CREATE TABLE schema_version ("
+		" version int PRIMARY KEY,"
+		" name text NOT NULL,"
+		" applied_at timestamptz NOT NULL DEFAULT now())") == -1)
 		return -1;
 	if (migrate_query_int(conn, "read schema version",
-	    "SELECT max(version) FROM schema_version", &applied) == -1)
+		"SELECT max(version) FROM schema_version", &applied) == -1)
 		return -1;
 	if (applied > known) {
 		log_warnx("database schema version %ld is newer than the newest "
-		    "this aggregator knows (%d)", applied, known);
+			  "this aggregator knows (%d)",
+		    applied, known);
 		log_warnx("hint: a newer vantage-aggregator has migrated this "
-		    "database; run that version or restore a matching backup");
+			  "database; run that version or restore a matching backup");
 		return -1;
 	}
 	for (size_t i = 0; i < sql_migrations_count; i++) {
@@ -219,21 +221,21 @@ migrate_apply(void *conn_ptr)
 	}
 	if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
 		log_warnx("could not apply migrations: connection is inside a "
-		    "transaction");
+			  "transaction");
 		return -1;
 	}
 	if (migrate_query_int(conn, "take migration lock",
-	    "SELECT pg_try_advisory_lock(" MIGRATE_LOCK_KEY ")::int", &got) == -1)
+		"SELECT pg_try_advisory_lock(" MIGRATE_LOCK_KEY ")::int", &got) == -1)
 		return -1;
 	if (!got) {
 		log_info("waiting for another aggregator to finish migrations");
 		if (migrate_exec(conn, "take migration lock",
-		    "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")") == -1)
+			"SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")") == -1)
 			return -1;
 	}
 	version = migrate_locked(conn);
 	if (migrate_exec(conn, "release migration lock",
-	    "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")") == -1)
+		"SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")") == -1)
 		version = -1;
 	if (version != -1)
 		log_info("database schema is at version %d", version);

@@ -54,11 +54,11 @@
 
 struct pgembed {
 	char *bindir;
-	char *dir;		// absolute data directory, also the socket directory
+	char *dir; // absolute data directory, also the socket directory
 	char *log_path;
-	char **envp;		// fixed environment of every child
-	bool running;		// started or adopted by us: stop it on failure
-	bool drop;		// we are root: children run as run_user
+	char **envp;  // fixed environment of every child
+	bool running; // started or adopted by us: stop it on failure
+	bool drop;    // we are root: children run as run_user
 	char *run_user;
 	uid_t run_uid;
 	gid_t run_gid;
@@ -111,8 +111,8 @@ pgembed_make_env(void)
 	int n = 0;
 
 	buf_init(&b);
-	buf_printf(&b, "PATH=%s", path != NULL && *path != '\0' ? path :
-	    "/usr/sbin:/usr/bin:/sbin:/bin");
+	buf_printf(&b, "PATH=%s",
+	    path != NULL && *path != '\0' ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
 	envp[n++] = xstrdup(buf_cstr(&b));
 	buf_free(&b);
 	// Untranslated messages: we search createdb's output for "already exists".
@@ -154,8 +154,8 @@ pgembed_drop_privileges(const struct pgembed *pg)
 {
 	if (!pg->drop)
 		return 0;
-	if (setgroups((size_t)pg->ngroups, pg->groups) == -1 ||
-	    setgid(pg->run_gid) == -1 || setuid(pg->run_uid) == -1)
+	if (setgroups((size_t)pg->ngroups, pg->groups) == -1 || setgid(pg->run_gid) == -1 ||
+	    setuid(pg->run_uid) == -1)
 		return -1;
 	if (setuid(0) != -1)
 		return -1;
@@ -205,8 +205,7 @@ pgembed_child(const struct pgembed *pg, char *const argv[], int outfd)
 // stdout and stderr into out and its wait status into *status.  Returns -1
 // only if it could not be run at all.
 static int
-pgembed_run(const struct pgembed *pg, char *const argv[], struct buf *out,
-    int *status)
+pgembed_run(const struct pgembed *pg, char *const argv[], struct buf *out, int *status)
 {
 	int fds[2];
 	pid_t pid;
@@ -255,8 +254,8 @@ pgembed_describe_status(int status, char *out, size_t outlen)
 	if (WIFEXITED(status))
 		snprintf(out, outlen, "exited with status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
-		snprintf(out, outlen, "was terminated by signal %d: %s",
-		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+		snprintf(out, outlen, "was terminated by signal %d: %s", WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
 	else
 		snprintf(out, outlen, "stopped with wait status %d", status);
 }
@@ -344,8 +343,8 @@ pgembed_show_log_tail(const struct pgembed *pg)
 // status and its output.  Output goes to the cluster log when keep_output.
 // Returns 0, or -1 with the output left in out for the caller to inspect.
 static int
-pgembed_run_step(const struct pgembed *pg, const char *what, char *const argv[],
-    struct buf *out, bool keep_output)
+pgembed_run_step(const struct pgembed *pg, const char *what, char *const argv[], struct buf *out,
+    bool keep_output)
 {
 	char how[128];
 	int status;
@@ -410,7 +409,7 @@ pgembed_find_bindir(const struct pgembed *pg)
 	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &gl) != 0) {
 		log_warnx("could not find the PostgreSQL server programs");
 		log_warnx("hint: install \"postgresql-15\" (make deps), or put the "
-		    "pg_config of a server installation first in PATH");
+			  "pg_config of a server installation first in PATH");
 		return NULL;
 	}
 	for (size_t i = 0; i < gl.gl_pathc; i++) {
@@ -423,8 +422,7 @@ pgembed_find_bindir(const struct pgembed *pg)
 		version = strtol(v, &end, 10);
 		if (errno != 0 || end == v || (*end != '/' && *end != '.'))
 			continue;
-		dir = xstrndup(gl.gl_pathv[i],
-		    strlen(gl.gl_pathv[i]) - strlen("/initdb"));
+		dir = xstrndup(gl.gl_pathv[i], strlen(gl.gl_pathv[i]) - strlen("/initdb"));
 		if (version > best_version && pgembed_has_server(dir)) {
 			free(best);
 			best = dir;
@@ -436,7 +434,7 @@ pgembed_find_bindir(const struct pgembed *pg)
 	globfree(&gl);
 	if (best == NULL)
 		log_warnx("could not find a complete PostgreSQL server installation "
-		    "under \"/usr/lib/postgresql\"");
+			  "under \"/usr/lib/postgresql\"");
 	return best;
 }
 
@@ -492,7 +490,8 @@ pgembed_pick_user(struct pgembed *pg, const struct stat *dir_st)
 			continue;
 		if (i > 0) {
 			log_warnx("user \"vantage\" does not exist, running the "
-			    "embedded database as \"%s\"", candidates[i]);
+				  "embedded database as \"%s\"",
+			    candidates[i]);
 			log_warnx("hint: run \"make deps\" as root to create it");
 		}
 		pgembed_set_user(pg, pw);
@@ -557,10 +556,9 @@ pgembed_grant_search(const struct pgembed *pg, const char *state_dir)
 		if (pgembed_owner_can_search(pg, state_dir))
 			return 0;
 	}
-	log_warnx("user \"%s\" cannot reach directory \"%s\"", pg->run_user,
-	    state_dir);
+	log_warnx("user \"%s\" cannot reach directory \"%s\"", pg->run_user, state_dir);
 	log_warnx("hint: every parent directory must be searchable by that "
-	    "user (for example chmod o+x or g+x with its group)");
+		  "user (for example chmod o+x or g+x with its group)");
 	return -1;
 }
 
@@ -586,9 +584,8 @@ pgembed_prepare_dirs(struct pgembed *pg, const char *state_dir)
 	pg->dir = pgembed_path(abs_state, "pg");
 	pg->log_path = pgembed_path(pg->dir, "log");
 	if (strlen(pg->dir) + strlen(PGEMBED_SOCKET_NAME) >= sizeof(sun.sun_path)) {
-		log_warnx("unix socket path \"%s%s\" is too long (%zu bytes, maximum %zu)",
-		    pg->dir, PGEMBED_SOCKET_NAME,
-		    strlen(pg->dir) + strlen(PGEMBED_SOCKET_NAME),
+		log_warnx("unix socket path \"%s%s\" is too long (%zu bytes, maximum %zu)", pg->dir,
+		    PGEMBED_SOCKET_NAME, strlen(pg->dir) + strlen(PGEMBED_SOCKET_NAME),
 		    sizeof(sun.sun_path) - 1);
 		log_warnx("hint: choose a shorter state_dir");
 		return -1;
@@ -618,8 +615,8 @@ pgembed_prepare_dirs(struct pgembed *pg, const char *state_dir)
 			return -1;
 		}
 		if (chown(pg->dir, pg->run_uid, pg->run_gid) == -1) {
-			log_warn("could not change owner of \"%s\" to \"%s\"",
-			    pg->dir, pg->run_user);
+			log_warn("could not change owner of \"%s\" to \"%s\"", pg->dir,
+			    pg->run_user);
 			return -1;
 		}
 	}
@@ -630,8 +627,8 @@ static int
 pgembed_initdb_with(struct pgembed *pg, const char *locale_arg, struct buf *out)
 {
 	char *initdb = pgembed_path(pg->bindir, "initdb");
-	char *const argv[] = { initdb, "-D", pg->dir, "-U", PGEMBED_ROLE,
-		"--auth=trust", "-E", "UTF8", (char *)locale_arg, NULL };
+	char *const argv[] = { initdb, "-D", pg->dir, "-U", PGEMBED_ROLE, "--auth=trust", "-E",
+		"UTF8", (char *)locale_arg, NULL };
 	int rc;
 
 	rc = pgembed_run_step(pg, "initialize database cluster", argv, out, true);
@@ -646,8 +643,7 @@ pgembed_initdb(struct pgembed *pg)
 	struct buf out;
 	int rc;
 
-	log_info("creating database cluster in \"%s\" as user \"%s\"", pg->dir,
-	    pg->run_user);
+	log_info("creating database cluster in \"%s\" as user \"%s\"", pg->dir, pg->run_user);
 	buf_init(&out);
 	rc = pgembed_initdb_with(pg, "--locale=C.UTF-8", &out);
 	// initdb empties the directory it failed in, so a retry is clean.
@@ -658,8 +654,7 @@ pgembed_initdb(struct pgembed *pg)
 	if (rc == -1)
 		pgembed_show_lines("initdb", buf_cstr(&out), 30);
 	else
-		log_info("database cluster initialized in %.2f s",
-		    pgembed_seconds_since(start));
+		log_info("database cluster initialized in %.2f s", pgembed_seconds_since(start));
 	buf_free(&out);
 	return rc;
 }
@@ -678,8 +673,7 @@ pgembed_conf_quote(struct buf *b, const char *s)
 }
 
 static int
-pgembed_write_file(const struct pgembed *pg, const char *path, const char *text,
-    int flags)
+pgembed_write_file(const struct pgembed *pg, const char *path, const char *text, int flags)
 {
 	size_t len = strlen(text);
 	int fd;
@@ -728,7 +722,8 @@ pgembed_write_conf(struct pgembed *pg)
 	    "port = " PGEMBED_PORT "\n"
 	    "unix_socket_directories = ");
 	pgembed_conf_quote(&b, pg->dir);
-	buf_puts(&b, "\n"
+	buf_puts(&b,
+	    "\n"
 	    "unix_socket_permissions = 0700\n"
 	    "max_connections = 20\n"
 	    "shared_buffers = 128MB\n"
@@ -814,8 +809,7 @@ pgembed_socket_answers(const struct pgembed *pg)
 	bool answers;
 	int fd;
 
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s%s", pg->dir,
-	    PGEMBED_SOCKET_NAME);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s%s", pg->dir, PGEMBED_SOCKET_NAME);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return false;
@@ -887,7 +881,8 @@ pgembed_adopt(struct pgembed *pg)
 	// shared-memory interlock still guards the data if we are wrong.
 	if (pid > 0 && !pgembed_postmaster_alive(pg, pid)) {
 		log_info("removing stale lock file \"%s\" (pid %ld is not a "
-		    "running postgres)", pid_path, pid);
+			 "running postgres)",
+		    pid_path, pid);
 		if (unlink(pid_path) == -1 && errno != ENOENT) {
 			log_warn("could not remove \"%s\"", pid_path);
 			rc = -1;
@@ -902,14 +897,14 @@ pgembed_adopt(struct pgembed *pg)
 		goto done;
 	}
 	buf_free(&out);
-	log_info("adopting database server already running in \"%s\" (pid %ld)",
-	    pg->dir, pid);
+	log_info("adopting database server already running in \"%s\" (pid %ld)", pg->dir, pid);
 	// Line 8 of postmaster.pid is the postmaster's state (PostgreSQL >= 10).
 	while (clock_mono_us() < deadline) {
 		if (pgembed_pidfile_line(pg, 8, pm_status, sizeof(pm_status)) == -1 ||
 		    !pgembed_postmaster_alive(pg, pid)) {
 			log_info("database server in \"%s\" exited while being "
-			    "adopted", pg->dir);
+				 "adopted",
+			    pg->dir);
 			goto done;
 		}
 		if (strcmp(pm_status, "ready") == 0 && pgembed_socket_answers(pg)) {
@@ -919,8 +914,8 @@ pgembed_adopt(struct pgembed *pg)
 		nanosleep(&pause, NULL);
 	}
 	log_warnx("database server in \"%s\" (pid %ld) is not accepting "
-	    "connections after " PGEMBED_WAIT_S " s (state \"%s\")", pg->dir, pid,
-	    pm_status);
+		  "connections after " PGEMBED_WAIT_S " s (state \"%s\")",
+	    pg->dir, pid, pm_status);
 	rc = -1;
 done:
 	free(pid_path);
@@ -932,8 +927,8 @@ static int
 pgembed_pg_ctl_start(struct pgembed *pg)
 {
 	char *pg_ctl = pgembed_path(pg->bindir, "pg_ctl");
-	char *const argv[] = { pg_ctl, "-D", pg->dir, "-l", pg->log_path, "-w",
-		"-t", PGEMBED_WAIT_S, "start", NULL };
+	char *const argv[] = { pg_ctl, "-D", pg->dir, "-l", pg->log_path, "-w", "-t",
+		PGEMBED_WAIT_S, "start", NULL };
 	int64_t start = clock_mono_us();
 	struct buf out;
 	int rc;
@@ -945,8 +940,7 @@ pgembed_pg_ctl_start(struct pgembed *pg)
 		pgembed_show_lines("pg_ctl", buf_cstr(&out), 10);
 		pgembed_show_log_tail(pg);
 	} else {
-		log_info("database server started in %.2f s",
-		    pgembed_seconds_since(start));
+		log_info("database server started in %.2f s", pgembed_seconds_since(start));
 	}
 	buf_free(&out);
 	free(pg_ctl);
@@ -957,8 +951,8 @@ static int
 pgembed_pg_ctl_stop(struct pgembed *pg)
 {
 	char *pg_ctl = pgembed_path(pg->bindir, "pg_ctl");
-	char *const argv[] = { pg_ctl, "-D", pg->dir, "-m", "fast", "-w",
-		"-t", PGEMBED_WAIT_S, "stop", NULL };
+	char *const argv[] = { pg_ctl, "-D", pg->dir, "-m", "fast", "-w", "-t", PGEMBED_WAIT_S,
+		"stop", NULL };
 	struct buf out;
 	int rc;
 
@@ -979,8 +973,8 @@ static int
 pgembed_createdb(struct pgembed *pg)
 {
 	char *createdb = pgembed_path(pg->bindir, "createdb");
-	char *const argv[] = { createdb, "-h", pg->dir, "-p", PGEMBED_PORT, "-U",
-		PGEMBED_ROLE, PGEMBED_DB, NULL };
+	char *const argv[] = { createdb, "-h", pg->dir, "-p", PGEMBED_PORT, "-U", PGEMBED_ROLE,
+		PGEMBED_DB, NULL };
 	char *marker = pgembed_path(pg->dir, PGEMBED_MARKER);
 	struct buf out;
 	int rc = 0;
@@ -989,8 +983,7 @@ pgembed_createdb(struct pgembed *pg)
 		goto done;
 	log_info("creating database \"" PGEMBED_DB "\"");
 	buf_init(&out);
-	if (pgembed_run_step(pg, "create database \"" PGEMBED_DB "\"", argv, &out,
-	    true) == -1) {
+	if (pgembed_run_step(pg, "create database \"" PGEMBED_DB "\"", argv, &out, true) == -1) {
 		if (strstr(buf_cstr(&out), "already exists") != NULL) {
 			log_info("database \"" PGEMBED_DB "\" already exists");
 		} else {
@@ -1000,8 +993,7 @@ pgembed_createdb(struct pgembed *pg)
 	}
 	buf_free(&out);
 	if (rc == 0)
-		rc = pgembed_write_file(pg, marker, "created by vantage-aggregator\n",
-		    O_TRUNC);
+		rc = pgembed_write_file(pg, marker, "created by vantage-aggregator\n", O_TRUNC);
 done:
 	free(marker);
 	free(createdb);
@@ -1077,7 +1069,8 @@ pgembed_restart_later(struct pgembed *pg)
 {
 	pg->restart_at_mono = clock_mono_us() + (int64_t)pg->restart_backoff_s * 1000000;
 	pg->restart_backoff_s = pg->restart_backoff_s * 2 > PGEMBED_RESTART_MAX_S ?
-	    PGEMBED_RESTART_MAX_S : pg->restart_backoff_s * 2;
+	    PGEMBED_RESTART_MAX_S :
+	    pg->restart_backoff_s * 2;
 }
 
 // Reaps the pg_ctl started by pgembed_supervise once it has exited.
@@ -1101,8 +1094,8 @@ pgembed_reap_restart(struct pgembed *pg)
 	if (pid > 0) {
 		pgembed_describe_status(status, how, sizeof(how));
 		log_warnx("could not restart the database server in \"%s\" (pg_ctl %s); "
-		    "retrying in %d s, see \"%s\"", pg->dir, how, pg->restart_backoff_s,
-		    pg->log_path);
+			  "retrying in %d s, see \"%s\"",
+		    pg->dir, how, pg->restart_backoff_s, pg->log_path);
 	}
 	pgembed_restart_later(pg);
 }
@@ -1154,8 +1147,7 @@ pgembed_supervise(struct pgembed *pg)
 	argv[7] = PGEMBED_WAIT_S;
 	argv[8] = "start";
 	argv[9] = NULL;
-	log_warnx("the embedded database server in \"%s\" is not running; restarting it",
-	    pg->dir);
+	log_warnx("the embedded database server in \"%s\" is not running; restarting it", pg->dir);
 	pid = fork();
 	if (pid == 0)
 		pgembed_child(pg, argv, logfd);

@@ -341,8 +341,8 @@ postmortem_timeline(struct buf *b, const json_t *timeline, int64_t started)
 		buf_puts(b, "| ");
 		postmortem_clock_near(b, postmortem_time(ev, "at"), started);
 		buf_puts(b, " | ");
-		postmortem_escape(b, message != NULL && *message != '\0' ? message :
-		    postmortem_str(ev, "kind"));
+		postmortem_escape(b,
+		    message != NULL && *message != '\0' ? message : postmortem_str(ev, "kind"));
 		buf_puts(b, " |\n");
 	}
 	buf_putc(b, '\n');
@@ -375,7 +375,8 @@ postmortem_reasons(struct buf *b, const json_t *affected, const json_t *failures
 			if (fr == NULL || strcmp(fr, region) != 0)
 				continue;
 			buf_printf(b, "%s %lld failing probes, %s", listed > 0 ? ";" : "",
-			    postmortem_int(f, "count"), wire_reason_name((int)postmortem_int(f, "reason")));
+			    postmortem_int(f, "count"),
+			    wire_reason_name((int)postmortem_int(f, "reason")));
 			listed++;
 			if (status > 0)
 				buf_printf(b, " %lld", status);
@@ -386,7 +387,8 @@ postmortem_reasons(struct buf *b, const json_t *affected, const json_t *failures
 			}
 		}
 		if (listed == 0)
-			buf_puts(b, " voted down, but no failing result is stored for the incident window");
+			buf_puts(b,
+			    " voted down, but no failing result is stored for the incident window");
 		buf_puts(b, "\n");
 	}
 	buf_putc(b, '\n');
@@ -398,14 +400,16 @@ postmortem_latency(struct buf *b, const json_t *latency)
 	size_t i;
 	const json_t *l;
 
-	buf_puts(b, "**Latency before vs during** (total probe time; before: successful probes in "
-		    "the hour before the first failure; during: every probe until recovery)\n\n");
+	buf_puts(b,
+	    "**Latency before vs during** (total probe time; before: successful probes in "
+	    "the hour before the first failure; during: every probe until recovery)\n\n");
 	if (json_array_size(latency) == 0) {
 		buf_puts(b, "No results were stored for this target around the incident.\n\n");
 		return;
 	}
-	buf_puts(b, "| Region | p50 before | p95 before | p50 during | p95 during |\n"
-		    "|---|---:|---:|---:|---:|\n");
+	buf_puts(b,
+	    "| Region | p50 before | p95 before | p50 during | p95 during |\n"
+	    "|---|---:|---:|---:|---:|\n");
 	json_array_foreach(latency, i, l) {
 		buf_puts(b, "| ");
 		postmortem_escape(b, postmortem_str(l, "region"));
@@ -426,8 +430,9 @@ postmortem_alerts(struct buf *b, const json_t *alerts, int64_t started, int64_t 
 	const json_t *a;
 
 	if (json_array_size(alerts) == 0) {
-		buf_puts(b, "- **Alerts:** no alerts were sent for this incident (no channel is "
-			    "subscribed to its events, or the target was silenced).\n");
+		buf_puts(b,
+		    "- **Alerts:** no alerts were sent for this incident (no channel is "
+		    "subscribed to its events, or the target was silenced).\n");
 		return;
 	}
 	buf_puts(b, "- **Alerts:**\n");
@@ -557,11 +562,12 @@ postmortem_render(const json_t *doc)
 
 	postmortem_went_right(&b, doc, started, detected, resolved);
 
-	buf_puts(&b, "## What we will do to prevent it\n\n"
-		     "_This section is for the team to fill in: one action per line, each with "
-		     "an owner and a date.  Blameless: ask what in our systems and processes "
-		     "let this happen, not who._\n\n"
-		     "- [ ] \n");
+	buf_puts(&b,
+	    "## What we will do to prevent it\n\n"
+	    "_This section is for the team to fill in: one action per line, each with "
+	    "an owner and a date.  Blameless: ask what in our systems and processes "
+	    "let this happen, not who._\n\n"
+	    "- [ ] \n");
 	md = xstrdup(buf_cstr(&b));
 	buf_free(&b);
 	json_decref(affected);
@@ -599,7 +605,8 @@ postmortem_on_gathered(int status, const struct store_result *r, void *arg)
 	}
 	if (store_result_rows(r) != 1) {
 		log_info("incident %s: no post-mortem drafted: the incident is gone or its "
-			 "post-mortem is published", job->id);
+			 "post-mortem is published",
+		    job->id);
 		goto fail;
 	}
 	text = store_result_value(r, 0, 0);

@@ -95,7 +95,8 @@ quorum_distinct_down_domains(const struct quorum_region *regions, size_t n)
 		if (regions[i].vote != VOTE_DOWN)
 			continue;
 		for (size_t j = 0; j < i && !seen; j++)
-			seen = regions[j].vote == VOTE_DOWN && regions[j].domain == regions[i].domain;
+			seen = regions[j].vote == VOTE_DOWN &&
+			    regions[j].domain == regions[i].domain;
 		if (!seen)
 			distinct++;
 	}

@@ -39,20 +39,20 @@ enum quorum_state { QSTATE_UNKNOWN, QSTATE_UP, QSTATE_DEGRADED, QSTATE_DOWN };
 
 // One agent's view of one target.  Zero-initialise; feed results in.
 struct quorum_agent {
-	bool has_vote;          // a settled UP or DOWN vote exists
-	enum quorum_vote vote;  // VOTE_UP or VOTE_DOWN when has_vote
-	unsigned fails;         // consecutive DOWN results
-	int64_t last_at;        // started_at of the newest result taken
-	int64_t streak_start;   // started_at of the first failure of the streak
-	int64_t down_since;     // started_at of the streak that made the vote DOWN
+	bool has_vote;         // a settled UP or DOWN vote exists
+	enum quorum_vote vote; // VOTE_UP or VOTE_DOWN when has_vote
+	unsigned fails;        // consecutive DOWN results
+	int64_t last_at;       // started_at of the newest result taken
+	int64_t streak_start;  // started_at of the first failure of the streak
+	int64_t down_since;    // started_at of the streak that made the vote DOWN
 };
 
 // What the caller knows about the agent right now.
 struct quorum_agent_ctx {
-	bool impaired;          // its self-check fails
+	bool impaired; // its self-check fails
 	bool connected;
-	int64_t now;            // evaluation time in the agent's clock (µs)
-	int64_t interval_us;    // the target's interval
+	int64_t now;         // evaluation time in the agent's clock (µs)
+	int64_t interval_us; // the target's interval
 };
 
 // Takes one result.  Returns false when it was ignored as late data.  The
@@ -66,56 +66,59 @@ enum quorum_vote quorum_region_vote(const enum quorum_vote *agent_votes, size_t 
 
 // "majority", an absolute count, or a percentage of the regions.
 enum quorum_mode_q { QMODE_MAJORITY, QMODE_COUNT, QMODE_PERCENT };
-struct quorum_need { enum quorum_mode_q mode; unsigned value; };
+struct quorum_need {
+	enum quorum_mode_q mode;
+	unsigned value;
+};
 // Regions needed out of n_regions (at least 1, at most n_regions).
 unsigned quorum_needed(struct quorum_need need, size_t n_regions);
 
 struct quorum_params {
-	struct quorum_need quorum;   // DOWN regions for an outage
-	struct quorum_need recover;  // UP regions to recover
-	unsigned min_voters;         // 0: same as the quorum count
-	unsigned distinct_domains;   // 0 or 1: off
-	unsigned recover_for;        // 0: 2
-	int64_t reopen_window_us;    // 0: never reopen
-	int64_t settle_for_us;       // 0: announce a recovery at once
+	struct quorum_need quorum;  // DOWN regions for an outage
+	struct quorum_need recover; // UP regions to recover
+	unsigned min_voters;        // 0: same as the quorum count
+	unsigned distinct_domains;  // 0 or 1: off
+	unsigned recover_for;       // 0: 2
+	int64_t reopen_window_us;   // 0: never reopen
+	int64_t settle_for_us;      // 0: announce a recovery at once
 };
 
 // One region's vote as the target evaluation sees it.
 struct quorum_region {
 	enum quorum_vote vote;
-	int domain;                  // failure domain id
-	int64_t down_since;          // earliest down_since of its DOWN agents
-	int64_t up_since;            // newest last_at among its UP agents
+	int domain;         // failure domain id
+	int64_t down_since; // earliest down_since of its DOWN agents
+	int64_t up_since;   // newest last_at among its UP agents
 };
 
 // A target's state across evaluations.  Zero-initialise (UNKNOWN).
 struct quorum_target {
 	enum quorum_state state;
 	unsigned recover_streak;
-	int64_t recover_since;       // probe time the recovery quorum first held
-	int64_t left_down_at;        // aggregator time the last outage ended, 0 if none
-	bool recovery_owed;          // that end is not yet announced (settle_for)
-	bool flapping;               // the latest outage was reopened
+	int64_t recover_since; // probe time the recovery quorum first held
+	int64_t left_down_at;  // aggregator time the last outage ended, 0 if none
+	bool recovery_owed;    // that end is not yet announced (settle_for)
+	bool flapping;         // the latest outage was reopened
 };
 
 struct quorum_outcome {
-	enum quorum_state state;     // after this evaluation
+	enum quorum_state state; // after this evaluation
 	enum quorum_state previous;
 	bool changed;
 	unsigned regions_up, regions_down, regions_abstain;
-	unsigned needed;             // quorum count
-	int64_t started_at;          // earliest failure of the DOWN regions, 0 if none
-	int64_t resolved_at;         // left DOWN: probe time recovery first held
-	bool flapping;               // the latest outage was reopened
+	unsigned needed;     // quorum count
+	int64_t started_at;  // earliest failure of the DOWN regions, 0 if none
+	int64_t resolved_at; // left DOWN: probe time recovery first held
+	bool flapping;       // the latest outage was reopened
 	// Entered DOWN within reopen_window of the last outage's end: the same
 	// outage continues.  page_reopen: this reopening is worth a page (the
 	// first one, or one after the recovery was announced).
 	bool reopened, page_reopen;
-	int64_t reopened_after_us;   // reopened: time since the last outage ended
+	int64_t reopened_after_us; // reopened: time since the last outage ended
 	// The last outage's recovery is due to be announced now: the target
 	// has stayed out of DOWN for settle_for.
 	bool settled;
-	bool blind;                  // too few voters (state UNKNOWN, or kept DOWN)
+	bool blind; // too few voters (state UNKNOWN, or kept DOWN)
 };
 
 // Evaluates the target at `now` (aggregator time).  new_data says whether a

@@ -55,7 +55,7 @@ struct op {
 	struct op *next;
 	bool started;
 	bool failed;
-	bool fail_fast;              // fails at once while the database is down
+	bool fail_fast; // fails at once while the database is down
 	int step;
 	// OP_HELLO
 	char *name, *region, *version;
@@ -93,18 +93,18 @@ struct store {
 	char *conninfo;
 	PGconn *conn;
 	enum conn_state state;
-	struct event *ev;            // socket readiness
+	struct event *ev; // socket readiness
 	short ev_what;
-	struct event *retry;         // reconnect backoff
-	struct event *kick;          // starts the head operation from the loop
-	struct event *watchdog;      // abandons what takes too long
+	struct event *retry;    // reconnect backoff
+	struct event *kick;     // starts the head operation from the loop
+	struct event *watchdog; // abandons what takes too long
 	int backoff_ms;
 	int64_t connect_started_mono;
-	int64_t down_since_mono;     // 0 while up or before the first connection
-	unsigned attempts;           // connection attempts since it went down
+	int64_t down_since_mono; // 0 while up or before the first connection
+	unsigned attempts;       // connection attempts since it went down
 	struct op *head, *tail;
-	struct op *open_txn;         // txn accepting rows (not started)
-	struct buf params;           // scratch for array literals
+	struct op *open_txn; // txn accepting rows (not started)
+	struct buf params;   // scratch for array literals
 	// COPY timestamp cache: the text of one second
 	int64_t ts_cache_sec;
 	char ts_cache[32];
@@ -467,13 +467,15 @@ store_lost(struct store *s, const char *why)
 
 	if (s->state == CONN_READY) {
 		log_warnx("lost the database connection: %.*s; results are not acknowledged "
-			  "until it is back (agents keep them)", store_msg_len(why), why);
+			  "until it is back (agents keep them)",
+		    store_msg_len(why), why);
 		s->stats.reconnects++;
 		s->down_since_mono = clock_mono_us();
 		s->attempts = 0;
 		s->warned_down = true;
 	} else if (!s->warned_down) {
-		log_warnx("cannot connect to the database: %.*s; retrying", store_msg_len(why), why);
+		log_warnx("cannot connect to the database: %.*s; retrying", store_msg_len(why),
+		    why);
 		s->warned_down = true;
 		if (s->down_since_mono == 0)
 			s->down_since_mono = clock_mono_us();
@@ -515,8 +517,8 @@ store_lost(struct store *s, const char *why)
 
 		evtimer_add(s->retry, &tv);
 	}
-	s->backoff_ms = s->backoff_ms * 2 > STORE_BACKOFF_MAX_MS ? STORE_BACKOFF_MAX_MS
-								: s->backoff_ms * 2;
+	s->backoff_ms = s->backoff_ms * 2 > STORE_BACKOFF_MAX_MS ? STORE_BACKOFF_MAX_MS :
+								   s->backoff_ms * 2;
 }
 
 // PQcancel would block the loop, and a server that does not answer would
@@ -584,10 +586,11 @@ store_on_result(struct store *s, struct op *op, PGresult *res)
 		const char *msg = PQresultErrorMessage(res);
 
 		log_warnx("database error in %s: %.*s",
-		    op->kind == OP_TXN ? "result transaction" :
-		    op->kind == OP_HELLO ? "agent registration" :
-		    op->kind == OP_EXEC ? "maintenance" :
-		    op->kind == OP_QUERY ? "query" : "target sync",
+		    op->kind == OP_TXN       ? "result transaction" :
+			op->kind == OP_HELLO ? "agent registration" :
+			op->kind == OP_EXEC  ? "maintenance" :
+			op->kind == OP_QUERY ? "query" :
+					       "target sync",
 		    (int)strcspn(msg, "\n"), msg);
 		op->failed = true;
 		return false;
@@ -631,11 +634,13 @@ store_on_result(struct store *s, struct op *op, PGresult *res)
 		} else if (op->step == TXN_PROGRESS &&
 		    strtoull(PQcmdTuples(res), NULL, 10) != op->n_progress) {
 			log_warnx("agent progress moved under a transaction (%s of %zu rows "
-				  "updated): rolling back", PQcmdTuples(res), op->n_progress);
+				  "updated): rolling back",
+			    PQcmdTuples(res), op->n_progress);
 			op->failed = true;
 		}
 		break;
-	}	return false;
+	}
+	return false;
 }
 
 // The running command returned all its results: next step or complete.
@@ -694,8 +699,8 @@ store_on_io(evutil_socket_t fd, short what, void *arg)
 		return;
 	op = s->head;
 	if (what & EV_WRITE) {
-		if (op != NULL && op->kind == OP_TXN && op->step == TXN_COPY && op->copy_sent != SIZE_MAX &&
-		    op->copy_sent > 0) {
+		if (op != NULL && op->kind == OP_TXN && op->step == TXN_COPY &&
+		    op->copy_sent != SIZE_MAX && op->copy_sent > 0) {
 			if (store_copy_push(s, op) < 0) {
 				store_lost(s, PQerrorMessage(s->conn));
 				return;
@@ -968,8 +973,9 @@ store_add_result(struct store *s, int agent_id, uint64_t epoch, int target_id,
 	struct buf *b = &op->copy;
 
 	store_copy_time(s, b, r->started_at);
-	buf_printf(b, "\t%d\t%d\t%" PRId64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRId64
-		      "\t%d\t%d\t%d\t%d\t%u\t%u\t%u\t%u\t%u\t%u\t%" PRIu64 "\t",
+	buf_printf(b,
+	    "\t%d\t%d\t%" PRId64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRId64
+	    "\t%d\t%d\t%d\t%d\t%u\t%u\t%u\t%u\t%u\t%u\t%" PRIu64 "\t",
 	    agent_id, target_id, (int64_t)epoch, r->seq, r->config_version,
 	    r->started_at - r->scheduled_at, (int)r->outcome, (int)r->reason, (int)r->trigger,
 	    (int)r->agent_state, r->http_status, r->dns_us, r->connect_us, r->tls_us, r->ttfb_us,
@@ -1019,8 +1025,8 @@ store_add_progress(struct store *s, int agent_id, uint64_t epoch, uint64_t old_s
 		op->cap_progress = op->cap_progress ? op->cap_progress * 2 : 16;
 		op->progress = xreallocarray(op->progress, op->cap_progress, sizeof(*op->progress));
 	}
-	op->progress[op->n_progress++] =
-	    (struct progress_ent){ agent_id, epoch, old_seq, new_seq, cb, arg };
+	op->progress[op->n_progress++] = (struct progress_ent){ agent_id, epoch, old_seq, new_seq,
+		cb, arg };
 }
 
 void
@@ -1130,7 +1136,8 @@ store_result_value(const struct store_result *r, int row, int col)
 {
 	const PGresult *res = (const PGresult *)r;
 
-	if (r == NULL || row >= PQntuples(res) || col >= PQnfields(res) || PQgetisnull(res, row, col))
+	if (r == NULL || row >= PQntuples(res) || col >= PQnfields(res) ||
+	    PQgetisnull(res, row, col))
 		return NULL;
 	return PQgetvalue(res, row, col);
 }

@@ -96,8 +96,8 @@ struct store_stats {
 	uint64_t txns_committed;
 	uint64_t txns_failed;
 	uint64_t reconnects;
-	int64_t last_commit_us;   // duration of the last transaction
-	size_t rows_pending;      // in the open transaction
+	int64_t last_commit_us; // duration of the last transaction
+	size_t rows_pending;    // in the open transaction
 };
 void store_get_stats(const struct store *s, struct store_stats *out);
 

@@ -24,8 +24,8 @@ struct target_slot {
 struct target_table {
 	struct target_slot *slots;
 	size_t n;
-	int *index;                 // hash -> slot index, -1 empty
-	size_t index_cap;           // power of two
+	int *index;       // hash -> slot index, -1 empty
+	size_t index_cap; // power of two
 };
 
 static uint64_t
@@ -147,9 +147,10 @@ targets_record(struct target_table *t, size_t idx, size_t agent_slot, const Vant
 	snprintf(l->error, sizeof(l->error), "%s", r->error ? r->error : "");
 	l->impaired = r->agent_state == VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED;
 	// An agent error says nothing about the target: no vote either way.
-	if (r->outcome == VANTAGE__OUTCOME__OUTCOME_UP || r->outcome == VANTAGE__OUTCOME__OUTCOME_DOWN)
-		quorum_agent_result(&l->q, r->outcome == VANTAGE__OUTCOME__OUTCOME_UP, r->started_at,
-		    ts->conf->confirm, (int64_t)ts->conf->confirm_span_ms * 1000);
+	if (r->outcome == VANTAGE__OUTCOME__OUTCOME_UP ||
+	    r->outcome == VANTAGE__OUTCOME__OUTCOME_DOWN)
+		quorum_agent_result(&l->q, r->outcome == VANTAGE__OUTCOME__OUTCOME_UP,
+		    r->started_at, ts->conf->confirm, (int64_t)ts->conf->confirm_span_ms * 1000);
 	ts->verdict.dirty = true;
 	return true;
 }
@@ -197,12 +198,14 @@ targets_spec_json(const struct target_conf *tc)
 		json_t *expect = json_array();
 
 		json_object_set_new(spec, "url", json_string(tc->http.url));
-		json_object_set_new(spec, "method", json_string(tc->http.method ? tc->http.method : "GET"));
+		json_object_set_new(spec, "method",
+		    json_string(tc->http.method ? tc->http.method : "GET"));
 		for (size_t i = 0; i < tc->http.n_expect; i++)
 			json_array_append_new(expect, json_integer(tc->http.expect_status[i]));
 		json_object_set_new(spec, "expect_status", expect);
 		if (tc->http.body_contains != NULL)
-			json_object_set_new(spec, "body_contains", json_string(tc->http.body_contains));
+			json_object_set_new(spec, "body_contains",
+			    json_string(tc->http.body_contains));
 		break;
 	}
 	case PROBE_TCP:
@@ -236,9 +239,11 @@ targets_adopt_latest(struct target_table *to, const struct target_table *from)
 			continue;
 		src = &from->slots[j];
 		free(to->slots[i].latest);
-		to->slots[i].latest = xcalloc(src->cap_latest ? src->cap_latest : 1, sizeof(*src->latest));
+		to->slots[i].latest = xcalloc(src->cap_latest ? src->cap_latest : 1,
+		    sizeof(*src->latest));
 		if (src->n_latest > 0)
-			memcpy(to->slots[i].latest, src->latest, src->n_latest * sizeof(*src->latest));
+			memcpy(to->slots[i].latest, src->latest,
+			    src->n_latest * sizeof(*src->latest));
 		to->slots[i].n_latest = src->n_latest;
 		to->slots[i].cap_latest = src->cap_latest;
 		to->slots[i].verdict = src->verdict;

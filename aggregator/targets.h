@@ -17,27 +17,27 @@
 
 struct latest_result {
 	size_t agent_slot;
-	int64_t started_at;        // wall µs, agent clock
-	int64_t received_at;       // wall µs, aggregator clock
+	int64_t started_at;  // wall µs, agent clock
+	int64_t received_at; // wall µs, aggregator clock
 	uint64_t seq;
 	int outcome, reason, trigger;
 	uint32_t http_status;
 	uint32_t dns_us, connect_us, tls_us, ttfb_us, total_us;
-	char error[129];           // first bytes of the error text
-	bool impaired;             // the agent's self-check state in that result
-	struct quorum_agent q;     // this agent's vote on the target
+	char error[129];       // first bytes of the error text
+	bool impaired;         // the agent's self-check state in that result
+	struct quorum_agent q; // this agent's vote on the target
 };
 
 // A target's quorum state across evaluations (see verdict.c).
 struct target_verdict {
 	struct quorum_target qt;
-	struct quorum_outcome last;   // of the latest evaluation
-	int64_t state_since;          // aggregator time of the last change
-	int64_t probe_now_at;         // when ProbeNow was last sent for it
-	bool dirty;                   // results arrived since the last evaluation
-	unsigned open_incidents;      // INCIDENT_* bits of the kinds open now
-	int64_t regional_due;         // DEGRADED: when it becomes a regional incident
-	uint8_t region_votes[64];     // each region's vote at the last evaluation
+	struct quorum_outcome last; // of the latest evaluation
+	int64_t state_since;        // aggregator time of the last change
+	int64_t probe_now_at;       // when ProbeNow was last sent for it
+	bool dirty;                 // results arrived since the last evaluation
+	unsigned open_incidents;    // INCIDENT_* bits of the kinds open now
+	int64_t regional_due;       // DEGRADED: when it becomes a regional incident
+	uint8_t region_votes[64];   // each region's vote at the last evaluation
 };
 
 #define INCIDENT_OUTAGE (1u << 0)
@@ -58,8 +58,8 @@ int targets_id(const struct target_table *t, size_t idx);
 // Records r as the latest of agent_slot for target idx and feeds it to
 // that agent's vote, unless a result with a later started_at is already
 // there (late results never go back).  Returns false for such a late one.
-bool targets_record(struct target_table *t, size_t idx, size_t agent_slot,
-    const Vantage__Result *r, int64_t now_us);
+bool targets_record(struct target_table *t, size_t idx, size_t agent_slot, const Vantage__Result *r,
+    int64_t now_us);
 struct target_verdict *targets_verdict(struct target_table *t, size_t idx);
 const struct latest_result *targets_latest(const struct target_table *t, size_t idx, size_t *n);
 // Copies the latest results of targets that exist in both tables (reload).

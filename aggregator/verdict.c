@@ -36,8 +36,8 @@ struct verdict {
 	void *arg;
 	bool enabled;
 	bool held;
-	int64_t tick_mono;         // the timer's last run
-	int64_t resume_mono;       // nothing is judged before this
+	int64_t tick_mono;   // the timer's last run
+	int64_t resume_mono; // nothing is judged before this
 };
 
 struct verdict *
@@ -200,13 +200,15 @@ verdict_gather(const struct verdict *v, size_t idx, int64_t now, struct quorum_r
 				continue;
 			vote = verdict_agent_vote(v, idx, &latest[i], now);
 			votes[nv++] = vote;
-			if (vote == VOTE_DOWN && (regions[r].down_since == 0 ||
-			    latest[i].q.down_since < regions[r].down_since))
+			if (vote == VOTE_DOWN &&
+			    (regions[r].down_since == 0 ||
+				latest[i].q.down_since < regions[r].down_since))
 				regions[r].down_since = latest[i].q.down_since;
 			if (vote == VOTE_DOWN) {
 				if (latest[i].http_status != 0)
 					snprintf(parts[r].why, sizeof(parts[r].why), "%u %s",
-					    latest[i].http_status, wire_reason_name(latest[i].reason));
+					    latest[i].http_status,
+					    wire_reason_name(latest[i].reason));
 				else
 					snprintf(parts[r].why, sizeof(parts[r].why), "%s",
 					    wire_reason_name(latest[i].reason));
@@ -251,9 +253,11 @@ verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
 	tv->dirty = false;
 	if (tv->last.changed) {
 		tv->state_since = now;
-		log_info("target \"%s\" is now %s (was %s): %u of %u regions down, %u up, %u abstaining%s",
-		    tc->key, quorum_state_name(tv->last.state), quorum_state_name(tv->last.previous),
-		    tv->last.regions_down, (unsigned)n, tv->last.regions_up, tv->last.regions_abstain,
+		log_info(
+		    "target \"%s\" is now %s (was %s): %u of %u regions down, %u up, %u abstaining%s",
+		    tc->key, quorum_state_name(tv->last.state),
+		    quorum_state_name(tv->last.previous), tv->last.regions_down, (unsigned)n,
+		    tv->last.regions_up, tv->last.regions_abstain,
 		    tv->last.flapping ? ", flapping" : "");
 	}
 	// A settled recovery is news too, without a change of state.

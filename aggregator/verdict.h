@@ -21,9 +21,9 @@
 struct verdict_region {
 	const char *name;
 	enum quorum_vote vote;
-	int64_t down_since;   // DOWN: first failure of its failing agents
-	int64_t up_since;     // UP: probe time of its newest success
-	char why[96];         // DOWN: what its latest failure was ("503 http_status")
+	int64_t down_since; // DOWN: first failure of its failing agents
+	int64_t up_since;   // UP: probe time of its newest success
+	char why[96];       // DOWN: what its latest failure was ("503 http_status")
 };
 
 typedef void (*verdict_change_cb)(size_t target_idx, const struct quorum_outcome *out,
@@ -40,7 +40,8 @@ struct verdict;
 struct verdict *verdict_new(const struct agg_conf *conf, struct target_table *targets,
     struct agents *agents, verdict_change_cb cb, verdict_region_cb region_cb, void *arg);
 void verdict_free(struct verdict *v);
-void verdict_reconfigure(struct verdict *v, const struct agg_conf *conf, struct target_table *targets);
+void verdict_reconfigure(struct verdict *v, const struct agg_conf *conf,
+    struct target_table *targets);
 // Until this is called (incidents restored from the database), nothing is
 // evaluated: a state change before that could open a duplicate incident.
 void verdict_enable(struct verdict *v);
@@ -60,8 +61,8 @@ void verdict_tick(struct verdict *v);
 
 // Each region's current part in target idx's verdict (names borrowed from
 // the configuration).  Returns how many were written (at most max).
-size_t verdict_parts(const struct verdict *v, size_t idx, int64_t now,
-    struct verdict_region *parts, size_t max);
+size_t verdict_parts(const struct verdict *v, size_t idx, int64_t now, struct verdict_region *parts,
+    size_t max);
 // The quorum parameters of a target.
 void verdict_params(const struct target_conf *tc, struct quorum_params *p);
 // The vote agent_slot currently casts on target idx (for the API).

@@ -25,9 +25,9 @@
 #include "zloop.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define ZAP_RESCAN_US 250000        // a missing key re-reads the directory at most this often
-#define ZAP_PEERS 128               // peer addresses whose refusals are rate-limited
-#define ZAP_MAX_REVOKED 4096        // revoked keys remembered to say "revoked"
+#define ZAP_RESCAN_US 250000 // a missing key re-reads the directory at most this often
+#define ZAP_PEERS 128        // peer addresses whose refusals are rate-limited
+#define ZAP_MAX_REVOKED 4096 // revoked keys remembered to say "revoked"
 #define ZAP_MSG_FRAMES 6
 
 struct zap_key {
@@ -42,15 +42,20 @@ struct zap_keys {
 
 // Why a connection was refused: each is logged once per peer address, so
 // that one host with two problems shows both.
-enum zap_why { ZAP_WHY_UNKNOWN, ZAP_WHY_REVOKED, ZAP_WHY_MECHANISM, ZAP_WHY_PLAINTEXT,
-	ZAP_WHY_HANDSHAKE };
+enum zap_why {
+	ZAP_WHY_UNKNOWN,
+	ZAP_WHY_REVOKED,
+	ZAP_WHY_MECHANISM,
+	ZAP_WHY_PLAINTEXT,
+	ZAP_WHY_HANDSHAKE
+};
 
 // One (peer address, reason) whose refusals are being logged.
 struct zap_peer {
 	char addr[64];
 	enum zap_why why;
-	int64_t logged_mono;        // 0: slot free
-	uint64_t since_logged;      // refusals not logged since then
+	int64_t logged_mono;   // 0: slot free
+	uint64_t since_logged; // refusals not logged since then
 };
 
 struct zap {
@@ -109,15 +114,18 @@ zap_scan(const char *dir, bool quiet, struct zap_keys *out)
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (len - 4 > WIRE_MAX_NAME) {
 			if (!quiet)
-				log_warnx("ignoring key file \"%s\": its name is too long for an agent "
-					  "name", path);
+				log_warnx(
+				    "ignoring key file \"%s\": its name is too long for an agent "
+				    "name",
+				    path);
 			continue;
 		}
 		memcpy(name, de->d_name, len - 4);
 		name[len - 4] = '\0';
 		if (!wire_name_ok(name, WIRE_MAX_NAME)) {
 			if (!quiet)
-				log_warnx("ignoring key file \"%s\": \"%s\" is not a valid agent name",
+				log_warnx(
+				    "ignoring key file \"%s\": \"%s\" is not a valid agent name",
 				    path, name);
 			continue;
 		}
@@ -181,13 +189,14 @@ zap_log_refusal(struct zap *z, const char *addr, enum zap_why category, const ch
 	if (!zap_should_log(z, addr, category, &suppressed))
 		return;
 	if (suppressed > 0)
-		log_warnx("refused an agent connection from %s: %s (and %llu more such refusals "
-			  "from there since the last message; next message in %d s at the earliest)",
+		log_warnx(
+		    "refused an agent connection from %s: %s (and %llu more such refusals "
+		    "from there since the last message; next message in %d s at the earliest)",
 		    addr, why, (unsigned long long)suppressed, ZAP_LOG_INTERVAL_S);
 	else
 		log_warnx("refused an agent connection from %s: %s (further such refusals from "
-			  "there are counted, and logged again after %d s)", addr, why,
-		    ZAP_LOG_INTERVAL_S);
+			  "there are counted, and logged again after %d s)",
+		    addr, why, ZAP_LOG_INTERVAL_S);
 }
 
 void
@@ -195,12 +204,14 @@ zap_refused(struct zap *z, const char *addr, enum zap_refusal why)
 {
 	if (why == ZAP_REFUSED_PLAINTEXT) {
 		z->stats.refused_plaintext++;
-		zap_log_refusal(z, addr, ZAP_WHY_PLAINTEXT, "the client does not use CurveZMQ (an agent with "
-					 "\"insecure: true\", or not an agent)");
+		zap_log_refusal(z, addr, ZAP_WHY_PLAINTEXT,
+		    "the client does not use CurveZMQ (an agent with "
+		    "\"insecure: true\", or not an agent)");
 	} else {
 		z->stats.refused_handshake++;
-		zap_log_refusal(z, addr, ZAP_WHY_HANDSHAKE, "the ZeroMQ handshake failed (not a ZeroMQ client, or "
-					 "a broken one)");
+		zap_log_refusal(z, addr, ZAP_WHY_HANDSHAKE,
+		    "the ZeroMQ handshake failed (not a ZeroMQ client, or "
+		    "a broken one)");
 	}
 }
 
@@ -323,7 +334,8 @@ zap_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 
 		z->stats.refused_unknown_key++;
 		zmq_z85_encode(z85, key, CURVEKEY_BIN_LEN);
-		snprintf(why, sizeof(why), "public key \"%s\" is in no file of \"%s\"", z85, z->dir);
+		snprintf(why, sizeof(why), "public key \"%s\" is in no file of \"%s\"", z85,
+		    z->dir);
 	}
 	zap_log_refusal(z, addr, k != NULL ? ZAP_WHY_REVOKED : ZAP_WHY_UNKNOWN, why);
 	zap_reply(z, &parts[1], "400", "key not admitted", "");
@@ -336,7 +348,8 @@ zap_reload(struct zap *z, const char *keys_dir)
 	int revoked = 0;
 
 	if (zap_scan(keys_dir, false, &fresh) < 0) {
-		log_warnx("agent keys not reloaded: keeping the %zu keys admitted so far", z->keys.n);
+		log_warnx("agent keys not reloaded: keeping the %zu keys admitted so far",
+		    z->keys.n);
 		return -1;
 	}
 	for (size_t i = 0; i < z->keys.n; i++) {

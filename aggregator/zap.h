@@ -38,8 +38,8 @@ struct zap_stats {
 };
 
 enum zap_refusal {
-	ZAP_REFUSED_PLAINTEXT,        // the client named another mechanism, or hung up in the greeting
-	ZAP_REFUSED_HANDSHAKE,        // any other protocol error in the handshake
+	ZAP_REFUSED_PLAINTEXT, // the client named another mechanism, or hung up in the greeting
+	ZAP_REFUSED_HANDSHAKE, // any other protocol error in the handshake
 };
 
 struct zap;

@@ -52,7 +52,8 @@ curvekey_slurp(const char *path, bool secret, char *text, size_t *len, char *err
 	if (secret && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
 		snprintf(err, errlen,
 		    "%s: secret key file is accessible by group or others (mode %04o); "
-		    "run \"chmod 600 %s\"", path, (unsigned)(st.st_mode & 07777), path);
+		    "run \"chmod 600 %s\"",
+		    path, (unsigned)(st.st_mode & 07777), path);
 		goto fail;
 	}
 	if (st.st_size > CURVEKEY_FILE_MAX) {
@@ -94,11 +95,13 @@ curvekey_parse(const char *path, const char *text, size_t len, struct curvekey *
 		if (!curvekey_valid_z85(line, n)) {
 			snprintf(err, errlen,
 			    "%s:%zu: not a CurveZMQ key (40 Z85 characters expected, got %zu "
-			    "characters)", path, lineno, n);
+			    "characters)",
+			    path, lineno, n);
 			return -1;
 		}
 		if (++keys > 1) {
-			snprintf(err, errlen, "%s:%zu: more than one key in the file", path, lineno);
+			snprintf(err, errlen, "%s:%zu: more than one key in the file", path,
+			    lineno);
 			return -1;
 		}
 		memcpy(out->z85, line, CURVEKEY_Z85_LEN);
@@ -123,8 +126,8 @@ curvekey_read_public(const char *path, struct curvekey *out, char *err, size_t e
 }
 
 int
-curvekey_read_secret(const char *path, struct curvekey *secret, struct curvekey *pub,
-    char *err, size_t errlen)
+curvekey_read_secret(const char *path, struct curvekey *secret, struct curvekey *pub, char *err,
+    size_t errlen)
 {
 	char text[CURVEKEY_FILE_MAX];
 	size_t len;
@@ -188,7 +191,8 @@ curvekey_generate(const char *dir, const char *name, char *err, size_t errlen)
 	char pub_path[4096], key_path[4096], comment[160];
 
 	if (!zmq_has("curve")) {
-		snprintf(err, errlen, "this libzmq has no CurveZMQ (it was built without libsodium)");
+		snprintf(err, errlen,
+		    "this libzmq has no CurveZMQ (it was built without libsodium)");
 		return -1;
 	}
 	if (zmq_curve_keypair(pub, secret) < 0) {

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CURVEKEY_Z85_LEN 40   // Z85 text of a 32-byte key
+#define CURVEKEY_Z85_LEN 40 // Z85 text of a 32-byte key
 #define CURVEKEY_BIN_LEN 32
 
 // A key as ZeroMQ's socket options take it: Z85 text, NUL-terminated.
@@ -29,8 +29,8 @@ bool curvekey_valid_z85(const char *s, size_t len);
 int curvekey_read_public(const char *path, struct curvekey *out, char *err, size_t errlen);
 // Reads a secret key file (refused if group or others may access it) and
 // derives its public key.  Returns 0, or -1 with "FILE: why" in err.
-int curvekey_read_secret(const char *path, struct curvekey *secret, struct curvekey *pub,
-    char *err, size_t errlen);
+int curvekey_read_secret(const char *path, struct curvekey *secret, struct curvekey *pub, char *err,
+    size_t errlen);
 // The 32 bytes of a valid key (for comparison with a ZAP request).
 void curvekey_binary(const struct curvekey *k, uint8_t out[CURVEKEY_BIN_LEN]);
 // Makes a new key pair and writes DIR/NAME.key (0600) and DIR/NAME.pub

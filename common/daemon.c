@@ -20,8 +20,9 @@ daemon_usage(FILE *out, const char *progname, const char *default_conf)
 	    "  -v       verbose (debug) logging\n"
 	    "  -h       show this help\n"
 	    "  -V       show the version\n",
-	    progname, default_conf[0] == '/' ? default_conf + (sizeof("/etc/vantage/") - 1) :
-					     default_conf, default_conf);
+	    progname,
+	    default_conf[0] == '/' ? default_conf + (sizeof("/etc/vantage/") - 1) : default_conf,
+	    default_conf);
 }
 
 int

@@ -8,9 +8,9 @@
 #include <stdbool.h>
 
 struct daemon_opts {
-	const char *conf_path;   // -f, or the default given
-	bool check_only;         // -n
-	bool verbose;            // -v
+	const char *conf_path; // -f, or the default given
+	bool check_only;       // -n
+	bool verbose;          // -v
 };
 
 // Parses argv.  Returns -1 when the process should exit now with *status

@@ -245,7 +245,8 @@ http_client_check_done(struct http_client *hc)
 		if (msg->data.result == CURLE_OK)
 			curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &resp.status);
 		else
-			resp.error = req->errbuf[0] ? req->errbuf : curl_easy_strerror(msg->data.result);
+			resp.error = req->errbuf[0] ? req->errbuf :
+						      curl_easy_strerror(msg->data.result);
 		curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME_T, &total_us);
 		resp.elapsed_ms = (long)(total_us / 1000);
 		resp.body = req->body;

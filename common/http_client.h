@@ -55,8 +55,8 @@ void http_client_free(struct http_client *hc);
 // Returns a handle valid until cb runs (or http_client_cancel), or NULL if
 // the request could not be started (nothing will be called back).
 struct http_request *http_client_post(struct http_client *hc, const char *url,
-    const char *content_type, const char *body, size_t len, long timeout_ms,
-    http_client_done_cb cb, void *arg);
+    const char *content_type, const char *body, size_t len, long timeout_ms, http_client_done_cb cb,
+    void *arg);
 // Abandons one request; its callback never runs.
 void http_client_cancel(struct http_client *hc, struct http_request *req);
 

@@ -57,8 +57,8 @@ log_emit(const char *level, int errnum, const char *fmt, va_list ap)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	len = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-	log_append(line, sizeof(line), &len, ".%03ld UTC %s[%ld] %s: ",
-	    now.tv_nsec / 1000000, log_progname, (long)getpid(), level);
+	log_append(line, sizeof(line), &len, ".%03ld UTC %s[%ld] %s: ", now.tv_nsec / 1000000,
+	    log_progname, (long)getpid(), level);
 	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
 	if (n > 0)
 		len += (size_t)n < sizeof(line) - len ? (size_t)n : sizeof(line) - len - 1;
@@ -68,14 +68,14 @@ log_emit(const char *level, int errnum, const char *fmt, va_list ap)
 	(void)!write(STDERR_FILENO, line, len);
 }
 
-#define LOG_BODY(minlvl, name, errnum)                 \
-	do {                                           \
-		va_list ap;                            \
-		if ((minlvl) < log_min_level)          \
-			return;                        \
-		va_start(ap, fmt);                     \
-		log_emit(name, errnum, fmt, ap);       \
-		va_end(ap);                            \
+#define LOG_BODY(minlvl, name, errnum)           \
+	do {                                     \
+		va_list ap;                      \
+		if ((minlvl) < log_min_level)    \
+			return;                  \
+		va_start(ap, fmt);               \
+		log_emit(name, errnum, fmt, ap); \
+		va_end(ap);                      \
 	} while (0)
 
 void

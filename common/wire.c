@@ -101,12 +101,12 @@ wire_arena_free(struct wire_arena *a)
 	free(a);
 }
 
-#define CHECK(cond, ...)                                   \
-	do {                                               \
-		if (!(cond)) {                             \
+#define CHECK(cond, ...)                                    \
+	do {                                                \
+		if (!(cond)) {                              \
 			snprintf(err, errlen, __VA_ARGS__); \
-			return -1;                         \
-		}                                          \
+			return -1;                          \
+		}                                           \
 	} while (0)
 
 // Valid UTF-8 without NUL or C0 controls other than tab, at most max bytes.
@@ -164,8 +164,8 @@ wire_name_ok(const char *s, size_t max)
 
 		if (len >= max)
 			return false;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			c == '.' || c == '_' || c == '-'))
 			return false;
 	}
 	return true;
@@ -197,35 +197,33 @@ wire_check_result(const Vantage__Result *r, int64_t now_us, char *err, size_t er
 	CHECK(wire_time_ok(r->started_at, now_us), "result %llu: started_at out of range",
 	    (unsigned long long)r->seq);
 	CHECK(wire_time_ok(r->scheduled_at, now_us) && r->scheduled_at <= r->started_at &&
-	    r->started_at - r->scheduled_at <= INT32_MAX,
+		r->started_at - r->scheduled_at <= INT32_MAX,
 	    "result %llu: scheduled_at out of range", (unsigned long long)r->seq);
 	CHECK(r->outcome >= VANTAGE__OUTCOME__OUTCOME_UP &&
-	    r->outcome <= VANTAGE__OUTCOME__OUTCOME_AGENT_ERROR,
+		r->outcome <= VANTAGE__OUTCOME__OUTCOME_AGENT_ERROR,
 	    "result %llu: bad outcome %d", (unsigned long long)r->seq, (int)r->outcome);
 	CHECK(r->reason >= VANTAGE__REASON__REASON_NONE &&
-	    r->reason <= VANTAGE__REASON__REASON_INTERNAL,
+		r->reason <= VANTAGE__REASON__REASON_INTERNAL,
 	    "result %llu: bad reason %d", (unsigned long long)r->seq, (int)r->reason);
 	CHECK((r->outcome == VANTAGE__OUTCOME__OUTCOME_UP) ==
-	    (r->reason == VANTAGE__REASON__REASON_NONE),
+		(r->reason == VANTAGE__REASON__REASON_NONE),
 	    "result %llu: reason does not match outcome", (unsigned long long)r->seq);
 	CHECK(r->trigger >= VANTAGE__TRIGGER__TRIGGER_SCHEDULED &&
-	    r->trigger <= VANTAGE__TRIGGER__TRIGGER_PROBE_NOW,
+		r->trigger <= VANTAGE__TRIGGER__TRIGGER_PROBE_NOW,
 	    "result %llu: bad trigger %d", (unsigned long long)r->seq, (int)r->trigger);
 	CHECK(r->agent_state == VANTAGE__AGENT_STATE__AGENT_STATE_HEALTHY ||
-	    r->agent_state == VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED,
+		r->agent_state == VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED,
 	    "result %llu: bad agent_state", (unsigned long long)r->seq);
 	CHECK(r->http_status == 0 || (r->http_status >= 100 && r->http_status <= 999),
 	    "result %llu: bad http_status %u", (unsigned long long)r->seq, r->http_status);
 	CHECK(r->total_us <= PHASE_MAX_US && r->dns_us <= r->total_us &&
-	    r->connect_us <= r->total_us && r->tls_us <= r->total_us &&
-	    r->ttfb_us <= r->total_us,
+		r->connect_us <= r->total_us && r->tls_us <= r->total_us &&
+		r->ttfb_us <= r->total_us,
 	    "result %llu: phase durations inconsistent", (unsigned long long)r->seq);
-	CHECK(r->bytes <= INT32_MAX, "result %llu: bytes out of range",
-	    (unsigned long long)r->seq);
+	CHECK(r->bytes <= INT32_MAX, "result %llu: bytes out of range", (unsigned long long)r->seq);
 	CHECK(r->tls_expiry >= 0 && r->tls_expiry < 32503680000LL,
 	    "result %llu: tls_expiry out of range", (unsigned long long)r->seq);
-	CHECK(wire_text_ok(r->peer, 64, true), "result %llu: bad peer",
-	    (unsigned long long)r->seq);
+	CHECK(wire_text_ok(r->peer, 64, true), "result %llu: bad peer", (unsigned long long)r->seq);
 	CHECK(wire_text_ok(r->error, WIRE_MAX_ERROR, true), "result %llu: bad error text",
 	    (unsigned long long)r->seq);
 	return 0;
@@ -236,8 +234,8 @@ wire_check_batch(const Vantage__ResultBatch *b, int64_t now_us, char *err, size_
 {
 	CHECK(b->epoch != 0, "batch epoch is 0");
 	CHECK(b->n_results + b->n_gaps > 0, "empty batch");
-	CHECK(b->n_results <= WIRE_MAX_RESULTS, "batch has %zu results (max %d)",
-	    b->n_results, WIRE_MAX_RESULTS);
+	CHECK(b->n_results <= WIRE_MAX_RESULTS, "batch has %zu results (max %d)", b->n_results,
+	    WIRE_MAX_RESULTS);
 	CHECK(b->n_gaps <= 64, "batch has %zu gaps (max 64)", b->n_gaps);
 	for (size_t i = 0; i < b->n_results; i++) {
 		if (wire_check_result(b->results[i], now_us, err, errlen) < 0)
@@ -247,7 +245,8 @@ wire_check_batch(const Vantage__ResultBatch *b, int64_t now_us, char *err, size_
 	}
 	for (size_t i = 0; i < b->n_gaps; i++)
 		CHECK(b->gaps[i]->first_seq > 0 && b->gaps[i]->first_seq <= b->gaps[i]->last_seq &&
-		    b->gaps[i]->last_seq <= WIRE_MAX_U63, "bad gap %zu", i);
+			b->gaps[i]->last_seq <= WIRE_MAX_U63,
+		    "bad gap %zu", i);
 	return 0;
 }
 
@@ -263,7 +262,8 @@ wire_check_agent(const Vantage__AgentMsg *m, int64_t now_us, char *err, size_t e
 		CHECK(wire_text_ok(h->version, 64, true), "hello: bad version");
 		CHECK(h->epoch != 0, "hello: epoch is 0");
 		CHECK(h->spool_oldest_seq <= h->spool_newest_seq &&
-		    h->spool_newest_seq <= WIRE_MAX_U63, "hello: bad spool range");
+			h->spool_newest_seq <= WIRE_MAX_U63,
+		    "hello: bad spool range");
 		CHECK(h->config_version <= WIRE_MAX_U63, "hello: config_version out of range");
 		return 0;
 	}
@@ -273,20 +273,22 @@ wire_check_agent(const Vantage__AgentMsg *m, int64_t now_us, char *err, size_t e
 		CHECK(m->suspect->n_targets > 0 && m->suspect->n_targets <= WIRE_MAX_TARGETS,
 		    "suspect: %zu targets", m->suspect->n_targets);
 		for (size_t i = 0; i < m->suspect->n_targets; i++)
-			CHECK(wire_name_ok(m->suspect->targets[i], WIRE_MAX_KEY), "suspect: bad target key");
+			CHECK(wire_name_ok(m->suspect->targets[i], WIRE_MAX_KEY),
+			    "suspect: bad target key");
 		return 0;
 	case VANTAGE__AGENT_MSG__MSG_HEARTBEAT: {
 		const Vantage__Heartbeat *hb = m->heartbeat;
 
 		CHECK(hb->state == VANTAGE__AGENT_STATE__AGENT_STATE_HEALTHY ||
-		    hb->state == VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED,
+			hb->state == VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED,
 		    "heartbeat: bad state");
 		CHECK(wire_text_ok(hb->state_reason, WIRE_MAX_ERROR, true),
 		    "heartbeat: bad state reason");
 		CHECK(hb->clock_offset_us > -WIRE_CLOCK_SKEW_US &&
-		    hb->clock_offset_us < WIRE_CLOCK_SKEW_US, "heartbeat: bad clock offset");
+			hb->clock_offset_us < WIRE_CLOCK_SKEW_US,
+		    "heartbeat: bad clock offset");
 		CHECK(hb->spool_depth <= WIRE_MAX_U63 && hb->spool_bytes <= WIRE_MAX_U63 &&
-		    hb->oldest_unacked_age_ms <= WIRE_MAX_U63 && hb->produced <= WIRE_MAX_U63,
+			hb->oldest_unacked_age_ms <= WIRE_MAX_U63 && hb->produced <= WIRE_MAX_U63,
 		    "heartbeat: counter out of range");
 		return 0;
 	}
@@ -300,10 +302,12 @@ wire_check_target(const Vantage__Target *t, char *err, size_t errlen)
 {
 	CHECK(wire_name_ok(t->key, WIRE_MAX_KEY), "config: bad target key");
 	CHECK(t->kind >= VANTAGE__PROBE_KIND__PROBE_KIND_HTTP &&
-	    t->kind <= VANTAGE__PROBE_KIND__PROBE_KIND_ICMP, "config: bad kind for \"%s\"", t->key);
+		t->kind <= VANTAGE__PROBE_KIND__PROBE_KIND_ICMP,
+	    "config: bad kind for \"%s\"", t->key);
 	CHECK(t->interval_ms >= 100 && t->interval_ms <= 86400000,
 	    "config: bad interval for \"%s\"", t->key);
-	CHECK(t->timeout_ms >= 10 && t->timeout_ms <= 600000, "config: bad timeout for \"%s\"", t->key);
+	CHECK(t->timeout_ms >= 10 && t->timeout_ms <= 600000, "config: bad timeout for \"%s\"",
+	    t->key);
 	CHECK(t->confirm >= 1 && t->confirm <= 10, "config: bad confirm for \"%s\"", t->key);
 	CHECK(t->retry_interval_ms >= 100 && t->retry_interval_ms <= 3600000,
 	    "config: bad retry_interval for \"%s\"", t->key);
@@ -313,14 +317,16 @@ wire_check_target(const Vantage__Target *t, char *err, size_t errlen)
 
 		CHECK(h != NULL, "config: http target \"%s\" without spec", t->key);
 		CHECK(wire_text_ok(h->url, 2048, false) &&
-		    (strncmp(h->url, "http://", 7) == 0 || strncmp(h->url, "https://", 8) == 0),
+			(strncmp(h->url, "http://", 7) == 0 || strncmp(h->url, "https://", 8) == 0),
 		    "config: bad url for \"%s\"", t->key);
 		CHECK(wire_name_ok(h->method, 16), "config: bad method for \"%s\"", t->key);
-		CHECK(h->n_expect_status <= 16, "config: too many expect_status for \"%s\"", t->key);
+		CHECK(h->n_expect_status <= 16, "config: too many expect_status for \"%s\"",
+		    t->key);
 		for (size_t i = 0; i < h->n_expect_status; i++)
 			CHECK(h->expect_status[i] >= 100 && h->expect_status[i] <= 599,
 			    "config: bad expect_status for \"%s\"", t->key);
-		CHECK(wire_text_ok(h->body_contains, 1024, true), "config: bad body_contains for \"%s\"", t->key);
+		CHECK(wire_text_ok(h->body_contains, 1024, true),
+		    "config: bad body_contains for \"%s\"", t->key);
 	}
 	return 0;
 }
@@ -378,13 +384,15 @@ wire_unknown_ok(const ProtobufCMessage *m, int depth)
 			continue;
 		if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = *(const size_t *)(base + fd->quantifier_offset);
-			ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + fd->offset);
+			ProtobufCMessage *const *v = *(
+			    ProtobufCMessage *const *const *)(base + fd->offset);
 
 			for (size_t k = 0; k < n; k++)
 				if (!wire_unknown_ok(v[k], depth + 1))
 					return false;
 		} else {
-			const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + fd->offset);
+			const ProtobufCMessage *sub = *(
+			    ProtobufCMessage *const *)(base + fd->offset);
 
 			// A oneof member that is not the chosen case shares the
 			// pointer of the chosen one: check only the chosen case.
@@ -410,8 +418,8 @@ wire_precheck(size_t len, char *err, size_t errlen)
 }
 
 Vantage__AgentMsg *
-wire_decode_agent(struct wire_arena *a, const uint8_t *data, size_t len, int64_t now_us,
-    char *err, size_t errlen)
+wire_decode_agent(struct wire_arena *a, const uint8_t *data, size_t len, int64_t now_us, char *err,
+    size_t errlen)
 {
 	Vantage__AgentMsg *m;
 
@@ -420,7 +428,8 @@ wire_decode_agent(struct wire_arena *a, const uint8_t *data, size_t len, int64_t
 		return NULL;
 	m = vantage__agent_msg__unpack(&a->alloc, len, data);
 	if (m == NULL || !wire_unknown_ok(&m->base, 0)) {
-		snprintf(err, errlen, "malformed protobuf (or over %d bytes unpacked)", WIRE_ARENA_MAX);
+		snprintf(err, errlen, "malformed protobuf (or over %d bytes unpacked)",
+		    WIRE_ARENA_MAX);
 		return NULL;
 	}
 	if (wire_check_agent(m, now_us, err, errlen) < 0)
@@ -438,7 +447,8 @@ wire_decode_agg(struct wire_arena *a, const uint8_t *data, size_t len, char *err
 		return NULL;
 	m = vantage__agg_msg__unpack(&a->alloc, len, data);
 	if (m == NULL || !wire_unknown_ok(&m->base, 0)) {
-		snprintf(err, errlen, "malformed protobuf (or over %d bytes unpacked)", WIRE_ARENA_MAX);
+		snprintf(err, errlen, "malformed protobuf (or over %d bytes unpacked)",
+		    WIRE_ARENA_MAX);
 		return NULL;
 	}
 	if (wire_check_agg(m, err, errlen) < 0)
@@ -472,9 +482,9 @@ wire_encode_agg(const Vantage__AggMsg *m, struct buf *out)
 }
 
 static const char *const wire_outcome_names[] = { "unspecified", "up", "down", "agent_error" };
-static const char *const wire_reason_names[] = { "none", "dns", "refused", "connect_timeout",
-	"tls", "cert_expiring", "http_status", "body_mismatch", "too_slow", "timeout", "reset",
-	"network", "protocol", "internal" };
+static const char *const wire_reason_names[] = { "none", "dns", "refused", "connect_timeout", "tls",
+	"cert_expiring", "http_status", "body_mismatch", "too_slow", "timeout", "reset", "network",
+	"protocol", "internal" };
 static const char *const wire_trigger_names[] = { "scheduled", "retry", "probe_now" };
 
 #define WIRE_NAME(table, v) \

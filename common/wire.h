@@ -16,13 +16,13 @@
 #include "buf.h"
 #include "vantage.pb-c.h"
 
-#define WIRE_MAX_MSG (1024 * 1024)          // largest frame accepted
-#define WIRE_ARENA_MAX (16 * 1024 * 1024)   // largest unpacked message
-#define WIRE_MAX_RESULTS 10000              // results per batch
-#define WIRE_MAX_KEY 128                    // target key bytes
-#define WIRE_MAX_NAME 64                    // agent / region name bytes
-#define WIRE_MAX_ERROR 256                  // error text bytes
-#define WIRE_MAX_TARGETS 100000             // targets in one Config
+#define WIRE_MAX_MSG (1024 * 1024)        // largest frame accepted
+#define WIRE_ARENA_MAX (16 * 1024 * 1024) // largest unpacked message
+#define WIRE_MAX_RESULTS 10000            // results per batch
+#define WIRE_MAX_KEY 128                  // target key bytes
+#define WIRE_MAX_NAME 64                  // agent / region name bytes
+#define WIRE_MAX_ERROR 256                // error text bytes
+#define WIRE_MAX_TARGETS 100000           // targets in one Config
 #define WIRE_CLOCK_SKEW_US (86400LL * 1000000)
 
 // Memory for one decoded message.  Reused: wire_arena_reset keeps its chunks.
@@ -35,10 +35,10 @@ void wire_arena_reset(struct wire_arena *a);
 // corrected by the known clock offset of the sender); timestamps must lie
 // within WIRE_CLOCK_SKEW_US of it.  The result lives in the arena until its
 // next reset.  On failure returns NULL and a reason in err.
-Vantage__AgentMsg *wire_decode_agent(struct wire_arena *a, const uint8_t *data,
-    size_t len, int64_t now_us, char *err, size_t errlen);
-Vantage__AggMsg *wire_decode_agg(struct wire_arena *a, const uint8_t *data,
-    size_t len, char *err, size_t errlen);
+Vantage__AgentMsg *wire_decode_agent(struct wire_arena *a, const uint8_t *data, size_t len,
+    int64_t now_us, char *err, size_t errlen);
+Vantage__AggMsg *wire_decode_agg(struct wire_arena *a, const uint8_t *data, size_t len, char *err,
+    size_t errlen);
 
 // Validation alone, for messages built in memory (tests, fuzzers).
 int wire_check_agent(const Vantage__AgentMsg *m, int64_t now_us, char *err, size_t errlen);

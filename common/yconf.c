@@ -113,11 +113,10 @@ yconf_read(struct yconf_doc *doc, struct buf *contents)
 	fd = open(doc->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return yconf_error(doc, 1, "could not open file: %s", strerror(errno));
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (uint64_t)st.st_size > YCONF_MAX_BYTES) {
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > YCONF_MAX_BYTES) {
 		close(fd);
 		return yconf_error(doc, 1, "file is too large (%jd bytes, at most %u allowed)",
-				   (intmax_t)st.st_size, YCONF_MAX_BYTES);
+		    (intmax_t)st.st_size, YCONF_MAX_BYTES);
 	}
 	for (;;) {
 		got = read(fd, chunk, sizeof(chunk));
@@ -133,7 +132,7 @@ yconf_read(struct yconf_doc *doc, struct buf *contents)
 		if (contents->len + (size_t)got > YCONF_MAX_BYTES) {
 			close(fd);
 			return yconf_error(doc, 1, "file is too large (more than %u bytes)",
-					   YCONF_MAX_BYTES);
+			    YCONF_MAX_BYTES);
 		}
 		buf_append(contents, chunk, (size_t)got);
 	}
@@ -161,8 +160,7 @@ yconf_offset_line(const struct buf *contents, size_t offset)
 }
 
 static int
-yconf_syntax_error(struct yconf_doc *doc, const yaml_parser_t *parser,
-		   const struct buf *contents)
+yconf_syntax_error(struct yconf_doc *doc, const yaml_parser_t *parser, const struct buf *contents)
 {
 	const char *problem = parser->problem ? parser->problem : "unknown error";
 
@@ -171,16 +169,16 @@ yconf_syntax_error(struct yconf_doc *doc, const yaml_parser_t *parser,
 		return yconf_error(doc, 1, "out of memory while parsing YAML");
 	case YAML_READER_ERROR:
 		return yconf_error(doc, yconf_offset_line(contents, parser->problem_offset),
-				   "invalid YAML: %s", problem);
+		    "invalid YAML: %s", problem);
 	default:
 		break;
 	}
 	if (parser->context != NULL)
 		return yconf_error(doc, yconf_mark_line(&parser->problem_mark),
-				   "invalid YAML: %s (%s at line %d)", problem, parser->context,
-				   yconf_mark_line(&parser->context_mark));
+		    "invalid YAML: %s (%s at line %d)", problem, parser->context,
+		    yconf_mark_line(&parser->context_mark));
 	return yconf_error(doc, yconf_mark_line(&parser->problem_mark), "invalid YAML: %s",
-			   problem);
+	    problem);
 }
 
 // Grows an array whose capacity is implied by its count: it doubles whenever
@@ -263,10 +261,10 @@ yconf_check_duplicates(struct yconf_doc *doc, const struct yconf_node *map)
 		return 0;
 	if (map->name != NULL)
 		return yconf_error(doc, map->pairs[dup].line,
-				   "duplicate key \"%s\" in \"%s\" (first at line %d)",
-				   map->pairs[dup].key, map->name, map->pairs[first].line);
+		    "duplicate key \"%s\" in \"%s\" (first at line %d)", map->pairs[dup].key,
+		    map->name, map->pairs[first].line);
 	return yconf_error(doc, map->pairs[dup].line, "duplicate key \"%s\" (first at line %d)",
-			   map->pairs[dup].key, map->pairs[first].line);
+	    map->pairs[dup].key, map->pairs[first].line);
 }
 
 // Hangs node under the container on top of the stack.  Takes ownership of
@@ -318,7 +316,7 @@ yconf_node_new(struct yconf_builder *b, enum yconf_kind kind, const yaml_event_t
 
 	if (b->n_nodes >= YCONF_MAX_NODES) {
 		yconf_error(b->doc, yconf_mark_line(&event->start_mark),
-			    "too many YAML nodes (at most %d allowed)", YCONF_MAX_NODES);
+		    "too many YAML nodes (at most %d allowed)", YCONF_MAX_NODES);
 		return NULL;
 	}
 	b->n_nodes++;
@@ -338,7 +336,7 @@ yconf_scalar(struct yconf_builder *b, const yaml_event_t *event)
 	// A double-quoted "\0" would silently cut every C string built from it.
 	if (memchr(text, '\0', len) != NULL)
 		return yconf_error(b->doc, yconf_mark_line(&event->start_mark),
-				   "NUL character in string");
+		    "NUL character in string");
 	node = yconf_node_new(b, YCONF_SCALAR, event);
 	if (node == NULL)
 		return -1;
@@ -354,8 +352,7 @@ yconf_start(struct yconf_builder *b, enum yconf_kind kind, const yaml_event_t *e
 
 	if (b->depth == YCONF_MAX_DEPTH)
 		return yconf_error(b->doc, yconf_mark_line(&event->start_mark),
-				   "nesting is too deep (at most %d levels allowed)",
-				   YCONF_MAX_DEPTH);
+		    "nesting is too deep (at most %d levels allowed)", YCONF_MAX_DEPTH);
 	node = yconf_node_new(b, kind, event);
 	if (node == NULL)
 		return -1;
@@ -374,14 +371,14 @@ yconf_event(struct yconf_builder *b, const yaml_event_t *event)
 	case YAML_DOCUMENT_START_EVENT:
 		if (b->seen_document)
 			return yconf_error(b->doc, yconf_mark_line(&event->start_mark),
-					   "more than one YAML document in file");
+			    "more than one YAML document in file");
 		b->seen_document = true;
 		return 0;
 	case YAML_ALIAS_EVENT:
 		// Refused rather than expanded: expansion is how a few lines of
 		// YAML become gigabytes ("billion laughs").
 		return yconf_error(b->doc, yconf_mark_line(&event->start_mark),
-				   "YAML aliases are not supported");
+		    "YAML aliases are not supported");
 	case YAML_SCALAR_EVENT:
 		return yconf_scalar(b, event);
 	case YAML_MAPPING_START_EVENT:
@@ -489,7 +486,7 @@ yconf_require(const struct yconf_doc *doc, const struct yconf_node *map, const c
 		return value;
 	if (map->name != NULL)
 		yconf_error(doc, map->line, "missing required key \"%s\" in \"%s\"", key,
-			    map->name);
+		    map->name);
 	else
 		yconf_error(doc, map->line, "missing required key \"%s\"", key);
 	return NULL;
@@ -497,7 +494,7 @@ yconf_require(const struct yconf_doc *doc, const struct yconf_node *map, const c
 
 int
 yconf_check_keys(const struct yconf_doc *doc, const struct yconf_node *map,
-		 const char *const *allowed)
+    const char *const *allowed)
 {
 	const struct yconf_pair *pair;
 	const char *const *a;
@@ -512,7 +509,7 @@ yconf_check_keys(const struct yconf_doc *doc, const struct yconf_node *map,
 			continue;
 		if (map->name != NULL)
 			return yconf_error(doc, pair->line, "unknown key \"%s\" in \"%s\"",
-					   pair->key, map->name);
+			    pair->key, map->name);
 		return yconf_error(doc, pair->line, "unknown key \"%s\"", pair->key);
 	}
 	return 0;
@@ -525,9 +522,9 @@ yconf_expect(const struct yconf_doc *doc, const struct yconf_node *node, enum yc
 		return 0;
 	if (node->name == NULL)
 		return yconf_error(doc, node->line, "the top level must be %s, not %s",
-				   yconf_kind_name(kind), yconf_kind_name(node->kind));
+		    yconf_kind_name(kind), yconf_kind_name(node->kind));
 	return yconf_error(doc, node->line, "\"%s\" must be %s, not %s", node->name,
-			   yconf_kind_name(kind), yconf_kind_name(node->kind));
+	    yconf_kind_name(kind), yconf_kind_name(node->kind));
 }
 
 int
@@ -574,7 +571,7 @@ yconf_bool(const struct yconf_doc *doc, const struct yconf_node *node, bool *out
 		return 0;
 	}
 	return yconf_error(doc, node->line, "\"%s\" must be true or false, not \"%s\"",
-			   yconf_name(node), node->scalar);
+	    yconf_name(node), node->scalar);
 }
 
 // Strict decimal: no sign, no spaces, no hex, nothing after the digits but
@@ -598,8 +595,8 @@ yconf_parse_digits(const char *text, uint64_t *out)
 }
 
 int
-yconf_uint(const struct yconf_doc *doc, const struct yconf_node *node, unsigned min,
-	   unsigned max, unsigned *out)
+yconf_uint(const struct yconf_doc *doc, const struct yconf_node *node, unsigned min, unsigned max,
+    unsigned *out)
 {
 	const char *end;
 	uint64_t value;
@@ -609,11 +606,11 @@ yconf_uint(const struct yconf_doc *doc, const struct yconf_node *node, unsigned 
 	end = yconf_parse_digits(node->scalar, &value);
 	if (end == NULL || *end != '\0')
 		return yconf_error(doc, node->line,
-				   "\"%s\" must be an unsigned integer, not \"%s\"",
-				   yconf_name(node), node->scalar);
+		    "\"%s\" must be an unsigned integer, not \"%s\"", yconf_name(node),
+		    node->scalar);
 	if (value < min || value > max)
 		return yconf_error(doc, node->line, "\"%s\" must be between %u and %u, not %s",
-				   yconf_name(node), min, max, node->scalar);
+		    yconf_name(node), min, max, node->scalar);
 	*out = (unsigned)value;
 	return 0;
 }
@@ -635,8 +632,12 @@ yconf_parse_duration(const char *text, uint64_t *out_ms)
 		const char *suffix;
 		uint64_t ms;
 	} units[] = {
-		{ "", MS_PER_SECOND }, { "ms", 1 },	       { "s", MS_PER_SECOND },
-		{ "m", MS_PER_MINUTE }, { "h", MS_PER_HOUR }, { "d", MS_PER_DAY },
+		{ "", MS_PER_SECOND },
+		{ "ms", 1 },
+		{ "s", MS_PER_SECOND },
+		{ "m", MS_PER_MINUTE },
+		{ "h", MS_PER_HOUR },
+		{ "d", MS_PER_DAY },
 	};
 	const char *end;
 	uint64_t value;
@@ -692,8 +693,11 @@ yconf_format_duration(uint64_t ms, char *out, size_t outlen)
 		const char *suffix;
 		uint64_t ms;
 	} units[] = {
-		{ "d", MS_PER_DAY },   { "h", MS_PER_HOUR }, { "m", MS_PER_MINUTE },
-		{ "s", MS_PER_SECOND }, { "ms", 1 },
+		{ "d", MS_PER_DAY },
+		{ "h", MS_PER_HOUR },
+		{ "m", MS_PER_MINUTE },
+		{ "s", MS_PER_SECOND },
+		{ "ms", 1 },
 	};
 	size_t i;
 
@@ -707,7 +711,7 @@ yconf_format_duration(uint64_t ms, char *out, size_t outlen)
 
 int
 yconf_duration(const struct yconf_doc *doc, const struct yconf_node *node, uint64_t min_ms,
-	       uint64_t max_ms, uint64_t *out_ms)
+    uint64_t max_ms, uint64_t *out_ms)
 {
 	char lo[32], hi[32];
 	uint64_t value;
@@ -716,22 +720,22 @@ yconf_duration(const struct yconf_doc *doc, const struct yconf_node *node, uint6
 		return -1;
 	if (yconf_parse_duration(node->scalar, &value) < 0)
 		return yconf_error(doc, node->line,
-				   "\"%s\" must be a duration such as 500ms, 30s, 2m, 1h or 1d, "
-				   "not \"%s\"",
-				   yconf_name(node), node->scalar);
+		    "\"%s\" must be a duration such as 500ms, 30s, 2m, 1h or 1d, "
+		    "not \"%s\"",
+		    yconf_name(node), node->scalar);
 	if (value < min_ms || value > max_ms) {
 		yconf_format_duration(min_ms, lo, sizeof(lo));
 		yconf_format_duration(max_ms, hi, sizeof(hi));
 		return yconf_error(doc, node->line, "\"%s\" must be between %s and %s, not %s",
-				   yconf_name(node), lo, hi, node->scalar);
+		    yconf_name(node), lo, hi, node->scalar);
 	}
 	*out_ms = value;
 	return 0;
 }
 
 int
-yconf_size(const struct yconf_doc *doc, const struct yconf_node *node, uint64_t min,
-	   uint64_t max, uint64_t *out)
+yconf_size(const struct yconf_doc *doc, const struct yconf_node *node, uint64_t min, uint64_t max,
+    uint64_t *out)
 {
 	uint64_t value;
 
@@ -739,21 +743,20 @@ yconf_size(const struct yconf_doc *doc, const struct yconf_node *node, uint64_t 
 		return -1;
 	if (yconf_parse_size(node->scalar, &value) < 0)
 		return yconf_error(doc, node->line,
-				   "\"%s\" must be a size such as 1000, 512KiB, 256MiB or 1GB, "
-				   "not \"%s\"",
-				   yconf_name(node), node->scalar);
+		    "\"%s\" must be a size such as 1000, 512KiB, 256MiB or 1GB, "
+		    "not \"%s\"",
+		    yconf_name(node), node->scalar);
 	if (value < min || value > max)
 		return yconf_error(doc, node->line,
-				   "\"%s\" must be between %" PRIu64 " and %" PRIu64
-				   " bytes, not %s",
-				   yconf_name(node), min, max, node->scalar);
+		    "\"%s\" must be between %" PRIu64 " and %" PRIu64 " bytes, not %s",
+		    yconf_name(node), min, max, node->scalar);
 	*out = value;
 	return 0;
 }
 
 int
-yconf_str_list(const struct yconf_doc *doc, const struct yconf_node *node, size_t max,
-	       char ***out, size_t *n)
+yconf_str_list(const struct yconf_doc *doc, const struct yconf_node *node, size_t max, char ***out,
+    size_t *n)
 {
 	const struct yconf_node *const *items = &node;
 	char **list;
@@ -767,7 +770,7 @@ yconf_str_list(const struct yconf_doc *doc, const struct yconf_node *node, size_
 	}
 	if (count > max)
 		return yconf_error(doc, items[max]->line, "\"%s\" has more than %zu entries",
-				   yconf_name(node), max);
+		    yconf_name(node), max);
 	list = xcalloc(count, sizeof(*list));
 	for (i = 0; i < count; i++) {
 		if (yconf_str(doc, items[i], &list[i]) < 0)
@@ -798,21 +801,21 @@ yconf_printable(const char *text)
 }
 
 int
-yconf_ident(const struct yconf_doc *doc, const struct yconf_node *node, size_t maxlen,
-	    char **out)
+yconf_ident(const struct yconf_doc *doc, const struct yconf_node *node, size_t maxlen, char **out)
 {
 	size_t len;
 
 	if (yconf_expect(doc, node, YCONF_SCALAR) < 0)
 		return -1;
 	len = strlen(node->scalar);
-	if (len < 1 || len > maxlen || strspn(node->scalar,
-					      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-					      "0123456789._-") != len)
+	if (len < 1 || len > maxlen ||
+	    strspn(node->scalar,
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		"0123456789._-") != len)
 		return yconf_error(doc, node->line,
-				   "\"%s\" must be 1 to %zu characters from A-Z, a-z, 0-9, \".\", "
-				   "\"_\" and \"-\", not \"%s\"",
-				   yconf_name(node), maxlen, node->scalar);
+		    "\"%s\" must be 1 to %zu characters from A-Z, a-z, 0-9, \".\", "
+		    "\"_\" and \"-\", not \"%s\"",
+		    yconf_name(node), maxlen, node->scalar);
 	return yconf_str(doc, node, out);
 }
 
@@ -841,7 +844,7 @@ yconf_hostport(const struct yconf_doc *doc, const struct yconf_node *node, char 
 		return -1;
 	if (!yconf_hostport_ok(node->scalar))
 		return yconf_error(doc, node->line, "\"%s\" must be \"HOST:PORT\", not \"%s\"",
-				   yconf_name(node), node->scalar);
+		    yconf_name(node), node->scalar);
 	return yconf_str(doc, node, out);
 }
 
@@ -862,9 +865,9 @@ yconf_endpoint(const struct yconf_doc *doc, const struct yconf_node *node, char 
 		ok = false;
 	if (!ok)
 		return yconf_error(doc, node->line,
-				   "\"%s\" must be \"tcp://HOST:PORT\" or \"ipc://PATH\", "
-				   "not \"%s\"",
-				   yconf_name(node), text);
+		    "\"%s\" must be \"tcp://HOST:PORT\" or \"ipc://PATH\", "
+		    "not \"%s\"",
+		    yconf_name(node), text);
 	return yconf_str(doc, node, out);
 }
 

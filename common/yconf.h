@@ -40,8 +40,8 @@ struct yconf_node {
 	// The key this node is the value of; for sequence items, the key of the
 	// sequence.  NULL at the top level.  Used to name things in messages.
 	const char *name;
-	char *scalar;  // YCONF_SCALAR: the text, with no NUL inside
-	bool plain;    // YCONF_SCALAR: unquoted, so "", "~" and "null" mean null
+	char *scalar;             // YCONF_SCALAR: the text, with no NUL inside
+	bool plain;               // YCONF_SCALAR: unquoted, so "", "~" and "null" mean null
 	struct yconf_pair *pairs; // YCONF_MAP, in file order
 	size_t n_pairs;
 	struct yconf_node **items; // YCONF_SEQ
@@ -67,7 +67,7 @@ void yconf_free(struct yconf_doc *doc);
 // Writes "PATH:LINE: message" to doc->err and returns -1, so that callers can
 // write `return yconf_error(...)`.
 int yconf_error(const struct yconf_doc *doc, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 // A plain "", "~", "null", "Null" or "NULL": YAML's spellings of nothing.
 bool yconf_is_null(const struct yconf_node *node);
@@ -76,12 +76,12 @@ bool yconf_is_null(const struct yconf_node *node);
 // null ("key:" alone means the same as leaving the key out).  Borrowed.
 const struct yconf_node *yconf_get(const struct yconf_node *map, const char *key);
 // Like yconf_get, but a missing key is an error reported at the map's line.
-const struct yconf_node *yconf_require(const struct yconf_doc *doc,
-				       const struct yconf_node *map, const char *key);
+const struct yconf_node *yconf_require(const struct yconf_doc *doc, const struct yconf_node *map,
+    const char *key);
 
 // Fails on the first key of map not in allowed (NULL-terminated).
 int yconf_check_keys(const struct yconf_doc *doc, const struct yconf_node *map,
-		     const char *const *allowed);
+    const char *const *allowed);
 // Fail unless node is a map / a sequence.
 int yconf_expect_map(const struct yconf_doc *doc, const struct yconf_node *node);
 int yconf_expect_seq(const struct yconf_doc *doc, const struct yconf_node *node);
@@ -96,27 +96,27 @@ int yconf_str(const struct yconf_doc *doc, const struct yconf_node *node, char *
 // true, false, yes, no (any case).
 int yconf_bool(const struct yconf_doc *doc, const struct yconf_node *node, bool *out);
 // Decimal, min <= value <= max.
-int yconf_uint(const struct yconf_doc *doc, const struct yconf_node *node,
-	       unsigned min, unsigned max, unsigned *out);
+int yconf_uint(const struct yconf_doc *doc, const struct yconf_node *node, unsigned min,
+    unsigned max, unsigned *out);
 // Milliseconds from "500ms", "30s", "2m", "1h", "1d" or a bare number of
 // seconds; min_ms <= value <= max_ms.
-int yconf_duration(const struct yconf_doc *doc, const struct yconf_node *node,
-		   uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms);
+int yconf_duration(const struct yconf_doc *doc, const struct yconf_node *node, uint64_t min_ms,
+    uint64_t max_ms, uint64_t *out_ms);
 // Bytes from "1000", "512KiB", "256MiB", "1GiB", "1TiB" (powers of 1024) or
 // "KB", "MB", "GB", "TB" (powers of 1000); min <= value <= max.
-int yconf_size(const struct yconf_doc *doc, const struct yconf_node *node,
-	       uint64_t min, uint64_t max, uint64_t *out);
+int yconf_size(const struct yconf_doc *doc, const struct yconf_node *node, uint64_t min,
+    uint64_t max, uint64_t *out);
 // A sequence of at most max non-empty strings, or a single string standing
 // for a sequence of one.  *out is replaced by an owned array of owned strings
 // (free each, then the array); *n receives the count.
-int yconf_str_list(const struct yconf_doc *doc, const struct yconf_node *node,
-		   size_t max, char ***out, size_t *n);
+int yconf_str_list(const struct yconf_doc *doc, const struct yconf_node *node, size_t max,
+    char ***out, size_t *n);
 
 // Shared shapes of strings, so that both config files check them alike.
 //
 // A name of 1..maxlen bytes from [A-Za-z0-9._-] (agent, region, target).
 int yconf_ident(const struct yconf_doc *doc, const struct yconf_node *node, size_t maxlen,
-		char **out);
+    char **out);
 // "HOST:PORT" with a port in 1..65535; HOST may be "[v6addr]" or "*".
 int yconf_hostport(const struct yconf_doc *doc, const struct yconf_node *node, char **out);
 // A ZeroMQ endpoint: "tcp://HOST:PORT" or "ipc://PATH".

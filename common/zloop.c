@@ -24,8 +24,8 @@ struct zloop_mon {
 
 struct zloop {
 	void *sock;
-	struct event *ev;     // ZMQ_FD readable
-	struct event *again;  // re-run when a burst stopped with input left
+	struct event *ev;    // ZMQ_FD readable
+	struct event *again; // re-run when a burst stopped with input left
 	zloop_msg_cb cb;
 	void *arg;
 	struct zloop_mon mon;

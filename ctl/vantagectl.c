@@ -59,8 +59,8 @@ ctl_print_targets(json_t *list)
 	size_t i, j;
 	json_t *t, *r;
 
-	printf("%-24s %-10s %-8s %-6s %-10s %9s %9s %7s\n", "TARGET", "REGION", "OUTCOME",
-	    "STATUS", "REASON", "CONNECT", "TOTAL", "AGE");
+	printf("%-24s %-10s %-8s %-6s %-10s %9s %9s %7s\n", "TARGET", "REGION", "OUTCOME", "STATUS",
+	    "REASON", "CONNECT", "TOTAL", "AGE");
 	json_array_foreach(list, i, t) {
 		json_t *regions = json_object_get(t, "regions");
 
@@ -72,7 +72,8 @@ ctl_print_targets(json_t *list)
 			printf("%-24s %-10s %-8s %-6lld %-10s %7.1fms %7.1fms %6.1fs\n",
 			    ctl_str(t, "key"), ctl_str(r, "region"), ctl_str(r, "outcome"),
 			    (long long)json_integer_value(json_object_get(r, "http_status")),
-			    json_is_string(json_object_get(r, "reason")) ? ctl_str(r, "reason") : "-",
+			    json_is_string(json_object_get(r, "reason")) ? ctl_str(r, "reason") :
+									   "-",
 			    json_integer_value(json_object_get(ph, "connect")) / 1000.0,
 			    json_integer_value(json_object_get(ph, "total")) / 1000.0,
 			    json_real_value(json_object_get(r, "age_s")));
@@ -93,7 +94,8 @@ ctl_print_agents(json_t *doc)
 	    "RECEIVED", "SPOOL");
 	json_array_foreach(list, i, a) {
 		printf("%-16s %-10s %-9s %-26s %10lld %10lld\n", ctl_str(a, "name"),
-		    ctl_str(a, "region"), json_is_true(json_object_get(a, "connected")) ? "yes" : "no",
+		    ctl_str(a, "region"),
+		    json_is_true(json_object_get(a, "connected")) ? "yes" : "no",
 		    ctl_str(a, "last_seen"),
 		    (long long)json_integer_value(json_object_get(a, "results_received")),
 		    (long long)json_integer_value(json_object_get(a, "spool_depth")));
@@ -101,8 +103,9 @@ ctl_print_agents(json_t *doc)
 	// Refused connections have no row above: say how many there were.
 	if (json_integer_value(json_object_get(hs, "keys")) > 0 ||
 	    json_integer_value(json_object_get(hs, "refused_total")) > 0)
-		printf("\nCurveZMQ: %lld keys admitted; refused: %lld unknown key, %lld revoked key, "
-		       "%lld plaintext, %lld other handshakes, %lld Hellos naming another agent\n",
+		printf(
+		    "\nCurveZMQ: %lld keys admitted; refused: %lld unknown key, %lld revoked key, "
+		    "%lld plaintext, %lld other handshakes, %lld Hellos naming another agent\n",
 		    (long long)json_integer_value(json_object_get(hs, "keys")),
 		    (long long)json_integer_value(json_object_get(refused, "unknown_key")),
 		    (long long)json_integer_value(json_object_get(refused, "revoked_key")),
@@ -119,14 +122,16 @@ ctl_print_status(json_t *doc)
 	json_t *t;
 
 	printf("overall: %s\n\n", ctl_str(doc, "status"));
-	printf("%-24s %-9s %4s %4s %4s %6s  %s\n", "TARGET", "STATE", "UP", "DOWN", "ABST", "QUORUM",
-	    "SINCE");
+	printf("%-24s %-9s %4s %4s %4s %6s  %s\n", "TARGET", "STATE", "UP", "DOWN", "ABST",
+	    "QUORUM", "SINCE");
 	json_array_foreach(json_object_get(doc, "targets"), i, t) {
 		printf("%-24s %-9s %4lld %4lld %4lld %6lld  %s%s\n", ctl_str(t, "key"),
-		    ctl_str(t, "state"), (long long)json_integer_value(json_object_get(t, "regions_up")),
+		    ctl_str(t, "state"),
+		    (long long)json_integer_value(json_object_get(t, "regions_up")),
 		    (long long)json_integer_value(json_object_get(t, "regions_down")),
 		    (long long)json_integer_value(json_object_get(t, "regions_abstaining")),
-		    (long long)json_integer_value(json_object_get(t, "quorum")), ctl_str(t, "state_since"),
+		    (long long)json_integer_value(json_object_get(t, "quorum")),
+		    ctl_str(t, "state_since"),
 		    json_is_true(json_object_get(t, "flapping")) ? "  (flapping)" : "");
 	}
 }
@@ -155,22 +160,26 @@ ctl_print_incident(json_t *in)
 	size_t i;
 	json_t *e;
 
-	printf("incident %lld: %s of \"%s\", %s\n", (long long)json_integer_value(json_object_get(in, "id")),
-	    ctl_str(in, "kind"), ctl_str(in, "target"), ctl_str(in, "state"));
+	printf("incident %lld: %s of \"%s\", %s\n",
+	    (long long)json_integer_value(json_object_get(in, "id")), ctl_str(in, "kind"),
+	    ctl_str(in, "target"), ctl_str(in, "state"));
 	printf("  started   %s\n  detected  %s (%.1f s)\n  resolved  %s\n\ntimeline:\n",
 	    ctl_str(in, "started_at"), ctl_str(in, "detected_at"),
 	    json_number_value(json_object_get(in, "time_to_detect_s")), ctl_str(in, "resolved_at"));
 	json_array_foreach(json_object_get(in, "timeline"), i, e)
-		printf("  %-33s %-14s %s\n", ctl_str(e, "at"), ctl_str(e, "kind"), ctl_str(e, "message"));
+		printf("  %-33s %-14s %s\n", ctl_str(e, "at"), ctl_str(e, "kind"),
+		    ctl_str(e, "message"));
 	printf("\nalerts:\n");
 	json_array_foreach(json_object_get(in, "alerts"), i, e)
 		printf("  %-12s %-18s sent %s after %lld attempts%s%s\n", ctl_str(e, "channel"),
 		    ctl_str(e, "event"), ctl_str(e, "sent_at"),
 		    (long long)json_integer_value(json_object_get(e, "attempts")),
 		    json_is_string(json_object_get(e, "last_error")) ? ", last error: " : "",
-		    json_is_string(json_object_get(e, "last_error")) ? ctl_str(e, "last_error") : "");
+		    json_is_string(json_object_get(e, "last_error")) ? ctl_str(e, "last_error") :
+								       "");
 	if (json_is_string(json_object_get(pm, "markdown")))
-		printf("\npost-mortem (%s):\n\n%s\n", ctl_str(pm, "state"), ctl_str(pm, "markdown"));
+		printf("\npost-mortem (%s):\n\n%s\n", ctl_str(pm, "state"),
+		    ctl_str(pm, "markdown"));
 }
 
 // keys new NAME: the pair for an agent (NAME.pub goes to the aggregator's
@@ -182,8 +191,9 @@ ctl_keys_new(const char *dir, const char *name)
 	char err[4200];
 
 	if (!wire_name_ok(name, WIRE_MAX_NAME)) {
-		fprintf(stderr, "vantagectl: key name \"%s\" must be 1 to %d characters from A-Z, "
-				"a-z, 0-9, \".\", \"_\" and \"-\" (it is the agent's name)\n",
+		fprintf(stderr,
+		    "vantagectl: key name \"%s\" must be 1 to %d characters from A-Z, "
+		    "a-z, 0-9, \".\", \"_\" and \"-\" (it is the agent's name)\n",
 		    name, WIRE_MAX_NAME);
 		return 2;
 	}
@@ -256,7 +266,8 @@ main(int argc, char **argv)
 	cmd = argv[optind];
 	if (strcmp(cmd, "keys") == 0) {
 		if (optind + 3 != argc || strcmp(argv[optind + 1], "new") != 0) {
-			fprintf(stderr, "vantagectl: usage: vantagectl keys new NAME [--dir DIR]\n");
+			fprintf(stderr,
+			    "vantagectl: usage: vantagectl keys new NAME [--dir DIR]\n");
 			return 2;
 		}
 		return ctl_keys_new(key_dir, argv[optind + 2]);
@@ -290,7 +301,8 @@ main(int argc, char **argv)
 	buf_init(&body);
 	status = http_client_get(full, token, 10000, &body, err, sizeof(err));
 	if (status < 0) {
-		fprintf(stderr, "vantagectl: cannot reach the aggregator at \"%s\": %s\n", url, err);
+		fprintf(stderr, "vantagectl: cannot reach the aggregator at \"%s\": %s\n", url,
+		    err);
 		rc = 1;
 		goto out;
 	}

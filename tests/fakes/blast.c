@@ -43,7 +43,8 @@ blast_send(void *sock, const Vantage__AgentMsg *m, struct buf *enc)
 }
 
 static void
-blast_batch(struct sim *s, size_t batch, struct buf *enc, Vantage__Result *rs, Vantage__Result **ptrs)
+blast_batch(struct sim *s, size_t batch, struct buf *enc, Vantage__Result *rs,
+    Vantage__Result **ptrs)
 {
 	Vantage__AgentMsg m = VANTAGE__AGENT_MSG__INIT;
 	Vantage__ResultBatch b = VANTAGE__RESULT_BATCH__INIT;
@@ -100,7 +101,8 @@ main(int argc, char **argv)
 	uint64_t total = 0;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: blast ENDPOINT REGION [AGENTS [SECONDS [BATCH [WINDOW]]]]\n");
+		fprintf(stderr,
+		    "usage: blast ENDPOINT REGION [AGENTS [SECONDS [BATCH [WINDOW]]]]\n");
 		return 2;
 	}
 	endpoint = argv[1];
@@ -177,7 +179,8 @@ main(int argc, char **argv)
 				continue;
 			zmq_msg_init(&msg);
 			while (zmq_msg_recv(&msg, sims[a].sock, ZMQ_DONTWAIT) >= 0) {
-				m = wire_decode_agg(arena, zmq_msg_data(&msg), zmq_msg_size(&msg), err, sizeof(err));
+				m = wire_decode_agg(arena, zmq_msg_data(&msg), zmq_msg_size(&msg),
+				    err, sizeof(err));
 				if (m != NULL && m->msg_case == VANTAGE__AGG_MSG__MSG_WELCOME) {
 					sims[a].welcomed = true;
 					sims[a].acked = m->welcome->acked_seq;

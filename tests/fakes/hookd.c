@@ -37,17 +37,17 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define HOOKD_MAX_BODY		(1024 * 1024)
-#define HOOKD_MAX_HEADERS	(16 * 1024)
-#define HOOKD_MAX_CTL_BODY	4096
+#define HOOKD_MAX_BODY (1024 * 1024)
+#define HOOKD_MAX_HEADERS (16 * 1024)
+#define HOOKD_MAX_CTL_BODY 4096
 // Records kept for GET /_hook/received; older ones are dropped (and
 // counted) past this, the -o file keeps everything.
-#define HOOKD_MAX_RECORDS	10000
+#define HOOKD_MAX_RECORDS 10000
 // A hung request ends when its client goes away; this bounds the ones
 // whose client vanished without a FIN.
-#define HOOKD_HANG_MAX_SEC	600
-#define HOOKD_IO_TIMEOUT_SEC	60
-#define HOOKD_CTL_PREFIX	"/_hook/"
+#define HOOKD_HANG_MAX_SEC 600
+#define HOOKD_IO_TIMEOUT_SEC 60
+#define HOOKD_CTL_PREFIX "/_hook/"
 
 enum mode { MODE_OK, MODE_FAIL, MODE_HANG, MODE_DOWN };
 
@@ -80,9 +80,9 @@ struct hookd {
 	struct event *signals[2];
 	enum mode mode;
 	int status;
-	json_t *records;	// array, oldest first
+	json_t *records; // array, oldest first
 	json_int_t dropped;
-	FILE *out;		// -o, or NULL
+	FILE *out; // -o, or NULL
 	const char *out_path;
 	size_t nhung;
 };
@@ -115,8 +115,7 @@ reply_json(struct evhttp_request *req, int status, json_t *doc)
 	evhttp_send_reply(req, status, NULL, NULL);
 }
 
-static void
-reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
+static void reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -141,8 +140,7 @@ mode_to_json(const struct hookd *h)
 {
 	json_t *doc = json_pack("{s:s}", "mode", mode_descs[h->mode].name);
 
-	json_object_set_new(doc, "status", h->status > 0 ? json_integer(h->status) :
-	    json_null());
+	json_object_set_new(doc, "status", h->status > 0 ? json_integer(h->status) : json_null());
 	return ev_check(doc, "mode JSON");
 }
 
@@ -172,8 +170,9 @@ record(struct hookd *h, const char *path, const char *body, size_t len, int stat
 	    status > 0 ? json_integer(status) : json_null(), "body", body_to_json(body, len));
 	if (rec == NULL) // a path that is not UTF-8
 		rec = ev_check(json_pack("{s:s,s:s,s:o,s:o}", "path", "(invalid)", "at", at,
-		    "status", status > 0 ? json_integer(status) : json_null(), "body",
-		    body_to_json(body, len)), "record");
+				   "status", status > 0 ? json_integer(status) : json_null(),
+				   "body", body_to_json(body, len)),
+		    "record");
 	if (h->out != NULL) {
 		line = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
 		if (line == NULL || fprintf(h->out, "%s\n", line) < 0 || fflush(h->out) == EOF)
@@ -268,8 +267,8 @@ hung_start(struct hookd *h, struct evhttp_request *req, struct evhttp_connection
 	hg->evcon = evcon;
 	hg->timer = ev_check(evtimer_new(h->base, hung_timer_cb, hg), "timer");
 	if (fd >= 0) {
-		hg->watch = ev_check(event_new(h->base, fd, EV_READ | EV_PERSIST, hung_watch_cb,
-		    hg), "event");
+		hg->watch = ev_check(
+		    event_new(h->base, fd, EV_READ | EV_PERSIST, hung_watch_cb, hg), "event");
 		event_add(hg->watch, NULL);
 	}
 	evtimer_add(hg->timer, &tv);
@@ -296,15 +295,18 @@ ctl_put_mode(struct hookd *h, struct evhttp_request *req)
 	}
 	doc = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &jerr);
 	if (doc == NULL || !json_is_object(doc)) {
-		reply_error(req, 400, "the body must be a JSON object such as "
+		reply_error(req, 400,
+		    "the body must be a JSON object such as "
 		    "{\"mode\": \"fail\", \"status\": 503}");
 		json_decref(doc);
 		return;
 	}
 	json_object_foreach(doc, key, value) {
 		if (strcmp(key, "mode") != 0 && strcmp(key, "status") != 0) {
-			reply_error(req, 400, "unknown field \"%.64s\"; there are mode and "
-			    "status", key);
+			reply_error(req, 400,
+			    "unknown field \"%.64s\"; there are mode and "
+			    "status",
+			    key);
 			json_decref(doc);
 			return;
 		}
@@ -375,11 +377,14 @@ ctl_handle(struct hookd *h, struct evhttp_request *req, const char *path)
 		else
 			reply_not_allowed(req, "GET, PUT");
 	} else if (strcmp(path, HOOKD_CTL_PREFIX "stats") == 0 && cmd == EVHTTP_REQ_GET) {
-		reply_json(req, 200, ev_check(json_pack("{s:I,s:I,s:I}", "received",
-		    (json_int_t)json_array_size(h->records), "dropped", h->dropped, "hung",
-		    (json_int_t)h->nhung), "reply"));
+		reply_json(req, 200,
+		    ev_check(json_pack("{s:I,s:I,s:I}", "received",
+				 (json_int_t)json_array_size(h->records), "dropped", h->dropped,
+				 "hung", (json_int_t)h->nhung),
+			"reply"));
 	} else {
-		reply_error(req, 404, "no control endpoint here; there are received, mode and "
+		reply_error(req, 404,
+		    "no control endpoint here; there are received, mode and "
 		    "stats");
 	}
 }
@@ -411,8 +416,8 @@ hookd_handle(struct evhttp_request *req, void *arg)
 	switch (h->mode) {
 	case MODE_OK:
 	case MODE_FAIL:
-		reply_json(req, h->status, ev_check(json_pack("{s:b}", "ok",
-		    h->mode == MODE_OK), "reply"));
+		reply_json(req, h->status,
+		    ev_check(json_pack("{s:b}", "ok", h->mode == MODE_OK), "reply"));
 		break;
 	case MODE_HANG:
 		hung_start(h, req, evcon);
@@ -469,7 +474,7 @@ hookd_announce(struct hookd *h)
 	char text[INET6_ADDRSTRLEN];
 
 	if (getsockname(evhttp_bound_socket_get_fd(h->sock), (struct sockaddr *)&bound,
-	    &boundlen) == -1)
+		&boundlen) == -1)
 		fatal("cannot read the listener address");
 	if (bound.ss_family == AF_INET6) {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&bound;
@@ -543,7 +548,8 @@ main(int argc, char **argv)
 		usage(stderr, 1);
 	if (listen_parse(spec, addr, sizeof(addr), &port) == -1)
 		fatalx("invalid listen address \"%s\"; expected ADDR:PORT or [ADDR6]:PORT with a "
-		    "numeric address", spec);
+		       "numeric address",
+		    spec);
 	for (i = 0; i < HOOKD_N_MODES; i++)
 		if (strcmp(mode, mode_descs[i].name) == 0)
 			break;
@@ -568,8 +574,9 @@ main(int argc, char **argv)
 	evhttp_set_timeout(h.http, HOOKD_IO_TIMEOUT_SEC);
 	evhttp_set_max_body_size(h.http, HOOKD_MAX_BODY);
 	evhttp_set_max_headers_size(h.http, HOOKD_MAX_HEADERS);
-	evhttp_set_allowed_methods(h.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-	    EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
+	evhttp_set_allowed_methods(h.http,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+		EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(h.http, hookd_handle, &h);
 	h.sock = evhttp_bind_socket_with_handle(h.http, addr, port);
 	if (h.sock == NULL)

@@ -44,36 +44,28 @@
 
 // Bounds.  Rule bodies and control request bodies share one limit so that a
 // rules document that was accepted by PUT is always accepted from a file.
-#define TARGET_MAX_LISTENERS	16
-#define TARGET_MAX_RULES	1024
-#define TARGET_MAX_PATH		1024
-#define TARGET_MAX_BODY		(64 * 1024)
-#define TARGET_MAX_HEADERS	(16 * 1024)
-#define TARGET_MAX_RULES_FILE	(1024 * 1024)
-#define TARGET_MAX_WAIT_MS	600000
-#define TARGET_MAX_CONNS	1000000
-#define TARGET_DEFAULT_CONNS	4096
-#define TARGET_DEFAULT_TIMEOUT	30
-#define TARGET_BACKLOG		1024
-#define TARGET_ACCEPT_PAUSE_MS	100
+#define TARGET_MAX_LISTENERS 16
+#define TARGET_MAX_RULES 1024
+#define TARGET_MAX_PATH 1024
+#define TARGET_MAX_BODY (64 * 1024)
+#define TARGET_MAX_HEADERS (16 * 1024)
+#define TARGET_MAX_RULES_FILE (1024 * 1024)
+#define TARGET_MAX_WAIT_MS 600000
+#define TARGET_MAX_CONNS 1000000
+#define TARGET_DEFAULT_CONNS 4096
+#define TARGET_DEFAULT_TIMEOUT 30
+#define TARGET_BACKLOG 1024
+#define TARGET_ACCEPT_PAUSE_MS 100
 // A hung request ends when its client goes away; this bounds the ones whose
 // client vanished without a FIN (a namespace link set down), which would
 // otherwise be held forever.
-#define TARGET_HANG_MAX_SEC	600
+#define TARGET_HANG_MAX_SEC 600
 // Paths and client addresses come from the network; past this many distinct
 // keys the rest are counted under "(other)" so stats memory stays bounded.
-#define TARGET_STATS_MAX_KEYS	4096
-#define TARGET_CTL_PREFIX	"/_fake/"
+#define TARGET_STATS_MAX_KEYS 4096
+#define TARGET_CTL_PREFIX "/_fake/"
 
-enum action {
-	ACT_ANSWER,
-	ACT_DELAY,
-	ACT_FAIL,
-	ACT_HANG,
-	ACT_RESET,
-	ACT_REFUSE,
-	ACT_COUNT
-};
+enum action { ACT_ANSWER, ACT_DELAY, ACT_FAIL, ACT_HANG, ACT_RESET, ACT_REFUSE, ACT_COUNT };
 
 // What each action accepts: `replies` actions take status and body, `waits`
 // actions take delay_ms, jitter_ms and loss_pct.  A hang never ends by
@@ -95,8 +87,8 @@ static const struct action_desc {
 };
 
 struct ipaddr {
-	int family;		// AF_INET or AF_INET6
-	uint8_t bytes[16];	// network order; the first 4 for AF_INET
+	int family;        // AF_INET or AF_INET6
+	uint8_t bytes[16]; // network order; the first 4 for AF_INET
 };
 
 struct cidr {
@@ -121,7 +113,7 @@ struct rule {
 	// is over it is spent and matches nothing.
 	int duration_ms;
 	bool started;
-	int64_t started_us;	// monotonic clock at that first request
+	int64_t started_us; // monotonic clock at that first request
 };
 
 struct ruleset {
@@ -130,8 +122,8 @@ struct ruleset {
 };
 
 struct stats {
-	json_t *by_path;	// path -> count
-	json_t *by_client;	// client address -> count
+	json_t *by_path;   // path -> count
+	json_t *by_client; // client address -> count
 	json_int_t requests;
 	json_int_t lost;
 	json_int_t by_action[ACT_COUNT];
@@ -165,13 +157,12 @@ struct target {
 	const char *pid_path;
 	uint64_t rng_state;
 	size_t max_conns;
-	long base_fds;		// descriptors open before any connection
-	int spare_fd;		// see spare_release
+	long base_fds; // descriptors open before any connection
+	int spare_fd;  // see spare_release
 	size_t npending;
 };
 
-static void
-errf(char *err, size_t errlen, const char *fmt, ...)
+static void errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -321,8 +312,10 @@ cidr_parse(const char *text, struct cidr *out, char *err, size_t errlen)
 	} else if (inet_pton(AF_INET6, addr, out->net.bytes) == 1) {
 		out->net.family = AF_INET6;
 		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)out->net.bytes)) {
-			errf(err, errlen, "write the IPv4-mapped address \"%.64s\" as "
-			    "plain IPv4: clients are matched as IPv4", text);
+			errf(err, errlen,
+			    "write the IPv4-mapped address \"%.64s\" as "
+			    "plain IPv4: clients are matched as IPv4",
+			    text);
 			return -1;
 		}
 	} else {
@@ -333,15 +326,16 @@ cidr_parse(const char *text, struct cidr *out, char *err, size_t errlen)
 	if (slash == NULL) {
 		bits = max_bits;
 	} else if (parse_ulong(slash + 1, max_bits, &bits) == -1) {
-		errf(err, errlen, "prefix length in \"%.64s\" must be 0 to %zu", text,
-		    max_bits);
+		errf(err, errlen, "prefix length in \"%.64s\" must be 0 to %zu", text, max_bits);
 		return -1;
 	}
 	out->bits = (unsigned)bits;
 	for (i = 0; i < max_bits; i++) {
 		if (i >= bits && (out->net.bytes[i / 8] & (0x80 >> (i % 8)))) {
-			errf(err, errlen, "\"%.64s\" has host bits set after the "
-			    "prefix", text);
+			errf(err, errlen,
+			    "\"%.64s\" has host bits set after the "
+			    "prefix",
+			    text);
 			return -1;
 		}
 	}
@@ -394,24 +388,19 @@ ruleset_free(struct ruleset *rs)
 	free(rs);
 }
 
-static const char *const rule_fields[] = {
-	"path", "client", "action", "status", "body", "delay_ms", "jitter_ms",
-	"loss_pct", "duration_ms", "started_mono_us", NULL
-};
+static const char *const rule_fields[] = { "path", "client", "action", "status", "body", "delay_ms",
+	"jitter_ms", "loss_pct", "duration_ms", "started_mono_us", NULL };
 
 // Reads an optional integer field; 1 if present, 0 if absent, -1 if wrong.
 static int
-rule_int(json_t *obj, const char *name, int min, int max, int *out,
-    char *err, size_t errlen)
+rule_int(json_t *obj, const char *name, int min, int max, int *out, char *err, size_t errlen)
 {
 	json_t *v = json_object_get(obj, name);
 
 	if (v == NULL)
 		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < min ||
-	    json_integer_value(v) > max) {
-		errf(err, errlen, "field \"%s\" must be an integer from %d to %d",
-		    name, min, max);
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+		errf(err, errlen, "field \"%s\" must be an integer from %d to %d", name, min, max);
 		return -1;
 	}
 	*out = (int)json_integer_value(v);
@@ -434,10 +423,11 @@ rule_started(json_t *obj, struct rule *r, char *err, size_t errlen)
 		errf(err, errlen, "field \"started_mono_us\" needs field \"duration_ms\"");
 		return -1;
 	}
-	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-	    json_integer_value(v) > now_us) {
-		errf(err, errlen, "field \"started_mono_us\" must be an integer from 0 "
-		    "to the monotonic clock now (%lld)", (long long)now_us);
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > now_us) {
+		errf(err, errlen,
+		    "field \"started_mono_us\" must be an integer from 0 "
+		    "to the monotonic clock now (%lld)",
+		    (long long)now_us);
 		return -1;
 	}
 	r->started = true;
@@ -478,13 +468,15 @@ rule_parse(json_t *obj, struct rule *r, char *err, size_t errlen)
 	r->path_len = json_string_length(v);
 	if (r->path_len == 0 || r->path_len > TARGET_MAX_PATH || text[0] != '/' ||
 	    !text_is_token(text, r->path_len)) {
-		errf(err, errlen, "field \"path\" must start with \"/\" and be 1 to %d "
-		    "bytes of printable ASCII without spaces", TARGET_MAX_PATH);
+		errf(err, errlen,
+		    "field \"path\" must start with \"/\" and be 1 to %d "
+		    "bytes of printable ASCII without spaces",
+		    TARGET_MAX_PATH);
 		return -1;
 	}
 	if (strncmp(text, TARGET_CTL_PREFIX, strlen(TARGET_CTL_PREFIX)) == 0) {
-		errf(err, errlen, "path \"%.64s\" is inside the control API \"%s\"",
-		    text, TARGET_CTL_PREFIX);
+		errf(err, errlen, "path \"%.64s\" is inside the control API \"%s\"", text,
+		    TARGET_CTL_PREFIX);
 		return -1;
 	}
 	r->path = xstrdup(text);
@@ -509,8 +501,10 @@ rule_parse(json_t *obj, struct rule *r, char *err, size_t errlen)
 		if (strcmp(json_string_value(v), action_descs[i].name) == 0)
 			break;
 	if (i == ACT_COUNT) {
-		errf(err, errlen, "unknown action \"%.64s\"; expected answer, delay, "
-		    "fail, hang, reset or refuse", json_string_value(v));
+		errf(err, errlen,
+		    "unknown action \"%.64s\"; expected answer, delay, "
+		    "fail, hang, reset or refuse",
+		    json_string_value(v));
 		goto fail;
 	}
 	r->action = (enum action)i;
@@ -526,8 +520,10 @@ rule_parse(json_t *obj, struct rule *r, char *err, size_t errlen)
 		if (json_object_get(obj, rule_fields[i]) == NULL)
 			continue;
 		if ((reply_field && !desc->replies) || (wait_field && !desc->waits)) {
-			errf(err, errlen, "field \"%s\" means nothing for action "
-			    "\"%s\"", rule_fields[i], desc->name);
+			errf(err, errlen,
+			    "field \"%s\" means nothing for action "
+			    "\"%s\"",
+			    rule_fields[i], desc->name);
 			goto fail;
 		}
 	}
@@ -560,23 +556,23 @@ rule_parse(json_t *obj, struct rule *r, char *err, size_t errlen)
 		errf(err, errlen, "action \"delay\" needs field \"delay_ms\"");
 		goto fail;
 	}
-	if (rule_int(obj, "jitter_ms", 0, TARGET_MAX_WAIT_MS, &r->jitter_ms, err,
-	    errlen) == -1)
+	if (rule_int(obj, "jitter_ms", 0, TARGET_MAX_WAIT_MS, &r->jitter_ms, err, errlen) == -1)
 		goto fail;
 
 	v = json_object_get(obj, "loss_pct");
 	if (v != NULL) {
-		if (!json_is_number(v) || json_number_value(v) < 0 ||
-		    json_number_value(v) > 100) {
-			errf(err, errlen, "field \"loss_pct\" must be a number from 0 "
+		if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 100) {
+			errf(err, errlen,
+			    "field \"loss_pct\" must be a number from 0 "
 			    "to 100");
 			goto fail;
 		}
 		r->loss_pct = json_number_value(v);
 	}
 
-	if (rule_int(obj, "duration_ms", 1, TARGET_MAX_WAIT_MS, &r->duration_ms, err,
-	    errlen) == -1 || rule_started(obj, r, err, errlen) == -1)
+	if (rule_int(obj, "duration_ms", 1, TARGET_MAX_WAIT_MS, &r->duration_ms, err, errlen) ==
+		-1 ||
+	    rule_started(obj, r, err, errlen) == -1)
 		goto fail;
 	return 0;
 
@@ -592,9 +588,9 @@ rule_same_match(const struct rule *a, const struct rule *b)
 		return false;
 	if (a->has_client != b->has_client)
 		return false;
-	return !a->has_client || (a->client.bits == b->client.bits &&
-	    a->client.net.family == b->client.net.family &&
-	    memcmp(a->client.net.bytes, b->client.net.bytes, 16) == 0);
+	return !a->has_client ||
+	    (a->client.bits == b->client.bits && a->client.net.family == b->client.net.family &&
+		memcmp(a->client.net.bytes, b->client.net.bytes, 16) == 0);
 }
 
 // Parses a whole rules document; nothing of it is used unless all of it is
@@ -621,8 +617,8 @@ ruleset_parse(const char *text, size_t len, int *line, char *err, size_t errlen)
 		goto fail;
 	}
 	if (json_array_size(doc) > TARGET_MAX_RULES) {
-		errf(err, errlen, "%zu rules is more than the limit of %d",
-		    json_array_size(doc), TARGET_MAX_RULES);
+		errf(err, errlen, "%zu rules is more than the limit of %d", json_array_size(doc),
+		    TARGET_MAX_RULES);
 		goto fail;
 	}
 	rs = xcalloc(1, sizeof(*rs));
@@ -635,8 +631,10 @@ ruleset_parse(const char *text, size_t len, int *line, char *err, size_t errlen)
 		rs->count++;
 		for (j = 0; j < i; j++) {
 			if (rule_same_match(&rs->rules[j], &rs->rules[i])) {
-				errf(err, errlen, "rule %zu: same path and client as "
-				    "rule %zu", i + 1, j + 1);
+				errf(err, errlen,
+				    "rule %zu: same path and client as "
+				    "rule %zu",
+				    i + 1, j + 1);
 				goto fail;
 			}
 		}
@@ -701,8 +699,7 @@ rule_spent(const struct rule *r, int64_t now_us)
 // "/health", which is what lets each region see its own world.  A spent
 // time-limited rule is passed over as if it were absent.
 static struct rule *
-ruleset_match(struct ruleset *rs, const struct ipaddr *client, const char *path,
-    int64_t now_us)
+ruleset_match(struct ruleset *rs, const struct ipaddr *client, const char *path, int64_t now_us)
 {
 	struct rule *best = NULL;
 	long best_bits = -2;
@@ -764,8 +761,7 @@ stats_bump(json_t *map, const char *key)
 
 // path and client are already printable ASCII (see target_handle).
 static void
-stats_count(struct stats *s, const char *path, const char *client,
-    enum action action, bool lost)
+stats_count(struct stats *s, const char *path, const char *client, enum action action, bool lost)
 {
 	s->requests++;
 	s->by_action[action]++;
@@ -819,8 +815,7 @@ descriptors_list(struct target *t, int **out)
 	spare_release(t);
 	dir = opendir("/proc/self/fd");
 	while (dir != NULL && (de = readdir(dir)) != NULL) {
-		if (parse_ulong(de->d_name, INT_MAX, &fd) == -1 ||
-		    (int)fd == dirfd(dir))
+		if (parse_ulong(de->d_name, INT_MAX, &fd) == -1 || (int)fd == dirfd(dir))
 			continue;
 		if (count + 1 >= cap) {
 			cap *= 2;
@@ -854,8 +849,7 @@ stats_to_json(struct target *t)
 	size_t i;
 
 	for (i = 0; i < ACT_COUNT; i++)
-		json_object_set_new(actions, action_descs[i].name,
-		    json_integer(s->by_action[i]));
+		json_object_set_new(actions, action_descs[i].name, json_integer(s->by_action[i]));
 	free(fd_list);
 	clock_iso8601(s->since_us, since, sizeof(since));
 	// One key/value pair a line: clang-format would pack them.
@@ -902,8 +896,7 @@ reply_json(struct evhttp_request *req, int status, json_t *doc)
 	evhttp_send_reply(req, status, NULL, NULL);
 }
 
-static void
-reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
+static void reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -951,8 +944,7 @@ target_read_rules(struct target *t, const char *path, char *err, size_t errlen)
 		spare_reserve(t);
 		return NULL;
 	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size > TARGET_MAX_RULES_FILE) {
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_size > TARGET_MAX_RULES_FILE) {
 		errf(err, errlen, "%s: not a regular file of at most %d bytes", path,
 		    TARGET_MAX_RULES_FILE);
 		goto done;
@@ -1004,13 +996,13 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 	(void)arg;
 	if (now_us - last_warned_us >= 10 * 1000000) {
 		log_warnx("cannot accept connections: %s; pausing for %d ms (warned "
-		    "at most every 10 s)", evutil_socket_error_to_string(err),
-		    TARGET_ACCEPT_PAUSE_MS);
+			  "at most every 10 s)",
+		    evutil_socket_error_to_string(err), TARGET_ACCEPT_PAUSE_MS);
 		last_warned_us = now_us;
 	}
 	evconnlistener_disable(lev);
-	if (event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT,
-	    listener_resume_cb, lev, &tv) == -1)
+	if (event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, listener_resume_cb, lev,
+		&tv) == -1)
 		fatalx("cannot schedule resuming a listener");
 }
 
@@ -1039,17 +1031,18 @@ target_limit_descriptors(struct target *t, bool explicit_limit)
 	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) {
 		if (explicit_limit || want - t->max_conns >= rl.rlim_max)
 			fatalx("-c %zu needs a descriptor limit of %llu, more than "
-			    "the hard limit of %llu", t->max_conns,
-			    (unsigned long long)want, (unsigned long long)rl.rlim_max);
+			       "the hard limit of %llu",
+			    t->max_conns, (unsigned long long)want,
+			    (unsigned long long)rl.rlim_max);
 		t->max_conns -= (size_t)(want - rl.rlim_max);
 		want = rl.rlim_max;
 		log_info("at most %zu connections: the hard descriptor limit is "
-		    "%llu", t->max_conns, (unsigned long long)rl.rlim_max);
+			 "%llu",
+		    t->max_conns, (unsigned long long)rl.rlim_max);
 	}
 	rl.rlim_cur = want;
 	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-		fatal("cannot set the descriptor limit to %llu",
-		    (unsigned long long)want);
+		fatal("cannot set the descriptor limit to %llu", (unsigned long long)want);
 }
 
 static evutil_socket_t
@@ -1078,7 +1071,7 @@ conn_reset(struct target *t, struct evhttp_connection *evcon)
 		placeholder = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (placeholder == -1) {
 			log_warn("cannot make a placeholder socket; the reset "
-			    "follows a FIN");
+				 "follows a FIN");
 		} else {
 			if (dup3(placeholder, fd, O_CLOEXEC) == -1)
 				log_warn("cannot reset the connection at once");
@@ -1092,8 +1085,7 @@ conn_reset(struct target *t, struct evhttp_connection *evcon)
 }
 
 static void
-action_perform(struct target *t, struct evhttp_request *req,
-    struct evhttp_connection *evcon,
+action_perform(struct target *t, struct evhttp_request *req, struct evhttp_connection *evcon,
     enum action action, int status, const char *body, size_t body_len)
 {
 	switch (action) {
@@ -1191,9 +1183,8 @@ pending_watch_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-pending_start(struct target *t, struct evhttp_request *req,
-    struct evhttp_connection *evcon, const struct rule *r, enum action action,
-    int64_t wait_ms)
+pending_start(struct target *t, struct evhttp_request *req, struct evhttp_connection *evcon,
+    const struct rule *r, enum action action, int64_t wait_ms)
 {
 	struct pending *p = xcalloc(1, sizeof(*p));
 	struct timeval tv;
@@ -1210,12 +1201,11 @@ pending_start(struct target *t, struct evhttp_request *req,
 	}
 	p->timer = ev_check(evtimer_new(t->base, pending_timer_cb, p), "timer");
 	if (fd >= 0) {
-		p->watch = ev_check(event_new(t->base, fd, EV_READ | EV_PERSIST,
-		    pending_watch_cb, p), "event");
+		p->watch = ev_check(
+		    event_new(t->base, fd, EV_READ | EV_PERSIST, pending_watch_cb, p), "event");
 		event_add(p->watch, NULL);
 	}
-	tv = clock_tv(action == ACT_HANG ? (int64_t)TARGET_HANG_MAX_SEC * 1000000 :
-	    wait_ms * 1000);
+	tv = clock_tv(action == ACT_HANG ? (int64_t)TARGET_HANG_MAX_SEC * 1000000 : wait_ms * 1000);
 	evtimer_add(p->timer, &tv);
 	evhttp_connection_set_closecb(evcon, pending_closecb, p);
 	t->npending++;
@@ -1238,8 +1228,7 @@ ctl_put_rules(struct target *t, struct evhttp_request *req)
 		reply_error(req, 400, "the body must be a JSON array of rules");
 		return;
 	}
-	rs = ruleset_parse((const char *)evbuffer_pullup(in, -1), len, &line, err,
-	    sizeof(err));
+	rs = ruleset_parse((const char *)evbuffer_pullup(in, -1), len, &line, err, sizeof(err));
 	if (rs == NULL) {
 		if (line > 0)
 			reply_error(req, 400, "line %d: %s", line, err);
@@ -1248,8 +1237,8 @@ ctl_put_rules(struct target *t, struct evhttp_request *req)
 		return;
 	}
 	target_set_rules(t, rs, "PUT " TARGET_CTL_PREFIX "rules");
-	reply_json(req, 200, ev_check(json_pack("{s:I}", "rules",
-	    (json_int_t)rs->count), "reply JSON"));
+	reply_json(req, 200,
+	    ev_check(json_pack("{s:I}", "rules", (json_int_t)rs->count), "reply JSON"));
 }
 
 static void
@@ -1281,14 +1270,15 @@ ctl_handle(struct target *t, struct evhttp_request *req, const char *path)
 		if (cmd == EVHTTP_REQ_POST) {
 			stats_free(&t->stats);
 			stats_init(&t->stats);
-			reply_json(req, 200, ev_check(json_pack("{s:b}", "ok", 1),
-			    "reply JSON"));
+			reply_json(req, 200, ev_check(json_pack("{s:b}", "ok", 1), "reply JSON"));
 		} else {
 			reply_not_allowed(req, "POST");
 		}
 	} else {
-		reply_error(req, 404, "no control endpoint \"%s\"; there are "
-		    "rules, stats and reset-stats", text_safe(path, safe, sizeof(safe)));
+		reply_error(req, 404,
+		    "no control endpoint \"%s\"; there are "
+		    "rules, stats and reset-stats",
+		    text_safe(path, safe, sizeof(safe)));
 	}
 }
 
@@ -1296,14 +1286,22 @@ static const char *
 method_name(enum evhttp_cmd_type cmd)
 {
 	switch (cmd) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	default: return "?";
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	default:
+		return "?";
 	}
 }
 
@@ -1344,8 +1342,7 @@ target_handle(struct evhttp_request *req, void *arg)
 	if (r != NULL && r->duration_ms > 0 && !r->started) {
 		r->started = true;
 		r->started_us = now_us;
-		log_info("rule for \"%.200s\" applies for the next %d ms", r->path,
-		    r->duration_ms);
+		log_info("rule for \"%.200s\" applies for the next %d ms", r->path, r->duration_ms);
 	}
 	action = r != NULL ? r->action : ACT_ANSWER;
 	if (r != NULL && r->loss_pct > 0 && rng_unit(&t->rng_state) * 100 < r->loss_pct) {
@@ -1370,8 +1367,7 @@ target_handle(struct evhttp_request *req, void *arg)
 	if (action == ACT_HANG || wait_ms > 0)
 		pending_start(t, req, evcon, r, action, wait_ms);
 	else if (r != NULL)
-		action_perform(t, req, evcon, action, r->status, r->body,
-		    r->body_len);
+		action_perform(t, req, evcon, action, r->status, r->body, r->body_len);
 	else
 		action_perform(t, req, evcon, action, 200, "ok", 2);
 }
@@ -1403,8 +1399,7 @@ listen_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *sslen)
 			return -1;
 		host_len = (size_t)(colon - spec);
 	}
-	if (host_len == 0 || host_len >= sizeof(addr) ||
-	    parse_ulong(colon + 1, 65535, &port) == -1)
+	if (host_len == 0 || host_len >= sizeof(addr) || parse_ulong(colon + 1, 65535, &port) == -1)
 		return -1;
 	memcpy(addr, host, host_len);
 	addr[host_len] = '\0';
@@ -1429,14 +1424,14 @@ target_listen(struct target *t, const char *spec)
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	struct evconnlistener *lev;
-	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-	    LEV_OPT_REUSEABLE;
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
 
 	if (t->nlisteners == TARGET_MAX_LISTENERS)
 		fatalx("more than %d listeners", TARGET_MAX_LISTENERS);
 	if (listen_parse(spec, &ss, &sslen) == -1)
 		fatalx("invalid listen address \"%s\"; expected ADDR:PORT or "
-		    "[ADDR6]:PORT with a numeric address", spec);
+		       "[ADDR6]:PORT with a numeric address",
+		    spec);
 	// One address family per socket: a client's family then never depends
 	// on how the listener was bound.
 	if (ss.ss_family == AF_INET6)
@@ -1467,8 +1462,8 @@ target_announce(struct target *t)
 
 	for (i = 0; i < t->nlisteners; i++) {
 		boundlen = sizeof(bound);
-		if (getsockname(evconnlistener_get_fd(t->listeners[i]),
-		    (struct sockaddr *)&bound, &boundlen) == -1)
+		if (getsockname(evconnlistener_get_fd(t->listeners[i]), (struct sockaddr *)&bound,
+			&boundlen) == -1)
 			fatal("cannot read a listener address");
 		ipaddr_from_sockaddr((struct sockaddr *)&bound, &addr);
 		ipaddr_format(&addr, text, sizeof(text));
@@ -1615,15 +1610,15 @@ main(int argc, char **argv)
 	evhttp_set_timeout(t.http, (int)timeout_sec);
 	evhttp_set_max_body_size(t.http, TARGET_MAX_BODY);
 	evhttp_set_max_headers_size(t.http, TARGET_MAX_HEADERS);
-	evhttp_set_allowed_methods(t.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_allowed_methods(t.http,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+		EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(t.http, target_handle, &t);
 	for (i = 0; i < nspecs; i++)
 		target_listen(&t, specs[i]);
 	for (i = 0; i < 3; i++) {
-		t.signals[i] = ev_check(evsignal_new(t.base, signals[i], target_signal,
-		    &t), "signal event");
+		t.signals[i] = ev_check(evsignal_new(t.base, signals[i], target_signal, &t),
+		    "signal event");
 		evsignal_add(t.signals[i], NULL);
 	}
 	if (t.pid_path != NULL)
@@ -1632,8 +1627,8 @@ main(int argc, char **argv)
 	if (t.spare_fd < 0)
 		fatal("cannot open the spare descriptor");
 	target_limit_descriptors(&t, explicit_limit);
-	log_info("rules: %zu, max connections: %zu, I/O timeout: %lu s",
-	    t.rules->count, t.max_conns, timeout_sec);
+	log_info("rules: %zu, max connections: %zu, I/O timeout: %lu s", t.rules->count,
+	    t.max_conns, timeout_sec);
 	target_announce(&t);
 
 	if (event_base_dispatch(t.base) == -1)
@@ -1647,8 +1642,7 @@ main(int argc, char **argv)
 	event_base_free(t.base);
 	libevent_global_shutdown();
 	if (t.npending != 0)
-		log_warnx("exiting with %zu pending requests unaccounted for",
-		    t.npending);
+		log_warnx("exiting with %zu pending requests unaccounted for", t.npending);
 	ruleset_free(t.rules);
 	stats_free(&t.stats);
 	spare_release(&t);

@@ -162,7 +162,8 @@ zsend_huge_frame(void *ctx, void *sock)
 	if (data == NULL || mon == NULL ||
 	    zmq_socket_monitor(sock, "inproc://zsend-monitor", ZMQ_EVENT_DISCONNECTED) < 0 ||
 	    zmq_connect(mon, "inproc://zsend-monitor") < 0) {
-		fprintf(stderr, "zsend: cannot watch the connection: %s\n", zmq_strerror(zmq_errno()));
+		fprintf(stderr, "zsend: cannot watch the connection: %s\n",
+		    zmq_strerror(zmq_errno()));
 		return 1;
 	}
 	zmq_msg_init_data(&msg, data, size, zsend_free_data, NULL);
@@ -214,8 +215,9 @@ main(int argc, char **argv)
 	int rc = 0;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: zsend ENDPOINT random|truncated|oversized|frames|manyframes|"
-				"invalid|hugestrings|nohello|huge|all [COUNT]\n");
+		fprintf(stderr,
+		    "usage: zsend ENDPOINT random|truncated|oversized|frames|manyframes|"
+		    "invalid|hugestrings|nohello|huge|all [COUNT]\n");
 		return 2;
 	}
 	mode = argv[2];
@@ -224,7 +226,8 @@ main(int argc, char **argv)
 	sock = zmq_socket(ctx, ZMQ_DEALER);
 	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
 	if (zmq_connect(sock, argv[1]) < 0) {
-		fprintf(stderr, "zsend: cannot connect to %s: %s\n", argv[1], zmq_strerror(zmq_errno()));
+		fprintf(stderr, "zsend: cannot connect to %s: %s\n", argv[1],
+		    zmq_strerror(zmq_errno()));
 		return 1;
 	}
 	buf_init(&msg);
@@ -253,11 +256,11 @@ main(int argc, char **argv)
 		if (all || strcmp(mode, "hugestrings") == 0)
 			zsend_huge_strings(sock, &msg);
 		if (all || strcmp(mode, "invalid") == 0) {
-			zsend_valid_batch(&msg, 1, 42, clock_wall_us());   // bad status
+			zsend_valid_batch(&msg, 1, 42, clock_wall_us()); // bad status
 			zsend_frame(sock, msg.data, msg.len, 0);
-			zsend_valid_batch(&msg, 0, 200, clock_wall_us());  // seq 0
+			zsend_valid_batch(&msg, 0, 200, clock_wall_us()); // seq 0
 			zsend_frame(sock, msg.data, msg.len, 0);
-			zsend_valid_batch(&msg, 1, 200, 1000000);          // 1970
+			zsend_valid_batch(&msg, 1, 200, 1000000); // 1970
 			zsend_frame(sock, msg.data, msg.len, 0);
 		}
 		if (all || strcmp(mode, "nohello") == 0) {

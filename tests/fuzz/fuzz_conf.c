@@ -23,8 +23,7 @@
 static char fuzz_path[4096];
 static int fuzz_fd = -1;
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-fuzz_fail(const char *fmt, ...)
+static void __attribute__((noreturn, format(printf, 1, 2))) fuzz_fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -96,7 +95,7 @@ fuzz_check_error(const char *loader, const char *err)
 
 	if (strncmp(err, fuzz_path, plen) != 0 || *p++ != ':' || *p < '1' || *p > '9')
 		fuzz_fail("%s: error does not start with \"%s:LINE\": \"%s\"", loader, fuzz_path,
-			  err);
+		    err);
 	while (isdigit((unsigned char)*p))
 		p++;
 	if (p[0] != ':' || p[1] != ' ' || p[2] == '\0')
@@ -110,7 +109,7 @@ fuzz_check_target(const struct target_conf *t, const char *what)
 		fuzz_fail("%s at line %d has no key or no kind", what, t->line);
 	if (t->kind == PROBE_HTTP && (t->http.url == NULL || t->http.n_expect > CONF_MAX_EXPECT))
 		fuzz_fail("%s \"%s\": http spec without url or with %zu expect_status", what,
-			  t->key, t->http.n_expect);
+		    t->key, t->http.n_expect);
 	if (t->interval_ms < 100 || t->timeout_ms < 10 || t->confirm < 1 || t->confirm > 10 ||
 	    t->retry_interval_ms < 100)
 		fuzz_fail("%s \"%s\": timing out of range", what, t->key);
@@ -132,7 +131,7 @@ fuzz_check_agg(const struct agg_conf *conf)
 		// Keys are unique, so the lookup must find this very entry.
 		if (agg_conf_target_index(conf, conf->targets[i].key) != (int)i)
 			fuzz_fail("target \"%s\" at %zu found at %d", conf->targets[i].key, i,
-				  agg_conf_target_index(conf, conf->targets[i].key));
+			    agg_conf_target_index(conf, conf->targets[i].key));
 	}
 }
 

@@ -62,8 +62,7 @@ static struct sockaddr_un fuzz_addr;
 static socklen_t fuzz_addr_len;
 static char *fuzz_reply;
 
-static void __attribute__((__noreturn__, format(printf, 1, 2)))
-fuzz_fail(const char *fmt, ...)
+static void __attribute__((__noreturn__, format(printf, 1, 2))) fuzz_fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -90,8 +89,7 @@ fuzz_memfile(const char *name, const char *text, char *path, size_t pathlen)
 
 // One result of agent_slot for target idx, as ingest records it.
 static void
-fuzz_result(size_t idx, size_t agent_slot, uint64_t seq, int outcome, int reason,
-    const char *error)
+fuzz_result(size_t idx, size_t agent_slot, uint64_t seq, int outcome, int reason, const char *error)
 {
 	Vantage__Result r = VANTAGE__RESULT__INIT;
 	int64_t now = clock_wall_us();

@@ -28,12 +28,11 @@ struct fuzz_scan {
 	const uint8_t *data;
 	size_t len;
 	size_t n;
-	size_t next_off;              // where the next record must start
+	size_t next_off; // where the next record must start
 	uint64_t sums[FUZZ_MAX_RECORDS];
 };
 
-static void __attribute__((__noreturn__, format(printf, 1, 2)))
-fuzz_fail(const char *fmt, ...)
+static void __attribute__((__noreturn__, format(printf, 1, 2))) fuzz_fail(const char *fmt, ...)
 {
 	va_list ap;
 

@@ -23,8 +23,7 @@
 static struct wire_arena *fuzz_arena;
 static struct buf fuzz_first, fuzz_second;
 
-typedef const void *(*fuzz_decode_fn)(const uint8_t *data, size_t len, char *err,
-				      size_t errlen);
+typedef const void *(*fuzz_decode_fn)(const uint8_t *data, size_t len, char *err, size_t errlen);
 typedef int (*fuzz_encode_fn)(const void *msg, struct buf *out);
 
 static const void *
@@ -51,8 +50,7 @@ fuzz_encode_agg(const void *msg, struct buf *out)
 	return wire_encode_agg(msg, out);
 }
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-fuzz_fail(const char *fmt, ...)
+static void __attribute__((noreturn, format(printf, 1, 2))) fuzz_fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -68,8 +66,8 @@ fuzz_fail(const char *fmt, ...)
 // second decode resets the arena, which is why the first message is only
 // used before it.
 static void
-fuzz_roundtrip(const char *what, fuzz_decode_fn decode, fuzz_encode_fn encode,
-	       const uint8_t *data, size_t size)
+fuzz_roundtrip(const char *what, fuzz_decode_fn decode, fuzz_encode_fn encode, const uint8_t *data,
+    size_t size)
 {
 	char err[512];
 	const void *msg;
@@ -79,17 +77,17 @@ fuzz_roundtrip(const char *what, fuzz_decode_fn decode, fuzz_encode_fn encode,
 		return;
 	if (encode(msg, &fuzz_first) < 0)
 		fuzz_fail("%s message of %zu bytes decoded but could not be re-encoded", what,
-			  size);
+		    size);
 	msg = decode(fuzz_first.data, fuzz_first.len, err, sizeof(err));
 	if (msg == NULL)
 		fuzz_fail("%s message decoded, but its re-encoding (%zu bytes) was refused: %s",
-			  what, fuzz_first.len, err);
+		    what, fuzz_first.len, err);
 	if (encode(msg, &fuzz_second) < 0)
 		fuzz_fail("%s message could not be encoded a second time", what);
 	if (fuzz_second.len != fuzz_first.len ||
 	    memcmp(fuzz_second.data, fuzz_first.data, fuzz_first.len) != 0)
 		fuzz_fail("%s message: re-encoding is not stable (%zu bytes, then %zu)", what,
-			  fuzz_first.len, fuzz_second.len);
+		    fuzz_first.len, fuzz_second.len);
 }
 
 int

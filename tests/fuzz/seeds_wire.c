@@ -31,15 +31,15 @@ seeds_write(const char *name, const ProtobufCMessage *msg, int agent)
 	FILE *f;
 
 	buf_init(&out);
-	if ((agent ? wire_encode_agent((const Vantage__AgentMsg *)msg, &out)
-		   : wire_encode_agg((const Vantage__AggMsg *)msg, &out)) < 0) {
+	if ((agent ? wire_encode_agent((const Vantage__AgentMsg *)msg, &out) :
+		     wire_encode_agg((const Vantage__AggMsg *)msg, &out)) < 0) {
 		fprintf(stderr, "seeds_wire: could not encode \"%s\"\n", name);
 		exit(1);
 	}
-	back = agent ? (const void *)wire_decode_agent(seeds_arena, out.data, out.len,
-						       FUZZ_WIRE_NOW_US, err, sizeof(err))
-		     : (const void *)wire_decode_agg(seeds_arena, out.data, out.len, err,
-						     sizeof(err));
+	back = agent ?
+	    (const void *)wire_decode_agent(seeds_arena, out.data, out.len, FUZZ_WIRE_NOW_US, err,
+		sizeof(err)) :
+	    (const void *)wire_decode_agg(seeds_arena, out.data, out.len, err, sizeof(err));
 	if (back == NULL) {
 		fprintf(stderr, "seeds_wire: seed \"%s\" is refused by wire.c: %s\n", name, err);
 		exit(1);
@@ -142,7 +142,8 @@ seeds_agg(void)
 	Vantage__Ack ack = VANTAGE__ACK__INIT;
 	Vantage__Config config = VANTAGE__CONFIG__INIT;
 	Vantage__ProbeNow probe_now = VANTAGE__PROBE_NOW__INIT;
-	Vantage__HttpSpec api_http = VANTAGE__HTTP_SPEC__INIT, control_http = VANTAGE__HTTP_SPEC__INIT;
+	Vantage__HttpSpec api_http = VANTAGE__HTTP_SPEC__INIT,
+			  control_http = VANTAGE__HTTP_SPEC__INIT;
 	Vantage__Target api = VANTAGE__TARGET__INIT, tcp = VANTAGE__TARGET__INIT,
 			control = VANTAGE__TARGET__INIT;
 	Vantage__Target *targets[] = { &api, &tcp }, *controls[] = { &control };

@@ -38,12 +38,12 @@
 #define DEADLINE_MS 20000
 
 static const char payload[] =
-	"{\"event\":\"outage\",\"target\":\"api\",\"group\":\"Public API\","
-	"\"url\":\"https://api.example.com/health\",\"kind\":\"outage\",\"state\":\"open\","
-	"\"started_at\":\"2026-11-25T10:00:00.000000Z\",\"detected_at\":\"2026-11-25T10:00:03.000000Z\","
-	"\"resolved_at\":null,\"regions_down\":[\"eu-west\",\"us-east\"],\"regions_up\":[\"ap-south\"],"
-	"\"regions_abstaining\":[],\"reasons\":{\"eu-west\":\"503 http_status\"},"
-	"\"summary\":\"api is down in 2 of 3 regions (eu-west: 503 <b>&</b>)\"}";
+    "{\"event\":\"outage\",\"target\":\"api\",\"group\":\"Public API\","
+    "\"url\":\"https://api.example.com/health\",\"kind\":\"outage\",\"state\":\"open\","
+    "\"started_at\":\"2026-11-25T10:00:00.000000Z\",\"detected_at\":\"2026-11-25T10:00:03.000000Z\","
+    "\"resolved_at\":null,\"regions_down\":[\"eu-west\",\"us-east\"],\"regions_up\":[\"ap-south\"],"
+    "\"regions_abstaining\":[],\"reasons\":{\"eu-west\":\"503 http_status\"},"
+    "\"summary\":\"api is down in 2 of 3 regions (eu-west: 503 <b>&</b>)\"}";
 
 static struct alert_conf
 channel(const char *name, enum alert_format format)
@@ -307,8 +307,8 @@ setup(void **state)
 	evhttp_set_gencb(f->http, receiver_handle, f);
 	sock = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
 	assert_non_null(sock);
-	assert_int_equal(getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&sin,
-				 &slen), 0);
+	assert_int_equal(
+	    getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&sin, &slen), 0);
 	f->port = ntohs(sin.sin_port);
 	*state = f;
 	return 0;
@@ -419,7 +419,8 @@ test_exec_failure(void **state)
 {
 	struct fix *f = *state;
 	struct alert_conf ch = exec_channel("cat >/dev/null; echo \"pager is off\" >&2; "
-					    "echo second line >&2; exit 1", "x");
+					    "echo second line >&2; exit 1",
+	    "x");
 	struct outcome o = { 0 };
 	char err[256];
 
@@ -528,9 +529,8 @@ test_webhook(void **state)
 	struct alert_conf ok = hook_channel(f, "/ok", url, sizeof(url));
 	struct outcome o = { 0 };
 
-	assert_int_equal(alert_deliver(f->alert, &ok, "{\"n\":1}", on_outcome, &o, err,
-				       sizeof(err)),
-			 0);
+	assert_int_equal(
+	    alert_deliver(f->alert, &ok, "{\"n\":1}", on_outcome, &o, err, sizeof(err)), 0);
 	run_until(f, (struct outcome *[]){ &o }, 1);
 	assert_int_equal(o.status, 0);
 	assert_int_equal(f->received, 1);
@@ -548,9 +548,8 @@ test_webhook_failure(void **state)
 	assert_int_equal(alert_deliver(f->alert, &bad, "{}", on_outcome, &o, err, sizeof(err)), 0);
 	// Port 9 (discard) is closed here: connection refused.
 	bad.url = "http://127.0.0.1:9/";
-	assert_int_equal(alert_deliver(f->alert, &bad, "{}", on_outcome, &refused, err,
-				       sizeof(err)),
-			 0);
+	assert_int_equal(
+	    alert_deliver(f->alert, &bad, "{}", on_outcome, &refused, err, sizeof(err)), 0);
 	run_until(f, (struct outcome *[]){ &o, &refused }, 2);
 	assert_int_equal(o.status, -1);
 	// The receiver's words, made printable and kept on one line.
@@ -574,9 +573,9 @@ test_webhook_hang(void **state)
 	hang.timeout_ms = 1500;
 	start = clock_mono_us();
 	assert_int_equal(alert_deliver(f->alert, &hang, "{}", on_outcome, &hung, err, sizeof(err)),
-			 0);
+	    0);
 	assert_int_equal(alert_deliver(f->alert, &ok, "{}", on_outcome, &fine, err, sizeof(err)),
-			 0);
+	    0);
 	alert_get_stats(f->alert, &stats);
 	assert_int_equal(stats.in_flight, 2);
 	run_until(f, (struct outcome *[]){ &fine }, 1);
@@ -605,7 +604,7 @@ test_abandon(void **state)
 
 	assert_int_equal(alert_deliver(f->alert, &hang, "{}", on_outcome, &a, err, sizeof(err)), 0);
 	assert_int_equal(alert_deliver(f->alert, &sleeper, "{}", on_outcome, &b, err, sizeof(err)),
-			 0);
+	    0);
 	for (int i = 0; i < 20; i++)
 		event_base_loop(f->base, EVLOOP_NONBLOCK);
 	alert_free(f->alert);

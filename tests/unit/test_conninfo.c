@@ -28,7 +28,8 @@ static void
 test_url(void **state)
 {
 	check("postgresql://vantage:s3cret@db.example:5432/vantage?sslmode=verify-full",
-	    "postgresql://vantage:" CONNINFO_REDACTED "@db.example:5432/vantage?sslmode=verify-full");
+	    "postgresql://vantage:" CONNINFO_REDACTED
+	    "@db.example:5432/vantage?sslmode=verify-full");
 	check("postgres://vantage:s3cret@db/vantage",
 	    "postgres://vantage:" CONNINFO_REDACTED "@db/vantage");
 	check("postgresql://vantage@db/vantage?sslmode=require&password=s3cret&connect_timeout=5",

@@ -73,8 +73,8 @@ test_generate_and_read(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(stat(path_of("eu-west.pub"), &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0644);
-	assert_int_equal(curvekey_read_secret(path_of("eu-west.key"), &secret, &derived, err,
-	    sizeof(err)), 0);
+	assert_int_equal(
+	    curvekey_read_secret(path_of("eu-west.key"), &secret, &derived, err, sizeof(err)), 0);
 	assert_int_equal(curvekey_read_public(path_of("eu-west.pub"), &pub, err, sizeof(err)), 0);
 	assert_string_equal(derived.z85, pub.z85);
 	assert_string_not_equal(secret.z85, pub.z85);
@@ -87,11 +87,13 @@ test_never_overwrites(void **state)
 	char err[512];
 
 	assert_int_equal(curvekey_generate(dir, "once", err, sizeof(err)), 0);
-	assert_int_equal(curvekey_read_public(path_of("once.pub"), &pub_before, err, sizeof(err)), 0);
+	assert_int_equal(curvekey_read_public(path_of("once.pub"), &pub_before, err, sizeof(err)),
+	    0);
 	assert_int_equal(curvekey_generate(dir, "once", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "once.key"));
 	assert_non_null(strstr(err, "never overwritten"));
-	assert_int_equal(curvekey_read_public(path_of("once.pub"), &pub_after, err, sizeof(err)), 0);
+	assert_int_equal(curvekey_read_public(path_of("once.pub"), &pub_after, err, sizeof(err)),
+	    0);
 	assert_string_equal(pub_before.z85, pub_after.z85);
 	// Only the public file exists: refused too, and no secret left behind.
 	unlink(path_of("once.key"));
@@ -119,11 +121,12 @@ test_refused(void **state)
 		const char *text;
 		const char *why;
 	} bad[] = {
-		{ "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf\n", "40 Z85 characters expected, got 39" },
+		{ "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf\n",
+		    "40 Z85 characters expected, got 39" },
 		{ "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7x\n", "got 41" },
 		{ "rq:rM>}U?@Lns47E1%kR.o@n%Fcmms\"/@{H8]yf7\n", "not a CurveZMQ key" },
 		{ "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\nrq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\n",
-		  ":2: more than one key" },
+		    ":2: more than one key" },
 		{ "# only a comment\n", "no key in the file" },
 		{ "", "no key in the file" },
 	};
@@ -132,7 +135,8 @@ test_refused(void **state)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		write_file("bad.pub", 0644, bad[i].text);
-		assert_int_equal(curvekey_read_public(path_of("bad.pub"), &k, err, sizeof(err)), -1);
+		assert_int_equal(curvekey_read_public(path_of("bad.pub"), &k, err, sizeof(err)),
+		    -1);
 		assert_non_null(strstr(err, path_of("bad.pub")));
 		if (strstr(err, bad[i].why) == NULL)
 			fail_msg("case %zu: want \"%s\" in \"%s\"", i, bad[i].why, err);

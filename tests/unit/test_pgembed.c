@@ -138,8 +138,7 @@ test_connect(const char *conninfo)
 {
 	test_conn = PQconnectdb(conninfo);
 	if (PQstatus(test_conn) != CONNECTION_OK)
-		fail_msg("could not connect with \"%s\": %s", conninfo,
-		    PQerrorMessage(test_conn));
+		fail_msg("could not connect with \"%s\": %s", conninfo, PQerrorMessage(test_conn));
 }
 
 static long
@@ -171,10 +170,9 @@ test_start_and_migrate(void **state)
 	start = clock_mono_us();
 	test_pg = pgembed_start(test_state, &conninfo);
 	assert_non_null(test_pg);
-	printf("initdb + start + createdb took %.2f s\n",
-	    (double)(clock_mono_us() - start) / 1e6);
-	snprintf(expected, sizeof(expected),
-	    "host=%s/pg port=5432 dbname=vantage user=vantage", test_state);
+	printf("initdb + start + createdb took %.2f s\n", (double)(clock_mono_us() - start) / 1e6);
+	snprintf(expected, sizeof(expected), "host=%s/pg port=5432 dbname=vantage user=vantage",
+	    test_state);
 	assert_string_equal(conninfo, expected);
 	test_connect(conninfo);
 	free(conninfo);
@@ -186,12 +184,13 @@ test_start_and_migrate(void **state)
 	    (long)sql_migrations_count);
 
 	assert_int_equal(test_query_long(
-	    "SELECT count(*) FROM unnest(ARRAY['results', 'agent_progress', "
-	    "'targets']) AS t(name) WHERE to_regclass(name) IS NOT NULL"), 3);
-	assert_int_equal(test_query_long(
-	    "SELECT vantage_ensure_partitions(current_date, current_date + 2)"), 3);
-	assert_int_equal(test_query_long(
-	    "SELECT vantage_ensure_partitions(current_date, current_date + 2)"), 0);
+			     "SELECT count(*) FROM unnest(ARRAY['results', 'agent_progress', "
+			     "'targets']) AS t(name) WHERE to_regclass(name) IS NOT NULL"),
+	    3);
+	assert_int_equal(
+	    test_query_long("SELECT vantage_ensure_partitions(current_date, current_date + 2)"), 3);
+	assert_int_equal(
+	    test_query_long("SELECT vantage_ensure_partitions(current_date, current_date + 2)"), 0);
 
 	// A schema from the future must be refused, not written into.
 	test_command("INSERT INTO schema_version (version, name) VALUES (99999, 'future')");
@@ -284,13 +283,13 @@ main(void)
 
 	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &gl) != 0) {
 		printf("skip: no PostgreSQL server installed "
-		    "(/usr/lib/postgresql/*/bin/initdb not found)\n");
+		       "(/usr/lib/postgresql/*/bin/initdb not found)\n");
 		return 77;
 	}
 	globfree(&gl);
 	if (geteuid() == 0 && getpwnam("vantage") == NULL) {
 		printf("skip: running as root and user \"vantage\" does not exist "
-		    "(run \"make deps\" as root to create it)\n");
+		       "(run \"make deps\" as root to create it)\n");
 		return 77;
 	}
 	log_init("test_pgembed", LOG_LEVEL_INFO);

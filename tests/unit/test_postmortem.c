@@ -162,8 +162,9 @@ test_reasons_per_region(void **state)
 	const char *md = md_of(state);
 
 	assert_contains(md, "- **eu-west**: 14 failing probes, http_status 503 (last error: ");
-	assert_contains(md, "- **us-east**: 9 failing probes, timeout (last error: \"timed out \\| "
-			    "after 3 s\"); 2 failing probes, refused\n");
+	assert_contains(md,
+	    "- **us-east**: 9 failing probes, timeout (last error: \"timed out \\| "
+	    "after 3 s\"); 2 failing probes, refused\n");
 	assert_null(strstr(md, "- **ap-south**"));
 }
 
@@ -183,13 +184,16 @@ test_what_went_right(void **state)
 {
 	const char *md = md_of(state);
 
-	assert_contains(md, "- **Time to detect:** 1.0 s, from the first failing probe "
-			    "(10:00:00.000 UTC) to the quorum of regions (10:00:01.000 UTC).\n");
-	assert_contains(md, "  - outage alert to **ops-webhook**: queued at 10:00:01.100 UTC, "
-			    "delivered at 10:00:01.300 UTC (0.3 s after detection)\n");
-	assert_contains(md, "  - outage alert to **pager**: queued at 10:00:01.100 UTC, "
-			    "delivery failed after 5 attempts (last error: \"HTTP 500 \\| gateway "
-			    "\\*down\\*\")\n");
+	assert_contains(md,
+	    "- **Time to detect:** 1.0 s, from the first failing probe "
+	    "(10:00:00.000 UTC) to the quorum of regions (10:00:01.000 UTC).\n");
+	assert_contains(md,
+	    "  - outage alert to **ops-webhook**: queued at 10:00:01.100 UTC, "
+	    "delivered at 10:00:01.300 UTC (0.3 s after detection)\n");
+	assert_contains(md,
+	    "  - outage alert to **pager**: queued at 10:00:01.100 UTC, "
+	    "delivery failed after 5 attempts (last error: \"HTTP 500 \\| gateway "
+	    "\\*down\\*\")\n");
 	assert_contains(md, "- **Regions that stayed healthy:** ap-south (");
 	assert_contains(md, "- **Time to resolve:** 252.0 s (4 min 12 s)");
 }
@@ -274,8 +278,9 @@ test_pending_alert_and_no_healthy_region(void **state)
 	json_object_set_new(doc, "healthy", json_array());
 	md = postmortem_render(doc);
 	assert_non_null(md);
-	assert_contains(md, "**pager**: queued at 10:00:01.100 UTC, not yet delivered when this draft "
-			    "was written\n");
+	assert_contains(md,
+	    "**pager**: queued at 10:00:01.100 UTC, not yet delivered when this draft "
+	    "was written\n");
 	assert_contains(md, "- **Regions that stayed healthy:** none;");
 	free(md);
 	json_decref(doc);
@@ -298,8 +303,9 @@ test_unresolved_and_long(void **state)
 	json_object_set_new(inc, "flapping", json_true());
 	md = postmortem_render(doc);
 	assert_non_null(md);
-	assert_contains(md, "for 26 h 30 min, from 2025-03-01 10:00:00.000 to 2025-03-02 "
-			    "12:30:00.000 UTC");
+	assert_contains(md,
+	    "for 26 h 30 min, from 2025-03-01 10:00:00.000 to 2025-03-02 "
+	    "12:30:00.000 UTC");
 	assert_contains(md, "The target was flapping, so its alerts were grouped.");
 	assert_contains(md, "95400.0 s (26 h 30 min)");
 	free(md);

@@ -17,14 +17,15 @@
 
 #include "quorum.h"
 
-#define S 1000000LL          // one second in µs
+#define S 1000000LL // one second in µs
 #define INTERVAL (30 * S)
 #define T0 (1790000000LL * S)
 
 enum cell { C_UP, C_DOWN, C_ABSTAIN, C_STALE_UP, C_STALE_DOWN, C_COUNT };
 
 static const struct quorum_params majority = {
-	.quorum = { QMODE_MAJORITY, 0 }, .recover = { QMODE_MAJORITY, 0 },
+	.quorum = { QMODE_MAJORITY, 0 },
+	.recover = { QMODE_MAJORITY, 0 },
 };
 
 // Gives agent a a settled vote: `confirm` results of the outcome at `at`.
@@ -32,7 +33,8 @@ static void
 settle(struct quorum_agent *a, bool up, int64_t at, unsigned confirm)
 {
 	for (unsigned i = 0; i < confirm; i++)
-		assert_true(quorum_agent_result(a, up, at - (int64_t)(confirm - 1 - i) * S, confirm, 0));
+		assert_true(
+		    quorum_agent_result(a, up, at - (int64_t)(confirm - 1 - i) * S, confirm, 0));
 }
 
 static struct quorum_agent_ctx
@@ -71,8 +73,10 @@ region_of(enum cell c, int64_t now, int domain)
 	}
 	v = quorum_agent_vote(&a, &ctx);
 	enum quorum_vote votes[1] = { v };
-	return (struct quorum_region){ .vote = quorum_region_vote(votes, 1), .domain = domain,
-		.down_since = a.down_since, .up_since = a.last_at };
+	return (struct quorum_region){ .vote = quorum_region_vote(votes, 1),
+		.domain = domain,
+		.down_since = a.down_since,
+		.up_since = a.last_at };
 }
 
 // The oracle: DESIGN.md §6 with quorum = majority = min_voters.
@@ -315,7 +319,8 @@ test_hysteresis(void **state)
 static void
 test_stricter_recover_rule(void **state)
 {
-	struct quorum_params p = { .quorum = { QMODE_MAJORITY, 0 }, .recover = { QMODE_COUNT, 3 },
+	struct quorum_params p = { .quorum = { QMODE_MAJORITY, 0 },
+		.recover = { QMODE_COUNT, 3 },
 		.recover_for = 1 };
 	struct quorum_target t = { 0 };
 	struct quorum_region r[3];
@@ -332,7 +337,7 @@ test_stricter_recover_rule(void **state)
 	assert_int_equal(out.state, QSTATE_UP);
 }
 
-#define SPAN (2 * S)            // the default confirm_span
+#define SPAN (2 * S) // the default confirm_span
 #define MS (S / 1000)
 
 static void
@@ -435,8 +440,11 @@ test_blip_shorter_than_span(void **state)
 }
 
 static const struct quorum_params flappy = {
-	.quorum = { QMODE_MAJORITY, 0 }, .recover = { QMODE_MAJORITY, 0 },
-	.recover_for = 1, .reopen_window_us = 600 * S, .settle_for_us = 60 * S,
+	.quorum = { QMODE_MAJORITY, 0 },
+	.recover = { QMODE_MAJORITY, 0 },
+	.recover_for = 1,
+	.reopen_window_us = 600 * S,
+	.settle_for_us = 60 * S,
 };
 
 struct pages {

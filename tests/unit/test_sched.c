@@ -120,8 +120,8 @@ test_add_returns_own_due(void **state)
 {
 	static const char *const keys[] = { "web-3", "api", "db-tcp", "idp", "edge", "dns",
 		"control-1", "control-2", "x" };
-	static const int64_t intervals[] = { 30 * SEC, 5 * SEC, 60 * SEC, SEC, 15 * SEC,
-		2 * SEC, 10 * SEC, 10 * SEC, 100 * SEC };
+	static const int64_t intervals[] = { 30 * SEC, 5 * SEC, 60 * SEC, SEC, 15 * SEC, 2 * SEC,
+		10 * SEC, 10 * SEC, 100 * SEC };
 	struct sched *s = sched_new();
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {

@@ -99,8 +99,8 @@ test_three_controls_majority(void **state)
 		for (unsigned i = 0; i < 3; i++) {
 			bool down = mask & (1u << i);
 
-			s[i] = down ? failed(keys[i], VANTAGE__REASON__REASON_CONNECT_TIMEOUT)
-				    : ok(keys[i]);
+			s[i] = down ? failed(keys[i], VANTAGE__REASON__REASON_CONNECT_TIMEOUT) :
+				      ok(keys[i]);
 			n_failed += down;
 		}
 		for (int prev = HEALTHY; prev <= IMPAIRED; prev++) {
@@ -110,8 +110,11 @@ test_three_controls_majority(void **state)
 			if (n_failed == 0)
 				assert_string_equal(reason, "");
 			else
-				assert_true(strncmp(reason, n_failed == 1 ? "1 of 3" : n_failed == 2
-				    ? "2 of 3" : "3 of 3", 6) == 0);
+				assert_true(strncmp(reason,
+						n_failed == 1     ? "1 of 3" :
+						    n_failed == 2 ? "2 of 3" :
+								    "3 of 3",
+						6) == 0);
 		}
 	}
 	s[0] = failed("a", VANTAGE__REASON__REASON_HTTP_STATUS);
@@ -125,8 +128,8 @@ test_three_controls_majority(void **state)
 static void
 test_dns_failure(void **state)
 {
-	struct selfcheck_sample s[3] = { ok("control-1"), failed("control-2",
-	    VANTAGE__REASON__REASON_DNS), ok("control-3") };
+	struct selfcheck_sample s[3] = { ok("control-1"),
+		failed("control-2", VANTAGE__REASON__REASON_DNS), ok("control-3") };
 	char reason[SELFCHECK_REASON_MAX + 1];
 
 	assert_int_equal(selfcheck_judge(s, 3, HEALTHY, reason, sizeof(reason)), IMPAIRED);
@@ -141,7 +144,8 @@ test_dns_failure(void **state)
 static void
 test_agent_error_counts(void **state)
 {
-	struct selfcheck_sample s[1] = { { "control-1", AGENT_ERROR, VANTAGE__REASON__REASON_INTERNAL } };
+	struct selfcheck_sample s[1] = { { "control-1", AGENT_ERROR,
+	    VANTAGE__REASON__REASON_INTERNAL } };
 	char reason[SELFCHECK_REASON_MAX + 1];
 
 	assert_int_equal(selfcheck_judge(s, 1, HEALTHY, reason, sizeof(reason)), IMPAIRED);

@@ -151,8 +151,8 @@ test_command(const char *sql, const int64_t *args, size_t n_args)
 	PQclear(test_query(sql, args, n_args, PGRES_COMMAND_OK));
 }
 
-#define TEST_ARGS(...) (const int64_t[]){ __VA_ARGS__ }, \
-	sizeof((const int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)
+#define TEST_ARGS(...) \
+	(const int64_t[]){ __VA_ARGS__ }, sizeof((const int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)
 #define TEST_VALUE(sql, ...) test_value(sql, TEST_ARGS(__VA_ARGS__))
 #define TEST_COMMAND(sql, ...) test_command(sql, TEST_ARGS(__VA_ARGS__))
 
@@ -167,7 +167,8 @@ static int64_t
 test_acked(int agent_id, uint64_t epoch)
 {
 	return TEST_VALUE("SELECT acked_seq FROM agent_progress WHERE agent_id = $1 "
-			  "AND epoch = $2", agent_id, (int64_t)epoch);
+			  "AND epoch = $2",
+	    agent_id, (int64_t)epoch);
 }
 
 // --- driving the loop ---
@@ -225,7 +226,7 @@ struct test_reply {
 	int status;
 	int agent_id;
 	uint64_t acked_seq;
-	size_t n_ids;		// set by the caller: how many keys were synced
+	size_t n_ids; // set by the caller: how many keys were synced
 	int ids[8];
 };
 
@@ -334,10 +335,10 @@ test_make_results(uint64_t first_seq, size_t n, int64_t start_us)
 		r->started_at = r->scheduled_at + (int64_t)((k * 37) % 5000) +
 		    (k % 3 == 0 ? 123456 : 0);
 		r->trigger = k % 97 == 0 ? VANTAGE__TRIGGER__TRIGGER_PROBE_NOW :
-		    k % 5 == 0 ? VANTAGE__TRIGGER__TRIGGER_RETRY :
-		    VANTAGE__TRIGGER__TRIGGER_SCHEDULED;
+		    k % 5 == 0           ? VANTAGE__TRIGGER__TRIGGER_RETRY :
+					   VANTAGE__TRIGGER__TRIGGER_SCHEDULED;
 		r->agent_state = k % 13 == 0 ? VANTAGE__AGENT_STATE__AGENT_STATE_IMPAIRED :
-		    VANTAGE__AGENT_STATE__AGENT_STATE_HEALTHY;
+					       VANTAGE__AGENT_STATE__AGENT_STATE_HEALTHY;
 		r->dns_us = 100 + (uint32_t)k;
 		r->connect_us = 2000 + (uint32_t)k * 3;
 		r->tls_us = k % 4 != 0 ? 5000 + (uint32_t)k : 0;
@@ -349,7 +350,7 @@ test_make_results(uint64_t first_seq, size_t n, int64_t start_us)
 		if (k % 10 == 3) {
 			r->outcome = VANTAGE__OUTCOME__OUTCOME_DOWN;
 			r->reason = k % 20 == 3 ? VANTAGE__REASON__REASON_TLS :
-			    VANTAGE__REASON__REASON_HTTP_STATUS;
+						  VANTAGE__REASON__REASON_HTTP_STATUS;
 			r->http_status = r->reason == VANTAGE__REASON__REASON_HTTP_STATUS ? 503 : 0;
 			snprintf(test_errors[i], sizeof(test_errors[i]), "%s #%zu", test_nasty, k);
 			r->error = test_errors[i];
@@ -533,20 +534,25 @@ test_prepare_idempotent(void **state)
 
 	(void)state;
 	assert_int_equal(test_value("SELECT count(*) FROM pg_class "
-				    "WHERE relname = 'schema_version'", NULL, 0), 0);
+				    "WHERE relname = 'schema_version'",
+			     NULL, 0),
+	    0);
 	assert_int_equal(store_prepare(test_conninfo, 10), 0);
 	assert_int_equal(test_value("SELECT count(*) FROM schema_version", NULL, 0),
 	    (int64_t)sql_migrations_count);
 	// Yesterday to three days ahead, plus the default partition.
 	partitions = test_value("SELECT count(*) FROM pg_inherits "
-				"WHERE inhparent = 'results'::regclass", NULL, 0);
+				"WHERE inhparent = 'results'::regclass",
+	    NULL, 0);
 	assert_int_equal(partitions, 6);
 
 	assert_int_equal(store_prepare(test_conninfo, 10), 0);
 	assert_int_equal(test_value("SELECT count(*) FROM schema_version", NULL, 0),
 	    (int64_t)sql_migrations_count);
 	assert_int_equal(test_value("SELECT count(*) FROM pg_inherits "
-				    "WHERE inhparent = 'results'::regclass", NULL, 0), partitions);
+				    "WHERE inhparent = 'results'::regclass",
+			     NULL, 0),
+	    partitions);
 }
 
 static int64_t
@@ -554,8 +560,8 @@ test_target_retired(const char *key)
 {
 	const char *params[] = { key };
 	PGresult *res = PQexecParams(test_db,
-	    "SELECT retired_at IS NOT NULL FROM targets WHERE key = $1", 1, NULL, params,
-	    NULL, NULL, 0);
+	    "SELECT retired_at IS NOT NULL FROM targets WHERE key = $1", 1, NULL, params, NULL,
+	    NULL, 0);
 	int64_t retired = -1;
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
@@ -602,9 +608,10 @@ test_sync_targets(void **state)
 			assert_int_not_equal(ids[i], ids[j]);
 		params[0] = keys[i];
 		params[1] = specs[i];
-		res = PQexecParams(test_db, "SELECT id, spec = $2::jsonb, retired_at IS NULL "
-					    "FROM targets WHERE key = $1", 2, NULL, params, NULL,
-		    NULL, 0);
+		res = PQexecParams(test_db,
+		    "SELECT id, spec = $2::jsonb, retired_at IS NULL "
+		    "FROM targets WHERE key = $1",
+		    2, NULL, params, NULL, NULL, 0);
 		assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 		assert_int_equal(PQntuples(res), 1);
 		assert_int_equal(strtol(PQgetvalue(res, 0, 0), NULL, 10), ids[i]);
@@ -628,8 +635,8 @@ test_sync_targets(void **state)
 		assert_int_equal(test_target_retired(keys[i]), 0);
 	}
 	// Whatever other tests synced before is retired now.
-	assert_int_equal(test_value("SELECT count(*) FROM targets WHERE retired_at IS NULL",
-			     NULL, 0), 4);
+	assert_int_equal(
+	    test_value("SELECT count(*) FROM targets WHERE retired_at IS NULL", NULL, 0), 4);
 }
 
 static void
@@ -640,7 +647,9 @@ test_hello_progress(void **state)
 	(void)state;
 	agent_id = test_hello("hello-a", 1001, 0);
 	assert_int_equal(TEST_VALUE("SELECT count(*) FROM agents WHERE id = $1 AND "
-				    "name = 'hello-a' AND region = 'eu-west'", agent_id), 1);
+				    "name = 'hello-a' AND region = 'eu-west'",
+			     agent_id),
+	    1);
 	assert_int_equal(test_acked(agent_id, 1001), 0);
 
 	// A reconnecting agent learns where it left off.
@@ -652,8 +661,8 @@ test_hello_progress(void **state)
 	// A new spool starts its own stream; the old one keeps its progress.
 	again = test_hello("hello-a", 1002, 0);
 	assert_int_equal(again, agent_id);
-	assert_int_equal(TEST_VALUE("SELECT count(*) FROM agent_progress WHERE agent_id = $1",
-			     agent_id), 2);
+	assert_int_equal(
+	    TEST_VALUE("SELECT count(*) FROM agent_progress WHERE agent_id = $1", agent_id), 2);
 	assert_int_equal(test_acked(agent_id, 1001), 42);
 	assert_int_equal(test_acked(agent_id, 1002), 0);
 	assert_int_equal(test_value("SELECT count(*) FROM agents WHERE name = 'hello-a'", NULL, 0),
@@ -746,7 +755,8 @@ test_group_commit(void **state)
 	assert_int_equal(test_acked(agent_b, epoch), 40);
 	assert_int_equal(TEST_VALUE("SELECT count(*) FROM gaps WHERE agent_id = $1 AND "
 				    "epoch = $2 AND first_seq = 26 AND last_seq = 30",
-			     agent_b, (int64_t)epoch), 1);
+			     agent_b, (int64_t)epoch),
+	    1);
 }
 
 static void
@@ -764,7 +774,8 @@ test_progress_guard(void **state)
 	target_id = test_target_id("api");
 	// Another aggregator (or a lost COMMIT that did happen) moved it on.
 	TEST_COMMAND("UPDATE agent_progress SET acked_seq = 1000 WHERE agent_id = $1 "
-		     "AND epoch = $2", agent_stale, (int64_t)epoch);
+		     "AND epoch = $2",
+	    agent_stale, (int64_t)epoch);
 	store_get_stats(test_store, &before);
 
 	test_make_results(1, 5, start_us);
@@ -783,8 +794,8 @@ test_progress_guard(void **state)
 	assert_int_equal(reply_good.status, -1);
 	assert_int_equal(test_rows(agent_good, epoch), 0);
 	assert_int_equal(test_rows(agent_stale, epoch), 0);
-	assert_int_equal(TEST_VALUE("SELECT count(*) FROM gaps WHERE agent_id = $1",
-			     agent_stale), 0);
+	assert_int_equal(TEST_VALUE("SELECT count(*) FROM gaps WHERE agent_id = $1", agent_stale),
+	    0);
 	assert_int_equal(test_acked(agent_good, epoch), 0);
 	assert_int_equal(test_acked(agent_stale, epoch), 1000);
 	store_get_stats(test_store, &after);
@@ -1009,13 +1020,13 @@ main(void)
 
 	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &gl) != 0) {
 		printf("SKIP: no PostgreSQL server installed "
-		    "(/usr/lib/postgresql/*/bin/initdb not found)\n");
+		       "(/usr/lib/postgresql/*/bin/initdb not found)\n");
 		return 77;
 	}
 	globfree(&gl);
 	if (geteuid() == 0 && getpwnam("vantage") == NULL) {
 		printf("SKIP: running as root and user \"vantage\" does not exist "
-		    "(run \"make deps\" as root to create it)\n");
+		       "(run \"make deps\" as root to create it)\n");
 		return 77;
 	}
 	log_init("test_store", LOG_LEVEL_INFO);

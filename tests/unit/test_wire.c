@@ -41,9 +41,9 @@ struct agent_fix {
 	Vantage__Gap gap[N_GAPS_MAX];
 	Vantage__Gap *gap_ptr[N_GAPS_MAX];
 	Vantage__Heartbeat hb;
-	Vantage__Result *many;      // heap results for the batch size rows
+	Vantage__Result *many; // heap results for the batch size rows
 	Vantage__Result **many_ptr;
-	char text[TEXT_MAX];        // long strings made by a row
+	char text[TEXT_MAX]; // long strings made by a row
 };
 
 // The same for aggregator bodies: a config of two targets and one control.
@@ -59,7 +59,7 @@ struct agg_fix {
 	uint32_t expect[17];
 	Vantage__ProbeNow probe_now;
 	char *probe_keys[3];
-	Vantage__Target *many;      // heap targets for the count rows
+	Vantage__Target *many; // heap targets for the count rows
 	Vantage__Target **many_ptr;
 	char **many_keys;
 	char text[TEXT_MAX];
@@ -217,8 +217,7 @@ agent_fix_free(struct agent_fix *f)
 }
 
 static void
-fix_target(Vantage__Target *t, Vantage__HttpSpec *h, char *key, uint32_t *expect,
-    size_t n_expect)
+fix_target(Vantage__Target *t, Vantage__HttpSpec *h, char *key, uint32_t *expect, size_t n_expect)
 {
 	static char url[] = "https://api.example.com/health?full=1";
 	static char method[] = "GET";
@@ -668,7 +667,8 @@ static const struct agent_row agent_rejects[] = {
 	{ "started_at a day behind", BATCH, r_started_past, "result 43: started_at out of range" },
 	{ "scheduled_at after started_at", BATCH, r_sched_after,
 	    "result 43: scheduled_at out of range" },
-	{ "scheduled_at a day behind", BATCH, r_sched_past, "result 43: scheduled_at out of range" },
+	{ "scheduled_at a day behind", BATCH, r_sched_past,
+	    "result 43: scheduled_at out of range" },
 	{ "scheduled_at lag > int32", BATCH, r_sched_lag, "result 43: scheduled_at out of range" },
 	{ "outcome 0", BATCH, r_outcome_zero, "result 43: bad outcome 0" },
 	{ "outcome 4", BATCH, r_outcome_high, "result 43: bad outcome 4" },
@@ -696,7 +696,8 @@ static const struct agent_row agent_rejects[] = {
 	{ "peer 65 bytes", BATCH, r_peer_long, "result 43: bad peer" },
 	{ "peer with CR", BATCH, r_peer_ctrl, "result 43: bad peer" },
 	{ "error 257 bytes", BATCH, r_error_long, "result 43: bad error text" },
-	{ "error 258 bytes of 2-byte chars", BATCH, r_error_long_utf8, "result 43: bad error text" },
+	{ "error 258 bytes of 2-byte chars", BATCH, r_error_long_utf8,
+	    "result 43: bad error text" },
 	{ "error with 0xff", BATCH, r_error_ff, "result 43: bad error text" },
 	{ "error lone continuation", BATCH, r_error_cont, "result 43: bad error text" },
 	{ "error truncated 2-byte", BATCH, r_error_trunc, "result 43: bad error text" },
@@ -729,15 +730,18 @@ static const struct agent_row agent_rejects[] = {
 	{ "hello epoch 0", HELLO, h_epoch_zero, "hello: epoch is 0" },
 	{ "hello spool oldest > newest", HELLO, h_spool_reversed, "hello: bad spool range" },
 	{ "hello spool past int8", HELLO, h_spool_big, "hello: bad spool range" },
-	{ "hello config_version past int8", HELLO, h_cfgver_big, "hello: config_version out of range" },
+	{ "hello config_version past int8", HELLO, h_cfgver_big,
+	    "hello: config_version out of range" },
 	{ "heartbeat state 2", HEARTBEAT, hb_state_high, "heartbeat: bad state" },
 	{ "heartbeat state -1", HEARTBEAT, hb_state_neg, "heartbeat: bad state" },
 	{ "heartbeat reason 257 bytes", HEARTBEAT, hb_reason_long, "heartbeat: bad state reason" },
 	{ "heartbeat reason bad UTF-8", HEARTBEAT, hb_reason_utf8, "heartbeat: bad state reason" },
 	{ "heartbeat offset +1 day", HEARTBEAT, hb_offset_high, "heartbeat: bad clock offset" },
 	{ "heartbeat offset -1 day", HEARTBEAT, hb_offset_low, "heartbeat: bad clock offset" },
-	{ "heartbeat spool_depth past int8", HEARTBEAT, hb_depth_big, "heartbeat: counter out of range" },
-	{ "heartbeat produced past int8", HEARTBEAT, hb_produced_big, "heartbeat: counter out of range" },
+	{ "heartbeat spool_depth past int8", HEARTBEAT, hb_depth_big,
+	    "heartbeat: counter out of range" },
+	{ "heartbeat produced past int8", HEARTBEAT, hb_produced_big,
+	    "heartbeat: counter out of range" },
 };
 
 // Boundaries next to the checks above, each of which must still decode.
@@ -755,15 +759,17 @@ BREAK_AGENT(ok_status_999, f->res[1].http_status = 999)
 BREAK_AGENT(ok_status_0, f->res[1].http_status = 0)
 BREAK_AGENT(ok_phases_max, f->res[1].total_us = 1800U * 1000000U;
 	    f->res[1].dns_us = f->res[1].connect_us = f->res[1].tls_us = f->res[1].ttfb_us =
-	    f->res[1].total_us)
+		f->res[1].total_us)
 BREAK_AGENT(ok_bytes_max, f->res[1].bytes = INT32_MAX)
 BREAK_AGENT(ok_tls_expiry_last, f->res[1].tls_expiry = 32503680000LL - 1)
 BREAK_AGENT(ok_peer_max, f->res[1].peer = repeat(f->text, "p", 64))
 BREAK_AGENT(ok_error_max, f->res[1].error = repeat(f->text, "e", WIRE_MAX_ERROR))
 BREAK_AGENT(ok_error_max_utf8, f->res[1].error = repeat(f->text, "é", WIRE_MAX_ERROR / 2))
-BREAK_AGENT(ok_error_edges, f->res[1].error = repeat(f->text,
-	    "\t\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf"
-	    "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf", 1))
+BREAK_AGENT(ok_error_edges,
+    f->res[1].error = repeat(f->text,
+	"\t\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf"
+	"\xf0\x90\x80\x80\xf4\x8f\xbf\xbf",
+	1))
 BREAK_AGENT(ok_only_gaps, f->batch.n_results = 0)
 BREAK_AGENT(ok_no_gaps, f->batch.n_gaps = 0)
 BREAK_AGENT(ok_gaps_max, f->batch.n_gaps = 64)
@@ -981,8 +987,7 @@ static const struct agg_row agg_rejects[] = {
 	{ "confirm 11", CONFIG, c_confirm_high, "config: bad confirm for \"api\"" },
 	{ "retry 99 ms", CONFIG, c_retry_low, "config: bad retry_interval for \"api\"" },
 	{ "retry > 1 h", CONFIG, c_retry_high, "config: bad retry_interval for \"api\"" },
-	{ "http without spec", CONFIG, c_http_missing,
-	    "config: http target \"api\" without spec" },
+	{ "http without spec", CONFIG, c_http_missing, "config: http target \"api\" without spec" },
 	{ "empty url", CONFIG, c_url_empty, "config: bad url for \"api\"" },
 	{ "ftp url", CONFIG, c_url_ftp, "config: bad url for \"api\"" },
 	{ "url without scheme", CONFIG, c_url_no_scheme, "config: bad url for \"api\"" },
@@ -991,12 +996,10 @@ static const struct agg_row agg_rejects[] = {
 	{ "empty method", CONFIG, c_method_empty, "config: bad method for \"api\"" },
 	{ "method with space", CONFIG, c_method_space, "config: bad method for \"api\"" },
 	{ "method 17 bytes", CONFIG, c_method_long, "config: bad method for \"api\"" },
-	{ "17 expect_status", CONFIG, c_expect_many,
-	    "config: too many expect_status for \"api\"" },
+	{ "17 expect_status", CONFIG, c_expect_many, "config: too many expect_status for \"api\"" },
 	{ "expect_status 99", CONFIG, c_expect_low, "config: bad expect_status for \"api\"" },
 	{ "expect_status 600", CONFIG, c_expect_high, "config: bad expect_status for \"api\"" },
-	{ "body_contains bad UTF-8", CONFIG, c_body_utf8,
-	    "config: bad body_contains for \"api\"" },
+	{ "body_contains bad UTF-8", CONFIG, c_body_utf8, "config: bad body_contains for \"api\"" },
 	{ "body_contains 1025 bytes", CONFIG, c_body_long,
 	    "config: bad body_contains for \"api\"" },
 	{ "second target", CONFIG, c_second_target,
@@ -1122,8 +1125,8 @@ test_no_body(void **state)
 	assert_string_equal(err, "agent message has no known body");
 	assert_int_equal(wire_encode_agent(&am, &frame), 0);
 	assert_int_equal(frame.len, 0);
-	assert_null(wire_decode_agent(a, future_agent, sizeof(future_agent), NOW_US, err,
-	    sizeof(err)));
+	assert_null(
+	    wire_decode_agent(a, future_agent, sizeof(future_agent), NOW_US, err, sizeof(err)));
 	assert_string_equal(err, "agent message has no known body");
 
 	assert_int_equal(wire_check_agg(&gm, err, sizeof(err)), -1);
@@ -1324,8 +1327,8 @@ assert_prefixes_refused(struct wire_arena *a, const struct buf *frame, int agent
 		free(copy);
 	}
 	if (agent)
-		assert_non_null(wire_decode_agent(a, frame->data, frame->len, NOW_US, err,
-		    sizeof(err)));
+		assert_non_null(
+		    wire_decode_agent(a, frame->data, frame->len, NOW_US, err, sizeof(err)));
 	else
 		assert_non_null(wire_decode_agg(a, frame->data, frame->len, err, sizeof(err)));
 }
@@ -1432,7 +1435,8 @@ test_names(void **state)
 	assert_names_follow_enum(&vantage__outcome__descriptor, "OUTCOME_", wire_outcome_name);
 	assert_names_follow_enum(&vantage__reason__descriptor, "REASON_", wire_reason_name);
 	assert_names_follow_enum(&vantage__trigger__descriptor, "TRIGGER_", wire_trigger_name);
-	assert_string_equal(wire_outcome_name(VANTAGE__OUTCOME__OUTCOME_AGENT_ERROR), "agent_error");
+	assert_string_equal(wire_outcome_name(VANTAGE__OUTCOME__OUTCOME_AGENT_ERROR),
+	    "agent_error");
 	assert_string_equal(wire_outcome_name(0), "unspecified");
 	assert_string_equal(wire_reason_name(VANTAGE__REASON__REASON_HTTP_STATUS), "http_status");
 	assert_string_equal(wire_reason_name(13), "internal");
@@ -1447,8 +1451,8 @@ test_names(void **state)
 static void
 test_field_number_zero(void **state)
 {
-	static const uint8_t agent[] = { 0x0a, 0x08, 0x0a, 0x01, 0x61, 0x12, 0x01, 0x72, 0x20,
-		0x01, 0x80, 0x00, 0x00 };
+	static const uint8_t agent[] = { 0x0a, 0x08, 0x0a, 0x01, 0x61, 0x12, 0x01, 0x72, 0x20, 0x01,
+		0x80, 0x00, 0x00 };
 	static const uint8_t agg[] = { 0x0a, 0x02, 0x10, 0x01, 0x80, 0x00, 0x00 };
 	struct wire_arena *a = wire_arena_new();
 	char err[256];

@@ -91,7 +91,7 @@ ask(struct fix *f, const char *mechanism, const void *cred, size_t cred_len, int
 
 	for (int i = 0; i < 6 && sent < nframes; i++, sent++)
 		assert_true(zmq_send(f->req, head[i], strlen(head[i]),
-		    sent + 1 < nframes ? ZMQ_SNDMORE : 0) >= 0);
+				sent + 1 < nframes ? ZMQ_SNDMORE : 0) >= 0);
 	if (sent < nframes)
 		assert_true(zmq_send(f->req, cred, cred_len, 0) >= 0);
 	for (int waited = 0;; waited += 10) {

@@ -35,7 +35,7 @@ struct fix {
 	struct zloop *zd;
 	char endpoint[256];
 
-	int router_msgs;           // messages the ROUTER callback got
+	int router_msgs; // messages the ROUTER callback got
 	int dealer_msgs;
 	int out_of_order;          // payload index different from the count
 	int wrong_parts;           // messages with an unexpected frame count
@@ -494,8 +494,8 @@ static void
 test_too_many_parts(void **state)
 {
 	// One frame more than ZLOOP_MAX_PARTS (8) at the receiver.
-	static const char *const nine_to_dealer[] = { "dealer-1", "1", "2", "3", "4", "5", "6",
-		"7", "8", "9" };
+	static const char *const nine_to_dealer[] = { "dealer-1", "1", "2", "3", "4", "5", "6", "7",
+		"8", "9" };
 	static const char *const next_to_dealer[] = { "dealer-1", "next" };
 	static const char *const eight_to_router[] = { "1", "2", "3", "4", "5", "6", "7", "8" };
 	static const char *const next_to_router[] = { "next" };
@@ -558,7 +558,7 @@ test_router_mandatory(void **state)
 
 struct monitor_log {
 	struct event_base *base;
-	uint16_t wait_for;     // breaks the loop when this event arrives
+	uint16_t wait_for; // breaks the loop when this event arrives
 	int handshakes;
 	int disconnects;
 	int others;
@@ -600,7 +600,9 @@ test_monitor(void **state)
 	f.zr = zloop_new(f.base, f.router, dealer_ignore, &f);
 	f.zd = zloop_new(f.base, f.dealer, dealer_ignore, &f);
 	assert_int_equal(zloop_monitor(f.zd, f.ctx,
-	    ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED, on_monitor, &log), 0);
+			     ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED, on_monitor,
+			     &log),
+	    0);
 	assert_int_equal(zmq_connect(f.dealer, f.endpoint), 0);
 
 	log.wait_for = ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
