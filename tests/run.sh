@@ -176,12 +176,28 @@ estimate() {
 	echo "${secs:-999999}"
 }
 
-# run_queue JOBS LIMIT NAME:COMMAND...: runs the tests, JOBS at a time,
-# longest first; each COMMAND is one word (a path run with bash, or a
-# binary).  Returns when all have ended.
+# Per layer, for run_queue: how many of its tests may run at once (unset:
+# no limit of its own) and each one's time limit.
+declare -A layer_jobs=()
+declare -A layer_limit=([unit]=300 [lint]=300 [integration]=600 [lab]=1200 [fuzz]=900 [bench]=1800)
+
+# layer_running LAYER NAME...: how many of the NAMEs are of LAYER.
+layer_running() {
+	local layer=$1 name n=0
+	shift
+	for name in "$@"; do
+		[ "${name%%/*}" = "$layer" ] && n=$((n + 1))
+	done
+	echo "$n"
+}
+
+# run_queue JOBS NAME:COMMAND...: runs the tests, JOBS at a time (and no
+# more of a layer than layer_jobs says), longest first; each COMMAND is
+# one word (a path run with bash, or a binary).  Returns when all have
+# ended.
 run_queue() {
-	local max=$1 limit=$2 spec name cmd i f n started heavy_running
-	shift 2
+	local max=$1 limit spec name cmd i f n started heavy_running cap
+	shift
 	local pending=() running=() still=()
 	i=0
 	for spec in "$@"; do
@@ -207,7 +223,11 @@ run_queue() {
 				if [ "$heavy_running" = 1 ]; then
 					case " $heavy_labs " in *" $name "*) continue ;; esac
 				fi
+				cap=${layer_jobs[${name%%/*}]:-}
+				[ -z "$cap" ] || [ "$(layer_running "${name%%/*}" "${running[@]}")" -lt "$cap" ] ||
+					continue
 				cmd=${pending[$i]#*:}
+				limit=${layer_limit[${name%%/*}]}
 				case $cmd in
 				*.sh) launch "$name" "$limit" bash "$cmd" ;;
 				*) launch "$name" "$limit" "$cmd" ;;
@@ -231,7 +251,7 @@ run_queue() {
 		for name in "${running[@]}"; do
 			f=$(file_of "$name")
 			if [ -f "$state/$f.done" ]; then
-				report "$name" "$limit"
+				report "$name" "${layer_limit[${name%%/*}]}"
 			else
 				still+=("$name")
 			fi
@@ -247,42 +267,57 @@ run_unit() {
 		[ -x "$t" ] || continue
 		specs+=("unit/$(basename "$t"):$t")
 	done
-	[ ${#specs[@]} -eq 0 ] || run_queue "$jobs" 300 "${specs[@]}"
+	[ ${#specs[@]} -eq 0 ] || run_queue "$jobs" "${specs[@]}"
 }
 
-# run_scripts DIR LIMIT JOBS
-run_scripts() {
-	local dir=$1 limit=$2 max=$3 t reason specs=()
-	if [ "$SAN" = 1 ] && { [ "$dir" = tests/lab ] || [ "$dir" = tests/fuzz ]; }; then
-		skipped=$((skipped + 1))
-		reason="not run with SAN=1 (run \"make $(basename "$dir")\" without SAN)"
-		order+=("$(basename "$dir")")
-		result[$(basename "$dir")]="skip $reason"
-		printf 'SKIP  %-40s %s\n' "$(basename "$dir")/*" "$reason"
-		return
-	fi
-	for t in "$dir"/*.sh; do
-		[ -f "$t" ] || continue
-		specs+=("$(basename "$dir")/$(basename "$t" .sh):$t")
+# script_specs DIR...: NAME:PATH of every script of the layers in DIR...,
+# into the array specs (a layer not run with SAN=1 is reported skipped).
+script_specs() {
+	local dir t reason
+	specs=()
+	for dir in "$@"; do
+		if [ "$SAN" = 1 ] && { [ "$dir" = tests/lab ] || [ "$dir" = tests/fuzz ]; }; then
+			skipped=$((skipped + 1))
+			reason="not run with SAN=1 (run \"make $(basename "$dir")\" without SAN)"
+			order+=("$(basename "$dir")")
+			result[$(basename "$dir")]="skip $reason"
+			printf 'SKIP  %-40s %s\n' "$(basename "$dir")/*" "$reason"
+			continue
+		fi
+		for t in "$dir"/*.sh; do
+			[ -f "$t" ] || continue
+			specs+=("$(basename "$dir")/$(basename "$t" .sh):$t")
+		done
 	done
-	[ ${#specs[@]} -eq 0 ] || run_queue "$max" "$limit" "${specs[@]}"
+}
+
+# run_scripts JOBS DIR...: the scripts of those layers in one queue.
+run_scripts() {
+	local max=$1 specs=()
+	shift
+	script_specs "$@"
+	[ ${#specs[@]} -eq 0 ] || run_queue "$max" "${specs[@]}"
 }
 
 case $layer in
 all)
-	run_scripts tests/lint 300 1
+	run_scripts 1 tests/lint
 	run_unit
-	run_scripts tests/integration 600 "$jobs"
-	run_scripts tests/lab 1200 "$lab_jobs"
+	# Integration tests and lab scenarios in one queue, each layer with
+	# its own number at once: the long lab scenarios, which mostly wait,
+	# start at once beside the integration tests instead of after them.
+	layer_jobs=([integration]=$jobs [lab]=$lab_jobs)
+	run_scripts $((jobs + lab_jobs)) tests/integration tests/lab
+	layer_jobs=()
 	# A short pass in make check; `make fuzz` fuzzes 60 s per target.
-	FUZZ_SECONDS=${FUZZ_SECONDS:-10} run_scripts tests/fuzz 900 1
+	FUZZ_SECONDS=${FUZZ_SECONDS:-10} run_scripts 1 tests/fuzz
 	;;
-lint) run_scripts tests/lint 300 1 ;;
+lint) run_scripts 1 tests/lint ;;
 unit) run_unit ;;
-integration) run_scripts tests/integration 600 "$jobs" ;;
-lab) run_scripts tests/lab 1200 "$lab_jobs" ;;
-fuzz) run_scripts tests/fuzz 900 1 ;;
-bench) run_scripts tests/bench 1800 1 ;;
+integration) run_scripts "$jobs" tests/integration ;;
+lab) run_scripts "$lab_jobs" tests/lab ;;
+fuzz) run_scripts 1 tests/fuzz ;;
+bench) run_scripts 1 tests/bench ;;
 *) usage ;;
 esac
 

@@ -677,6 +677,11 @@ lab_alerts_delivered() {
 }
 
 # lab_alerts_settle [SECS]: waits up to SECS (30) for lab_alerts_delivered.
+lab_recoveries_settled() {
+	[ "$(lab_psql "SELECT count(*) FROM incidents i WHERE i.kind = 'outage' AND i.state = 'resolved'
+		AND NOT EXISTS (SELECT 1 FROM incident_events e WHERE e.incident_id = i.id AND e.kind = 'settled')")" = 0 ]
+}
+
 lab_alerts_settle() {
 	lab_wait_for "${1:-30}" "every queued alert to be delivered" lab_alerts_delivered
 }
@@ -687,6 +692,9 @@ lab_alerts_settle() {
 # for each received one (receiver time - time the alert was queued).
 lab_check_alerts() {
 	local recv outbox t e key want n_out n_recv targets fails=${#LAB_CHECK_FAILS[@]}
+	# An outage's recovery alert is queued once it settled (settle_for
+	# after its resolution, 5 s with lab_write_conf's defaults).
+	lab_wait_for 30 "the recovery of every resolved outage to settle" lab_recoveries_settled
 	lab_alerts_settle 30
 	# Without the alerts of the teardown's blind incidents.
 	recv=$(lab_hook_received | jq --argjson skip "$(lab_psql "SELECT coalesce(json_agg(i.id), '[]')
