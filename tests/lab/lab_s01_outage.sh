@@ -129,6 +129,8 @@ lab_api "/api/v1/incidents?state=resolved&since=$heal_iso" | jq -e --argjson id 
 [ "$(lab_api "/api/v1/incidents?state=open" | jq '.incidents | length')" = 0 ] ||
 	lab_fail "/api/v1/incidents?state=open still lists incidents: $(lab_api "/api/v1/incidents?state=open")"
 if [ "$LAB_HOOK_UP" = 1 ]; then
+	# The recovery alert is queued once the outage has settled (settle_for).
+	lab_wait_for 30 "outage $id's recovery to settle" lab_recoveries_settled
 	lab_alerts_settle 15
 	jq -e '[.alerts[] | select(.channel == "hook" and .sent_at != null) | .event] == ["outage", "recovery"]' \
 		<<<"$(lab_api "/api/v1/incidents/$id")" >/dev/null ||
