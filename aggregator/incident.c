@@ -415,32 +415,34 @@ incident_resolve(struct incidents *ins, size_t idx, unsigned kind, const struct 
 						 ALERT_ON_BLIND;
 	int64_t resolved_at = kind == INCIDENT_OUTAGE && out->resolved_at > 0 ? out->resolved_at :
 										now;
-	json_t *payload = incident_payload(ins, idx, out, regions, n, event, kind, true, now);
-	json_t *events = json_array();
-	struct incident_op *op = xcalloc(1, sizeof(*op));
+	json_t *events, *payload;
+	struct incident_op *op;
 	char id[24], resolved[40], *events_text, *alerts_text;
 
-	if (!(tv->open_incidents & kind)) {
-		json_decref(payload);
-		json_decref(events);
-		free(op);
+	if (!(tv->open_incidents & kind))
 		return;
-	}
+	events = json_array();
 	incident_event(events, resolved_at, "resolved", NULL, "%s: %u of %zu regions up",
 	    kind == INCIDENT_BLIND ? "monitoring restored" : "recovered", out->regions_up, n);
 	snprintf(id, sizeof(id), "%d", targets_id(ins->targets, idx));
 	clock_iso8601(resolved_at, resolved, sizeof(resolved));
 	events_text = json_dumps(events, JSON_COMPACT);
-	// An outage's recovery is announced once it has settled.
-	alerts_text = kind == INCIDENT_OUTAGE ? xstrdup("[]") :
-						incident_alerts(ins, event, bit, payload);
+	// An outage's recovery is announced once it has settled
+	// (incident_settled), not here.
+	if (kind == INCIDENT_OUTAGE) {
+		alerts_text = xstrdup("[]");
+	} else {
+		payload = incident_payload(ins, idx, out, regions, n, event, kind, true, now);
+		alerts_text = incident_alerts(ins, event, bit, payload);
+		json_decref(payload);
+	}
+	op = xcalloc(1, sizeof(*op));
 	op->ins = ins;
 	snprintf(op->key, sizeof(op->key), "%s", tc->key);
 	op->kind = incident_kind_name(kind);
 	const char *v[6] = { id, op->kind, resolved, events_text, alerts_text, tc->key };
 	store_query(ins->store, sql_resolve, 6, v, incident_on_done, op);
 	tv->open_incidents &= ~kind;
-	json_decref(payload);
 	json_decref(events);
 	free(events_text);
 	free(alerts_text);
@@ -500,6 +502,26 @@ incident_defer_regional(struct incidents *ins, size_t idx, int64_t now, bool aft
 	targets_verdict(ins->targets, idx)->regional_due = now + grace;
 }
 
+// One row per recovery alert queued (none without subscribed channels).
+static void
+incident_on_settled(int status, const struct store_result *r, void *arg)
+{
+	struct incident_op *op = arg;
+	struct incidents *ins = op->ins;
+
+	if (status < 0) {
+		log_warnx("could not announce the recovery of the outage of target \"%s\"; no "
+			  "recovery alert is sent for it",
+		    op->key);
+	} else if (store_result_rows(r) > 0) {
+		log_info("incident %s: outage of target \"%s\" settled, %d recovery alerts queued",
+		    store_result_value(r, 0, 0), op->key, store_result_rows(r));
+		if (ins->hooks.queued != NULL)
+			ins->hooks.queued(ins->hooks.arg);
+	}
+	free(op);
+}
+
 static void
 incident_settled(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
     const struct verdict_region *regions, size_t n, int64_t now)
@@ -516,9 +538,9 @@ incident_settled(struct incidents *ins, size_t idx, const struct quorum_outcome 
 	    (double)tc->settle_for_ms / 1e3);
 	op->ins = ins;
 	snprintf(op->key, sizeof(op->key), "%s", tc->key);
-	op->kind = "recovery of the outage";
+	op->kind = "outage";
 	const char *values[4] = { id, alerts, tc->key, msg };
-	store_query(ins->store, sql_settled, 4, values, incident_on_done, op);
+	store_query(ins->store, sql_settled, 4, values, incident_on_settled, op);
 	json_decref(payload);
 	free(alerts);
 }

@@ -9,9 +9,10 @@
 // open incident of a kind per target is found in the database by
 // (target, kind), never by an id held in memory, so an aggregator restart
 // continues the same incident: on start, open outages are restored into
-// the quorum state and no second "opened" alert is sent.  A target that
-// flaps (quorum.c) reopens its latest outage instead of opening new ones,
-// and sends one "flapping" alert instead of an outage alert per flap.
+// the quorum state and no second "opened" alert is sent.  An outage soon
+// after the last one (quorum.c, reopen_window) reopens it with one
+// "flapping" alert instead of an outage alert per flap, and an outage's
+// recovery alert goes out once the target has settled (settle_for).
 //
 // Outbox payload (the neutral event every channel formats from), JSON:
 //   { "event": "outage"|"recovery"|"regional"|"regional_recovery"|"blind"|
