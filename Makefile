@@ -39,7 +39,7 @@ WARN    += -Werror
 endif
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) \
-	$(CFLAGS) $(SANFLAGS) -I$(GEN) -Icommon -Iagent -Iaggregator -MMD -MP $(PKG_CFLAGS)
+	$(CFLAGS) $(SANFLAGS) -I$(GEN) -Icommon $(DIR_INC) -MMD -MP $(PKG_CFLAGS)
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 
 PROTO_C  := $(GEN)/vantage.pb-c.c
@@ -99,6 +99,13 @@ $(B)/obj/gen/%.o: $(GEN)/%.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -Wno-shadow -c -o $@ $<
+
+# Per-directory include paths: an agent source sees common/ and agent/, an
+# aggregator source common/ and aggregator/; tests and fuzzers see both.
+$(B)/obj/agent/%.o: DIR_INC = -Iagent
+$(B)/obj/aggregator/%.o: DIR_INC = -Iaggregator
+$(B)/obj/tests/%.o: DIR_INC = -Iagent -Iaggregator
+$(B)/obj/gen/sql_embed.o: DIR_INC = -Iaggregator
 
 $(B)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)

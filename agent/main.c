@@ -19,7 +19,7 @@
 
 #include "clock.h"
 #include "daemon.h"
-#include "conf.h"
+#include "agent_conf.h"
 #include "log.h"
 #include "probe.h"
 #include "selfcheck.h"

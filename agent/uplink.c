@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Agent uplink; see uplink.h.  Delivery is at-least-once: a batch stays in
-// the outbox until an Ack covers it, and after every new connection the
+// the spool until an Ack covers it, and after every new connection the
 // agent says Hello, learns acked_seq from the Welcome and resends everything
 // after it.  The aggregator drops duplicates by seq, so the store sees each
 // result once.  Never blocks: sends use ZMQ_DONTWAIT, and what the socket
-// refuses stays in the outbox for the next tick.
+// refuses stays in the spool for the next tick.
 #include "uplink.h"
 
 #include <errno.h>
@@ -15,11 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "buf.h"
 #include "clock.h"
 #include "curvekey.h"
 #include "log.h"
-#include "outbox.h"
+#include "spool.h"
 #include "wire.h"
 #include "xmalloc.h"
 #include "zloop.h"
@@ -71,7 +72,7 @@ struct uplink {
 	int state; // self-check: VANTAGE__AGENT_STATE__*
 	char state_reason[WIRE_MAX_ERROR + 1];
 
-	struct outbox *outbox;
+	struct spool *spool;
 	struct pending_result *pending;
 	Vantage__Result **pending_ptrs;
 	size_t n_pending;
@@ -114,8 +115,8 @@ uplink_send_hello(struct uplink *u)
 	hello.version = (char *)vantage_version;
 	hello.epoch = u->epoch;
 	hello.config_version = u->config_version;
-	hello.spool_oldest_seq = outbox_oldest_seq(u->outbox);
-	hello.spool_newest_seq = outbox_newest_seq(u->outbox);
+	hello.spool_oldest_seq = spool_oldest_seq(u->spool);
+	hello.spool_newest_seq = spool_newest_seq(u->spool);
 	m.msg_case = VANTAGE__AGENT_MSG__MSG_HELLO;
 	m.hello = &hello;
 	u->hello_sent_mono = clock_mono_us();
@@ -128,10 +129,10 @@ uplink_send_heartbeat(struct uplink *u, int64_t now_mono)
 {
 	Vantage__AgentMsg m = VANTAGE__AGENT_MSG__INIT;
 	Vantage__Heartbeat hb = VANTAGE__HEARTBEAT__INIT;
-	int64_t oldest = outbox_oldest_added(u->outbox), now_wall = clock_wall_us();
+	int64_t oldest = spool_oldest_added(u->spool), now_wall = clock_wall_us();
 
-	hb.spool_depth = outbox_depth(u->outbox);
-	hb.spool_bytes = outbox_bytes(u->outbox);
+	hb.spool_depth = spool_depth(u->spool);
+	hb.spool_bytes = spool_bytes(u->spool);
 	hb.oldest_unacked_age_ms = oldest > 0 && now_wall > oldest ?
 	    (uint64_t)(now_wall - oldest) / 1000 :
 	    0;
@@ -162,7 +163,7 @@ uplink_seal(struct uplink *u)
 	m.batch = &batch;
 	if (wire_encode_agent(&m, &u->enc) < 0)
 		fatalx("a batch of %zu results exceeds %d bytes", u->n_pending, WIRE_MAX_MSG);
-	outbox_append(u->outbox, u->pending[0].msg.seq, u->pending[u->n_pending - 1].msg.seq,
+	spool_append(u->spool, u->pending[0].msg.seq, u->pending[u->n_pending - 1].msg.seq,
 	    u->enc.data, u->enc.len, clock_wall_us());
 	u->n_pending = 0;
 }
@@ -201,16 +202,16 @@ uplink_send_gap(struct uplink *u, uint64_t first_seq, uint64_t last_seq)
 static void
 uplink_pump(struct uplink *u)
 {
-	const struct outbox_rec *rec;
+	const struct spool_rec *rec;
 	unsigned in_flight = 0;
 
 	if (!u->connected || !u->welcomed)
 		return;
-	for (rec = outbox_after(u->outbox, u->acked_seq);
-	     rec != NULL && rec->last_seq <= u->sent_upto; rec = outbox_next(u->outbox, rec))
+	for (rec = spool_after(u->spool, u->acked_seq);
+	     rec != NULL && rec->last_seq <= u->sent_upto; rec = spool_next(u->spool, rec))
 		in_flight++;
 	for (; rec != NULL && in_flight < UPLINK_WINDOW;
-	     rec = outbox_next(u->outbox, rec), in_flight++) {
+	     rec = spool_next(u->spool, rec), in_flight++) {
 		const void *data[1];
 		size_t len[1];
 
@@ -219,7 +220,7 @@ uplink_pump(struct uplink *u)
 				goto busy;
 			u->sent_upto = rec->first_seq - 1;
 		}
-		outbox_load(u->outbox, rec, &u->spooled);
+		spool_load(u->spool, rec, &u->spooled);
 		data[0] = u->spooled.data;
 		len[0] = u->spooled.len;
 		if (zloop_send(u->z, data, len, 1) < 0)
@@ -353,7 +354,7 @@ uplink_on_agg_msg(struct uplink *u, const Vantage__AggMsg *m)
 			    (unsigned long long)u->next_seq - 1, (unsigned long long)u->acked_seq);
 			uplink_renumber(u, u->acked_seq + 1);
 		}
-		outbox_ack(u->outbox, u->acked_seq);
+		spool_ack(u->spool, u->acked_seq);
 		u->sent_upto = u->acked_seq;
 		u->welcomed = true;
 		// A restarted aggregator knows nothing of our state yet.
@@ -361,7 +362,7 @@ uplink_on_agg_msg(struct uplink *u, const Vantage__AggMsg *m)
 		log_info(
 		    "aggregator welcomed us: epoch %llu acked through %llu, %llu results to resend",
 		    (unsigned long long)u->epoch, (unsigned long long)u->acked_seq,
-		    (unsigned long long)outbox_depth(u->outbox));
+		    (unsigned long long)spool_depth(u->spool));
 		uplink_pump(u);
 		break;
 	case VANTAGE__AGG_MSG__MSG_ACK:
@@ -371,7 +372,7 @@ uplink_on_agg_msg(struct uplink *u, const Vantage__AggMsg *m)
 		}
 		if (m->ack->acked_seq > u->acked_seq) {
 			u->acked_seq = m->ack->acked_seq;
-			outbox_ack(u->outbox, u->acked_seq);
+			spool_ack(u->spool, u->acked_seq);
 		}
 		uplink_pump(u);
 		break;
@@ -400,17 +401,11 @@ uplink_cache_path(const struct uplink *u, char *path, size_t size, const char *s
 static void
 uplink_cache_config(struct uplink *u, const void *data, size_t len)
 {
-	char tmp[4096], path[4096];
-	int fd;
+	char path[4096];
 
-	uplink_cache_path(u, tmp, sizeof(tmp), ".tmp");
 	uplink_cache_path(u, path, sizeof(path), "");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, data, len) != (ssize_t)len || fsync(fd) < 0 ||
-	    rename(tmp, path) < 0)
-		log_warn("cannot cache the aggregator's configuration in \"%s\"", path);
-	if (fd >= 0)
-		close(fd);
+	if (atomic_file_write(AT_FDCWD, path, data, len, NULL) < 0)
+		log_warn("could not cache the aggregator's configuration in \"%s\"", path);
 }
 
 void
@@ -618,12 +613,12 @@ uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
 	u->pending_ptrs = xcalloc(UPLINK_BATCH_MAX, sizeof(*u->pending_ptrs));
 	// The epoch names the spool, created once with it: a restarted agent
 	// continues its seqs, and resends what the aggregator has not acked.
-	u->outbox = outbox_open(conf->spool_dir, conf->spool_max,
-	    conf->spool_fsync ? OUTBOX_SYNC_BATCH : OUTBOX_SYNC_NONE, err, sizeof(err));
-	if (u->outbox == NULL)
+	u->spool = spool_open(conf->spool_dir, conf->spool_max,
+	    conf->spool_fsync ? SPOOL_SYNC_BATCH : SPOOL_SYNC_NONE, err, sizeof(err));
+	if (u->spool == NULL)
 		fatalx("%s", err);
-	u->epoch = outbox_epoch(u->outbox);
-	u->next_seq = outbox_next_seq(u->outbox);
+	u->epoch = spool_epoch(u->spool);
+	u->next_seq = spool_next_seq(u->spool);
 
 	u->retry_timer = evtimer_new(base, uplink_on_retry, u);
 	u->sock = zloop_socket(zctx, ZMQ_DEALER, WIRE_MAX_MSG);
@@ -683,7 +678,7 @@ uplink_free(struct uplink *u)
 		event_free(u->flush_timer);
 	if (u->retry_timer != NULL)
 		event_free(u->retry_timer);
-	outbox_free(u->outbox);
+	spool_free(u->spool);
 	wire_arena_free(u->arena);
 	buf_free(&u->enc);
 	buf_free(&u->spooled);

@@ -2,7 +2,7 @@
 //
 // The agent's link to its aggregator: one DEALER socket (through
 // common/zloop), the Hello/Welcome handshake on every (re)connection, result
-// batching, the send window over the outbox, cumulative Acks, heartbeats, and
+// batching, the send window over the spool, cumulative Acks, heartbeats, and
 // the Config and ProbeNow messages coming back.  Every result gets its seq
 // here, in the order probes finish.  A DOWN result or any retry/ProbeNow
 // result is sent at once; others wait at most UPLINK_BATCH_DELAY_MS to fill
@@ -15,7 +15,7 @@
 
 #include <event2/event.h>
 
-#include "conf.h"
+#include "agent_conf.h"
 #include "probe.h"
 #include "vantage.pb-c.h"
 
@@ -47,7 +47,7 @@ void uplink_add_result(struct uplink *u, const struct probe_result *r);
 // cut at WIRE_MAX_ERROR bytes).  A change is reported by a heartbeat at
 // once rather than at the next 5 s tick.
 void uplink_set_state(struct uplink *u, int state, const char *reason);
-// Seals the pending batch into the outbox and sends what the window allows.
+// Seals the pending batch into the spool and sends what the window allows.
 void uplink_flush(struct uplink *u);
 // Reports probes that hang (advisory: dropped when not connected).
 void uplink_send_suspect(struct uplink *u, const char *const *keys, size_t n);

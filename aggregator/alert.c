@@ -990,7 +990,7 @@ alert_on_update(int status, const struct store_result *r, void *arg)
 	// The store has logged a failure; the rows are looked at again later.
 }
 
-// "{a,b}" for a text[] parameter.  Channel names are [A-Za-z0-9._-] (conf.c),
+// "{a,b}" for a text[] parameter.  Channel names are [A-Za-z0-9._-] (agg_conf.c),
 // but quoting costs nothing and keeps this correct if that ever changes.
 static char *
 alert_names_array(struct alert *a, bool busy_only)

@@ -23,7 +23,7 @@
 
 #include <event2/event.h>
 
-#include "conf.h"
+#include "agg_conf.h"
 #include "store_pg.h"
 
 struct alert;

@@ -32,7 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "conf.h"
+#include "agg_conf.h"
 #include "quorum.h"
 #include "store_pg.h"
 #include "targets.h"

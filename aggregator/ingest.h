@@ -16,7 +16,7 @@
 #include <event2/event.h>
 
 #include "agents.h"
-#include "conf.h"
+#include "agg_conf.h"
 #include "curvekey.h"
 #include "store_pg.h"
 #include "targets.h"

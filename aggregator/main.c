@@ -23,8 +23,8 @@
 #include "clock.h"
 #include "curvekey.h"
 #include "daemon.h"
-#include "conf.h"
-#include "http_api.h"
+#include "agg_conf.h"
+#include "api.h"
 #include "incident.h"
 #include "ingest.h"
 #include "log.h"
@@ -51,7 +51,7 @@ struct aggregator {
 	struct store *store;
 	struct agents *agents;
 	struct ingest *ingest;
-	struct http_api *api;
+	struct api *api;
 	struct auth *auth; // API tokens of the running configuration
 	struct verdict *verdict;
 	struct incidents *incidents;
@@ -107,7 +107,7 @@ agg_on_reload_sync(int status, const int *ids, void *arg)
 	verdict_reconfigure(agg->verdict, agg->next_conf, agg->next_targets);
 	incidents_reconfigure(agg->incidents, agg->next_conf, agg->next_targets);
 	alert_reconfigure(agg->alert, agg->next_conf);
-	http_api_set_targets(agg->api, agg->next_targets);
+	api_set_targets(agg->api, agg->next_targets);
 	targets_free(agg->targets);
 	agg_conf_free(agg->conf);
 	agg->targets = agg->next_targets;
@@ -172,7 +172,7 @@ agg_on_sighup(evutil_socket_t sig, short what, void *arg)
 			agg_conf_free(conf);
 			return;
 		}
-		http_api_set_auth(agg->api, auth);
+		api_set_auth(agg->api, auth);
 		auth_free(agg->auth);
 		agg->auth = auth;
 	}
@@ -215,7 +215,7 @@ agg_on_stop(evutil_socket_t sig, short what, void *arg)
 	agg->stopping = true;
 	// No new results: what is not acked is resent by the agents later.
 	ingest_close(agg->ingest);
-	http_api_free(agg->api);
+	api_free(agg->api);
 	agg->api = NULL;
 	agg->drain_deadline = clock_mono_us() + DRAIN_TIMEOUT_US;
 	agg->drain_timer = event_new(agg->base, -1, EV_PERSIST, agg_on_drain, agg);
@@ -376,11 +376,11 @@ main(int argc, char **argv)
 	explicit_bzero(&secret, sizeof(secret));
 	if (agg.ingest == NULL)
 		goto out_loop;
-	agg.api = http_api_new(agg.base, agg.conf->listen_http, agg.agents, agg.targets, agg.store,
+	agg.api = api_new(agg.base, agg.conf->listen_http, agg.agents, agg.targets, agg.store,
 	    agg.ingest, agg.verdict);
 	if (agg.api == NULL)
 		goto out_loop;
-	http_api_set_auth(agg.api, agg.auth);
+	api_set_auth(agg.api, agg.auth);
 	sighup = evsignal_new(agg.base, SIGHUP, agg_on_sighup, &agg);
 	sigterm = evsignal_new(agg.base, SIGTERM, agg_on_stop, &agg);
 	sigint = evsignal_new(agg.base, SIGINT, agg_on_stop, &agg);
@@ -411,7 +411,7 @@ out_loop:
 	alert_free(agg.alert);
 	if (agg.drain_timer != NULL)
 		event_free(agg.drain_timer);
-	http_api_free(agg.api);
+	api_free(agg.api);
 	ingest_free(agg.ingest);
 	zap_free(agg.zap);
 	store_free(agg.store);

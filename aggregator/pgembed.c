@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "buf.h"
 #include "clock.h"
 #include "log.h"
@@ -708,9 +709,12 @@ pgembed_write_conf(struct pgembed *pg)
 {
 	static const char include_line[] = "\ninclude = 'vantage.conf'\n";
 	char *conf = pgembed_path(pg->dir, "vantage.conf");
-	char *tmp = pgembed_path(pg->dir, "vantage.conf.tmp");
 	char *main_conf = pgembed_path(pg->dir, "postgresql.conf");
 	char chunk[8192];
+	struct atomic_file_opts opts = { .mode = 0600,
+		.chown = pg->drop,
+		.uid = pg->run_uid,
+		.gid = pg->run_gid };
 	struct buf b;
 	ssize_t n;
 	int fd, rc = -1;
@@ -733,10 +737,8 @@ pgembed_write_conf(struct pgembed *pg)
 	    "wal_level = minimal\n"
 	    "max_wal_senders = 0\n"
 	    "logging_collector = off\n");
-	if (pgembed_write_file(pg, tmp, buf_cstr(&b), O_TRUNC) == -1)
-		goto fail;
-	if (rename(tmp, conf) == -1) {
-		log_warn("could not rename \"%s\" to \"%s\"", tmp, conf);
+	if (atomic_file_write(AT_FDCWD, conf, buf_cstr(&b), b.len, &opts) == -1) {
+		log_warn("could not write \"%s\"", conf);
 		goto fail;
 	}
 
@@ -760,7 +762,6 @@ pgembed_write_conf(struct pgembed *pg)
 fail:
 	buf_free(&b);
 	free(conf);
-	free(tmp);
 	free(main_conf);
 	return rc;
 }

@@ -68,13 +68,13 @@ quorum_needed(struct quorum_need need, size_t n_regions)
 	unsigned n = (unsigned)n_regions, k;
 
 	switch (need.mode) {
-	case QMODE_COUNT:
+	case QUORUM_COUNT:
 		k = need.value;
 		break;
-	case QMODE_PERCENT:
+	case QUORUM_PERCENT:
 		k = (n * need.value + 99) / 100;
 		break;
-	case QMODE_MAJORITY:
+	case QUORUM_MAJORITY:
 	default:
 		k = n / 2 + 1;
 		break;

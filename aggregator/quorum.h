@@ -64,11 +64,12 @@ enum quorum_vote quorum_agent_vote(const struct quorum_agent *a, const struct qu
 // Majority of the non-abstaining votes; a tie (or no vote) abstains.
 enum quorum_vote quorum_region_vote(const enum quorum_vote *agent_votes, size_t n);
 
-// "majority", an absolute count, or a percentage of the regions.
-enum quorum_mode_q { QMODE_MAJORITY, QMODE_COUNT, QMODE_PERCENT };
+// "majority", an absolute count, or a percentage of the regions: the
+// quorum and recover rules of vantage.yml, parsed by agg_conf.c.
+enum quorum_mode { QUORUM_MAJORITY, QUORUM_COUNT, QUORUM_PERCENT };
 struct quorum_need {
-	enum quorum_mode_q mode;
-	unsigned value;
+	enum quorum_mode mode;
+	unsigned value; // count for QUORUM_COUNT, 1..100 for QUORUM_PERCENT
 };
 // Regions needed out of n_regions (at least 1, at most n_regions).
 unsigned quorum_needed(struct quorum_need need, size_t n_regions);

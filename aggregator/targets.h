@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf.h"
+#include "agg_conf.h"
 #include "quorum.h"
 #include "vantage.pb-c.h"
 

@@ -68,24 +68,11 @@ verdict_reconfigure(struct verdict *v, const struct agg_conf *conf, struct targe
 	v->targets = targets;
 }
 
-static struct quorum_need
-verdict_need(struct quorum_rule r)
-{
-	switch (r.mode) {
-	case QUORUM_COUNT:
-		return (struct quorum_need){ QMODE_COUNT, r.value };
-	case QUORUM_PERCENT:
-		return (struct quorum_need){ QMODE_PERCENT, r.value };
-	default:
-		return (struct quorum_need){ QMODE_MAJORITY, 0 };
-	}
-}
-
 void
 verdict_params(const struct target_conf *tc, struct quorum_params *p)
 {
-	p->quorum = verdict_need(tc->quorum);
-	p->recover = verdict_need(tc->recover);
+	p->quorum = tc->quorum;
+	p->recover = tc->recover;
 	p->min_voters = tc->min_voters;
 	p->distinct_domains = tc->distinct_domains;
 	p->recover_for = tc->recover_for;

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "agents.h"
-#include "conf.h"
+#include "agg_conf.h"
 #include "quorum.h"
 #include "targets.h"
 

@@ -3,7 +3,7 @@
 // CRC-32C, reflected polynomial 0x82F63B78, table driven one byte at a time.
 // The spool writes at most a few MB/s, so portability wins over SSE4.2.  The
 // table is crc32c_table[i] = the CRC of the single byte i (checked by
-// tests/unit/test_outbox.c against the bitwise definition).
+// tests/unit/test_spool.c against the bitwise definition).
 #include "crc32c.h"
 
 // Six entries a row: clang-format would give each its own line.

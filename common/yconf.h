@@ -3,7 +3,7 @@
 // A YAML configuration file loaded into a small tree of scalars, maps and
 // sequences that remembers the line of every node, plus typed accessors that
 // report errors as "FILE:LINE: message".  This is the only module that
-// includes yaml.h (DESIGN.md §1); agent/conf.c and aggregator/conf.c build
+// includes yaml.h (DESIGN.md §1); agent/agent_conf.c and aggregator/agg_conf.c build
 // their structs from the tree.  It must never trust the file: input is capped
 // at YCONF_MAX_BYTES, nesting at YCONF_MAX_DEPTH and the tree at
 // YCONF_MAX_NODES; aliases, duplicate keys, non-scalar keys and NUL bytes in

@@ -27,7 +27,7 @@ out=$B/fuzz
 # and 16 KiB covers a request line, headers and a body past every check.
 # Spool segments: records up to 1 MiB exist, but 64 KiB holds dozens of
 # records and every way for one to be torn.
-targets="wire:65536 conf:16384 outbox:65536 http:16384"
+targets="wire:65536 conf:16384 spool:65536 http:16384"
 
 bash tests/fuzz/build-fuzzers
 rc=$?

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// libFuzzer target for the two config loaders, agent/conf.c (agent.yml) and
-// aggregator/conf.c (vantage.yml), and through them common/yconf.c.  The
+// libFuzzer target for the two config loaders, agent/agent_conf.c (agent.yml) and
+// aggregator/agg_conf.c (vantage.yml), and through them common/yconf.c.  The
 // loaders read a path, so each input is written to one temporary file made
 // at the first run and rewritten in place (ftruncate + pwrite) for the next,
 // which keeps the loop free of per-run file creation.  Besides what ASan and
@@ -17,8 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../agent/conf.h"
-#include "../../aggregator/conf.h"
+#include "agent_conf.h"
+#include "agg_conf.h"
 
 static char fuzz_path[4096];
 static int fuzz_fd = -1;

@@ -2,7 +2,7 @@
 //
 // libFuzzer target for the aggregator's HTTP API: the input is the byte
 // stream a client sends (one request, or several pipelined), fed to the real
-// evhttp server of aggregator/http_api.c through a connected socket, so that
+// evhttp server of aggregator/api.c through a connected socket, so that
 // libevent's request parsing, the URI and query decoding, the bearer-token
 // check, the JSON body validation and every handler run exactly as they do
 // for a network client.  The socket is a Unix socket in the abstract
@@ -36,8 +36,8 @@
 #include "agents.h"
 #include "auth.h"
 #include "clock.h"
-#include "conf.h"
-#include "http_api.h"
+#include "agg_conf.h"
+#include "api.h"
 #include "ingest.h"
 #include "log.h"
 #include "store_pg.h"
@@ -220,21 +220,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct http_api *api;
+	struct api *api;
 	int listener, client;
 	size_t sent = 0, got = 0;
 	int quiet = 0;
 
 	if (fuzz_base == NULL)
 		fuzz_init();
-	api = http_api_new(fuzz_base, NULL, fuzz_agents, fuzz_targets, fuzz_store, fuzz_ingest,
+	api = api_new(fuzz_base, NULL, fuzz_agents, fuzz_targets, fuzz_store, fuzz_ingest,
 	    fuzz_verdict);
 	if (api == NULL)
-		fuzz_fail("http_api_new without an address failed");
-	http_api_set_auth(api, fuzz_auth);
+		fuzz_fail("api_new without an address failed");
+	api_set_auth(api, fuzz_auth);
 	listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (listener < 0 || bind(listener, (struct sockaddr *)&fuzz_addr, fuzz_addr_len) < 0 ||
-	    listen(listener, 4) < 0 || http_api_accept_fd(api, listener) < 0)
+	    listen(listener, 4) < 0 || api_accept_fd(api, listener) < 0)
 		fuzz_fail("cannot listen on the abstract socket: %s", strerror(errno));
 	client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (client < 0 || connect(client, (struct sockaddr *)&fuzz_addr, fuzz_addr_len) < 0)
@@ -279,6 +279,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_check_reply(fuzz_reply, got);
 	close(client);
 	// Frees the listener and every connection still open.
-	http_api_free(api);
+	api_free(api);
 	return 0;
 }

@@ -23,7 +23,7 @@ caught_up() { # NAME P0: connected, a heartbeat newer than P0, all of it acked
 vt_wait_for 20 "eu-west acknowledged" caught_up eu-west 0
 segs() { find "$spool" -maxdepth 1 -name '[0-9]*.seg' | sort; }
 [ -f "$spool/epoch" ] && [ -n "$(segs)" ] ||
-	vt_skip "the agent keeps no disk spool (no $spool/epoch and segment files): needs agent/outbox.c's spool"
+	vt_skip "the agent keeps no disk spool (no $spool/epoch and segment files): needs agent/spool.c's spool"
 epoch=$(sed -n 's/.*agent "eu-west" in region .*: epoch \([0-9]*\), aggregator.*/\1/p' "$VT_DIR/agent-eu-west.log" | head -n 1)
 
 kill -STOP "$VT_AGG_PID"

@@ -22,7 +22,7 @@ INTERVAL_S=1
 CUT_S=60         # scenario 5's partition
 FLOOD_N=10       # scenario 9's targets, r2 and r3 only
 FLOOD_INTERVAL=200ms
-SPOOL_MIN=262144 # agent/conf.c AGENT_CONF_SPOOL_MIN
+SPOOL_MIN=262144 # agent/agent_conf.c AGENT_CONF_SPOOL_MIN
 OVERFLOW_MAX_S=150 # r2 stays cut at most this long waiting for the overflow
 
 lab_up

@@ -36,7 +36,7 @@ lab_wait_for 20 "every target up" all_up
 lab_wait_for 20 "r1 acknowledged" lab_caught_up r1
 segs() { find "$spool" -maxdepth 1 -name '[0-9]*.seg' | sort; }
 [ -f "$spool/epoch" ] && [ -n "$(segs)" ] ||
-	lab_skip "the agent keeps no disk spool (no $spool/epoch and segment files): needs agent/outbox.c's spool"
+	lab_skip "the agent keeps no disk spool (no $spool/epoch and segment files): needs agent/spool.c's spool"
 epoch=$(sed -n 's/.*agent "r1" in region .*: epoch \([0-9]*\), aggregator.*/\1/p' "$LAB_DIR/agent-r1.log" | head -n 1)
 
 # ---- kill -9 mid-write, with results unacknowledged ----

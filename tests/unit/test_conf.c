@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "../../agent/conf.h"
-#include "../../aggregator/conf.h"
+#include "agent_conf.h"
+#include "agg_conf.h"
 #include "xmalloc.h"
 #include "yconf.h"
 

@@ -24,8 +24,8 @@
 enum cell { C_UP, C_DOWN, C_ABSTAIN, C_STALE_UP, C_STALE_DOWN, C_COUNT };
 
 static const struct quorum_params majority = {
-	.quorum = { QMODE_MAJORITY, 0 },
-	.recover = { QMODE_MAJORITY, 0 },
+	.quorum = { QUORUM_MAJORITY, 0 },
+	.recover = { QUORUM_MAJORITY, 0 },
 };
 
 // Gives agent a a settled vote: `confirm` results of the outcome at `at`.
@@ -244,16 +244,16 @@ test_region_vote(void **state)
 static void
 test_needed(void **state)
 {
-	assert_int_equal(quorum_needed((struct quorum_need){ QMODE_MAJORITY, 0 }, 3), 2);
-	assert_int_equal(quorum_needed((struct quorum_need){ QMODE_MAJORITY, 0 }, 4), 3);
-	assert_int_equal(quorum_needed((struct quorum_need){ QMODE_MAJORITY, 0 }, 5), 3);
-	assert_int_equal(quorum_needed((struct quorum_need){ QMODE_COUNT, 2 }, 5), 2);
-	assert_int_equal(quorum_needed((struct quorum_need){ QMODE_COUNT, 9 }, 5), 5);
-	assert_int_equal(quorum_needed((struct quorum_need){ QMODE_PERCENT, 60 }, 5), 3);
-	assert_int_equal(quorum_needed((struct quorum_need){ QMODE_PERCENT, 50 }, 5), 3);
-	assert_int_equal(quorum_needed((struct quorum_need){ QMODE_PERCENT, 100 }, 3), 3);
-	assert_int_equal(quorum_needed((struct quorum_need){ QMODE_PERCENT, 1 }, 3), 1);
-	assert_int_equal(quorum_needed((struct quorum_need){ QMODE_MAJORITY, 0 }, 0), 1);
+	assert_int_equal(quorum_needed((struct quorum_need){ QUORUM_MAJORITY, 0 }, 3), 2);
+	assert_int_equal(quorum_needed((struct quorum_need){ QUORUM_MAJORITY, 0 }, 4), 3);
+	assert_int_equal(quorum_needed((struct quorum_need){ QUORUM_MAJORITY, 0 }, 5), 3);
+	assert_int_equal(quorum_needed((struct quorum_need){ QUORUM_COUNT, 2 }, 5), 2);
+	assert_int_equal(quorum_needed((struct quorum_need){ QUORUM_COUNT, 9 }, 5), 5);
+	assert_int_equal(quorum_needed((struct quorum_need){ QUORUM_PERCENT, 60 }, 5), 3);
+	assert_int_equal(quorum_needed((struct quorum_need){ QUORUM_PERCENT, 50 }, 5), 3);
+	assert_int_equal(quorum_needed((struct quorum_need){ QUORUM_PERCENT, 100 }, 3), 3);
+	assert_int_equal(quorum_needed((struct quorum_need){ QUORUM_PERCENT, 1 }, 3), 1);
+	assert_int_equal(quorum_needed((struct quorum_need){ QUORUM_MAJORITY, 0 }, 0), 1);
 }
 
 static void
@@ -319,8 +319,8 @@ test_hysteresis(void **state)
 static void
 test_stricter_recover_rule(void **state)
 {
-	struct quorum_params p = { .quorum = { QMODE_MAJORITY, 0 },
-		.recover = { QMODE_COUNT, 3 },
+	struct quorum_params p = { .quorum = { QUORUM_MAJORITY, 0 },
+		.recover = { QUORUM_COUNT, 3 },
 		.recover_for = 1 };
 	struct quorum_target t = { 0 };
 	struct quorum_region r[3];
@@ -440,8 +440,8 @@ test_blip_shorter_than_span(void **state)
 }
 
 static const struct quorum_params flappy = {
-	.quorum = { QMODE_MAJORITY, 0 },
-	.recover = { QMODE_MAJORITY, 0 },
+	.quorum = { QUORUM_MAJORITY, 0 },
+	.recover = { QUORUM_MAJORITY, 0 },
 	.recover_for = 1,
 	.reopen_window_us = 600 * S,
 	.settle_for_us = 60 * S,
@@ -663,7 +663,7 @@ test_min_voters_and_percent(void **state)
 	struct quorum_target t2 = { 0 };
 
 	p = majority;
-	p.quorum = (struct quorum_need){ QMODE_PERCENT, 80 };
+	p.quorum = (struct quorum_need){ QUORUM_PERCENT, 80 };
 	set_regions(r, "DDDUU", T0);
 	quorum_eval(&t2, &p, r, 5, T0, true, &out);
 	assert_int_equal(out.needed, 4);

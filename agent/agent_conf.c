@@ -5,7 +5,7 @@
 // network or the spool.  It never opens the key files it names: whether they
 // are readable is for the agent to find out when it uses them, with its own
 // privileges at that time.
-#include "conf.h"
+#include "agent_conf.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,7 +17,7 @@
 #define AGENT_CONF_NAME_MAX 64
 #define AGENT_CONF_SPOOL_DIR "/var/lib/vantage-agent"
 #define AGENT_CONF_SPOOL_MAX (UINT64_C(256) << 20)
-// Smaller than this, the spool would be a single segment (outbox.c), and
+// Smaller than this, the spool would be a single segment (spool.c), and
 // dropping its oldest part would mean dropping everything.
 #define AGENT_CONF_SPOOL_MIN (UINT64_C(256) << 10)
 #define AGENT_CONF_CONCURRENCY 256u

@@ -6,7 +6,7 @@
 // probe kind per target, one delivery method per channel) so that nothing
 // downstream has to.  It never opens the files it names and
 // never connects anywhere: "-n" must be safe to run on any host.
-#include "conf.h"
+#include "agg_conf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,7 +209,7 @@ agg_conf_host(const struct yconf_doc *doc, const struct yconf_node *node, char *
 
 static int
 agg_conf_quorum(const struct yconf_doc *doc, const struct yconf_node *node,
-    struct quorum_rule *rule)
+    struct quorum_need *rule)
 {
 	const char *text;
 	char *end;
@@ -583,7 +583,7 @@ agg_conf_check_quorum(const struct yconf_doc *doc, const struct agg_conf *conf,
     const struct yconf_node *map, const struct target_conf *target)
 {
 	static const char *const keys[] = { "quorum", "recover" };
-	const struct quorum_rule *rules[] = { &target->quorum, &target->recover };
+	const struct quorum_need *rules[] = { &target->quorum, &target->recover };
 	const struct yconf_node *node;
 	size_t n = target->n_regions ? target->n_regions : conf->n_regions, i;
 

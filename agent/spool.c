@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// The agent's disk spool; see outbox.h for the format and the rules.  The
+// The agent's disk spool; see spool.h for the format and the rules.  The
 // batch bytes live only on disk; memory holds an index of the records (seq
 // range, segment, offset) so that resending reads them back with pread.
 // Every path that could lose a spooled result either fails loudly (write,
 // fsync) or reports it (segments dropped when full, a truncated tail).
-#include "outbox.h"
+#include "spool.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,15 +21,16 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "crc32c.h"
 #include "log.h"
 #include "xmalloc.h"
 
-#define OUTBOX_SEG_MIN (UINT64_C(64) << 10)
-#define OUTBOX_SEG_MAX (UINT64_C(8) << 20)
-#define OUTBOX_SEG_NAME_DIGITS 20
+#define SPOOL_SEG_MIN (UINT64_C(64) << 10)
+#define SPOOL_SEG_MAX (UINT64_C(8) << 20)
+#define SPOOL_SEG_NAME_DIGITS 20
 
-struct outbox_seg {
+struct spool_seg {
 	uint64_t id;       // position in the spool's history, never reused
 	uint64_t name_seq; // from the file name
 	uint64_t last_seq; // newest seq in it, 0 while empty
@@ -37,22 +38,22 @@ struct outbox_seg {
 	int fd;
 };
 
-struct outbox {
+struct spool {
 	char *dir;
 	int dir_fd;
 	int lock_fd;
-	enum outbox_sync sync;
+	enum spool_sync sync;
 	uint64_t max_bytes;
 	uint64_t seg_max;
 	uint64_t epoch;
 	uint64_t next_seq;
 	uint64_t acked_seq;
 
-	struct outbox_seg *segs; // oldest first; the last one is written
+	struct spool_seg *segs; // oldest first; the last one is written
 	size_t n_segs, cap_segs;
 	uint64_t next_seg_id;
 
-	struct outbox_rec *recs; // live records are recs[rec_head..n_recs)
+	struct spool_rec *recs; // live records are recs[rec_head..n_recs)
 	size_t rec_head, n_recs, cap_recs;
 
 	uint64_t bytes;
@@ -61,72 +62,72 @@ struct outbox {
 };
 
 static uint32_t
-outbox_get32(const uint8_t *p)
+spool_get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static uint64_t
-outbox_get64(const uint8_t *p)
+spool_get64(const uint8_t *p)
 {
-	return (uint64_t)outbox_get32(p) | (uint64_t)outbox_get32(p + 4) << 32;
+	return (uint64_t)spool_get32(p) | (uint64_t)spool_get32(p + 4) << 32;
 }
 
 static void
-outbox_put32(uint8_t *p, uint32_t v)
+spool_put32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static void
-outbox_put64(uint8_t *p, uint64_t v)
+spool_put64(uint8_t *p, uint64_t v)
 {
-	outbox_put32(p, (uint32_t)v);
-	outbox_put32(p + 4, (uint32_t)(v >> 32));
+	spool_put32(p, (uint32_t)v);
+	spool_put32(p + 4, (uint32_t)(v >> 32));
 }
 
 size_t
-outbox_segment_scan(const uint8_t *data, size_t len, outbox_scan_cb cb, void *arg)
+spool_segment_scan(const uint8_t *data, size_t len, spool_scan_cb cb, void *arg)
 {
 	size_t off = 0;
 
-	while (len - off >= OUTBOX_REC_HEADER) {
-		uint32_t plen = outbox_get32(data + off);
-		uint32_t crc = outbox_get32(data + off + 4);
-		const uint8_t *payload = data + off + OUTBOX_REC_HEADER;
+	while (len - off >= SPOOL_REC_HEADER) {
+		uint32_t plen = spool_get32(data + off);
+		uint32_t crc = spool_get32(data + off + 4);
+		const uint8_t *payload = data + off + SPOOL_REC_HEADER;
 		uint64_t first, last;
 
-		if (plen < OUTBOX_REC_META || plen > OUTBOX_PAYLOAD_MAX ||
-		    plen > len - off - OUTBOX_REC_HEADER || crc32c(0, payload, plen) != crc)
+		if (plen < SPOOL_REC_META || plen > SPOOL_PAYLOAD_MAX ||
+		    plen > len - off - SPOOL_REC_HEADER || crc32c(0, payload, plen) != crc)
 			break;
-		first = outbox_get64(payload);
-		last = outbox_get64(payload + 8);
+		first = spool_get64(payload);
+		last = spool_get64(payload + 8);
 		// Seqs are positive int8 everywhere (wire.c, the database);
 		// a larger last_seq would also wrap next_seq to 0.
 		if (first == 0 || first > last || last > INT64_MAX)
 			break;
 		if (cb != NULL)
-			cb(first, last, (int64_t)outbox_get64(payload + 16),
-			    payload + OUTBOX_REC_META, plen - OUTBOX_REC_META, off, arg);
-		off += OUTBOX_REC_HEADER + plen;
+			cb(first, last, (int64_t)spool_get64(payload + 16),
+			    payload + SPOOL_REC_META, plen - SPOOL_REC_META, off, arg);
+		off += SPOOL_REC_HEADER + plen;
 	}
 	return off;
 }
 
 // ---- the in-memory index ---------------------------------------------------
 
-static struct outbox_seg *
-outbox_active(struct outbox *o)
+static struct spool_seg *
+spool_active(struct spool *o)
 {
 	return o->n_segs > 0 ? &o->segs[o->n_segs - 1] : NULL;
 }
 
 static void
-outbox_index(struct outbox *o, const struct outbox_seg *seg, uint64_t first, uint64_t last,
+spool_index(struct spool *o, const struct spool_seg *seg, uint64_t first, uint64_t last,
     int64_t added_at, uint64_t batch_off, size_t len)
 {
-	struct outbox_rec *r;
+	struct spool_rec *r;
 
 	if (o->n_recs == o->cap_recs) {
 		// Reclaim the acked front before growing.
@@ -152,9 +153,9 @@ outbox_index(struct outbox *o, const struct outbox_seg *seg, uint64_t first, uin
 }
 
 static void
-outbox_pop_rec(struct outbox *o)
+spool_pop_rec(struct spool *o)
 {
-	struct outbox_rec *r = &o->recs[o->rec_head++];
+	struct spool_rec *r = &o->recs[o->rec_head++];
 
 	o->held -= r->last_seq - r->first_seq + 1;
 	if (o->rec_head == o->n_recs)
@@ -162,31 +163,31 @@ outbox_pop_rec(struct outbox *o)
 }
 
 static void
-outbox_fsync_dir(struct outbox *o)
+spool_fsync_dir(struct spool *o)
 {
 	if (fsync(o->dir_fd) < 0)
 		fatal("cannot fsync spool directory \"%s\"", o->dir);
 }
 
 static void
-outbox_seg_path(const struct outbox *o, uint64_t name_seq, char *path, size_t size)
+spool_seg_path(const struct spool *o, uint64_t name_seq, char *path, size_t size)
 {
-	snprintf(path, size, "%s/%0*" PRIu64 ".seg", o->dir, OUTBOX_SEG_NAME_DIGITS, name_seq);
+	snprintf(path, size, "%s/%0*" PRIu64 ".seg", o->dir, SPOOL_SEG_NAME_DIGITS, name_seq);
 }
 
 // Deletes the oldest segment, with its records.
 static void
-outbox_drop_seg(struct outbox *o)
+spool_drop_seg(struct spool *o)
 {
-	struct outbox_seg *seg = &o->segs[0];
+	struct spool_seg *seg = &o->segs[0];
 	char path[4096];
 
 	while (o->rec_head < o->n_recs && o->recs[o->rec_head].seg == 0)
-		outbox_pop_rec(o);
+		spool_pop_rec(o);
 	// Record segment numbers are relative to segs[0]: shift them.
 	for (size_t i = o->rec_head; i < o->n_recs; i++)
 		o->recs[i].seg--;
-	outbox_seg_path(o, seg->name_seq, path, sizeof(path));
+	spool_seg_path(o, seg->name_seq, path, sizeof(path));
 	if (unlink(path) < 0 && errno != ENOENT)
 		fatal("cannot delete spool segment \"%s\"", path);
 	close(seg->fd);
@@ -195,10 +196,10 @@ outbox_drop_seg(struct outbox *o)
 	o->n_segs--;
 }
 
-static struct outbox_seg *
-outbox_add_seg(struct outbox *o, uint64_t name_seq, int fd, uint64_t size)
+static struct spool_seg *
+spool_add_seg(struct spool *o, uint64_t name_seq, int fd, uint64_t size)
 {
-	struct outbox_seg *seg;
+	struct spool_seg *seg;
 
 	if (o->n_segs == o->cap_segs) {
 		o->cap_segs = o->cap_segs ? o->cap_segs * 2 : 16;
@@ -217,7 +218,7 @@ outbox_add_seg(struct outbox *o, uint64_t name_seq, int fd, uint64_t size)
 // ---- open: epoch, lock, segments -------------------------------------------
 
 static int
-outbox_read_epoch(struct outbox *o, bool have_segments, char *err, size_t errlen)
+spool_read_epoch(struct spool *o, bool have_segments, char *err, size_t errlen)
 {
 	char text[32], *end;
 	ssize_t n;
@@ -262,26 +263,20 @@ outbox_read_epoch(struct outbox *o, bool have_segments, char *err, size_t errlen
 			return -1;
 		}
 	n = snprintf(text, sizeof(text), "%" PRIu64 "\n", o->epoch);
-	fd = openat(o->dir_fd, "epoch.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) < 0 ||
-	    renameat(o->dir_fd, "epoch.tmp", o->dir_fd, "epoch") < 0) {
+	if (atomic_file_write(o->dir_fd, "epoch", text, (size_t)n, NULL) < 0) {
 		snprintf(err, errlen, "cannot write \"%s/epoch\": %s", o->dir, strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		return -1;
 	}
-	close(fd);
-	outbox_fsync_dir(o);
 	log_info("spool \"%s\": new epoch %" PRIu64, o->dir, o->epoch);
 	return 0;
 }
 
 static int
-outbox_seg_name(const char *name, uint64_t *seq)
+spool_seg_name(const char *name, uint64_t *seq)
 {
 	size_t i;
 
-	for (i = 0; i < OUTBOX_SEG_NAME_DIGITS; i++)
+	for (i = 0; i < SPOOL_SEG_NAME_DIGITS; i++)
 		if (name[i] < '0' || name[i] > '9')
 			return -1;
 	if (strcmp(name + i, ".seg") != 0)
@@ -291,7 +286,7 @@ outbox_seg_name(const char *name, uint64_t *seq)
 }
 
 static int
-outbox_cmp_u64(const void *a, const void *b)
+spool_cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
@@ -300,7 +295,7 @@ outbox_cmp_u64(const void *a, const void *b)
 
 // Names of the segment files, sorted; the caller frees *out.
 static int
-outbox_list(struct outbox *o, uint64_t **out, size_t *n, char *err, size_t errlen)
+spool_list(struct spool *o, uint64_t **out, size_t *n, char *err, size_t errlen)
 {
 	DIR *d;
 	struct dirent *de;
@@ -318,7 +313,7 @@ outbox_list(struct outbox *o, uint64_t **out, size_t *n, char *err, size_t errle
 	while ((de = readdir(d)) != NULL) {
 		uint64_t seq;
 
-		if (outbox_seg_name(de->d_name, &seq) < 0)
+		if (spool_seg_name(de->d_name, &seq) < 0)
 			continue;
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -329,22 +324,22 @@ outbox_list(struct outbox *o, uint64_t **out, size_t *n, char *err, size_t errle
 	closedir(d);
 	// An empty spool has no array: qsort's pointer must not be NULL.
 	if (*n > 0)
-		qsort(*out, *n, sizeof(**out), outbox_cmp_u64);
+		qsort(*out, *n, sizeof(**out), spool_cmp_u64);
 	return 0;
 }
 
-struct outbox_load_ctx {
-	struct outbox *o;
-	struct outbox_seg *seg;
+struct spool_load_ctx {
+	struct spool *o;
+	struct spool_seg *seg;
 	size_t bad_off; // first record out of seq order, or SIZE_MAX
 };
 
 static void
-outbox_on_loaded(uint64_t first, uint64_t last, int64_t added_at, const uint8_t *batch, size_t len,
+spool_on_loaded(uint64_t first, uint64_t last, int64_t added_at, const uint8_t *batch, size_t len,
     size_t rec_off, void *arg)
 {
-	struct outbox_load_ctx *c = arg;
-	struct outbox *o = c->o;
+	struct spool_load_ctx *c = arg;
+	struct spool *o = c->o;
 
 	if (c->bad_off != SIZE_MAX)
 		return;
@@ -353,24 +348,24 @@ outbox_on_loaded(uint64_t first, uint64_t last, int64_t added_at, const uint8_t 
 		c->bad_off = rec_off;
 		return;
 	}
-	outbox_index(o, c->seg, first, last, added_at,
-	    rec_off + OUTBOX_REC_HEADER + OUTBOX_REC_META, len);
+	spool_index(o, c->seg, first, last, added_at, rec_off + SPOOL_REC_HEADER + SPOOL_REC_META,
+	    len);
 	c->seg->last_seq = last;
 	o->next_seq = last + 1;
 }
 
 // Indexes one segment; truncates it after its last valid record.
 static int
-outbox_load_seg(struct outbox *o, uint64_t name_seq, char *err, size_t errlen)
+spool_load_seg(struct spool *o, uint64_t name_seq, char *err, size_t errlen)
 {
-	struct outbox_load_ctx c = { o, NULL, SIZE_MAX };
+	struct spool_load_ctx c = { o, NULL, SIZE_MAX };
 	char path[4096];
 	struct stat st;
 	size_t valid = 0;
 	void *map = NULL;
 	int fd;
 
-	outbox_seg_path(o, name_seq, path, sizeof(path));
+	spool_seg_path(o, name_seq, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		snprintf(err, errlen, "cannot open spool segment \"%s\": %s", path,
@@ -379,7 +374,7 @@ outbox_load_seg(struct outbox *o, uint64_t name_seq, char *err, size_t errlen)
 			close(fd);
 		return -1;
 	}
-	c.seg = outbox_add_seg(o, name_seq, fd, (uint64_t)st.st_size);
+	c.seg = spool_add_seg(o, name_seq, fd, (uint64_t)st.st_size);
 	if (name_seq > o->next_seq)
 		o->next_seq = name_seq;
 	if (st.st_size > 0) {
@@ -389,7 +384,7 @@ outbox_load_seg(struct outbox *o, uint64_t name_seq, char *err, size_t errlen)
 			    strerror(errno));
 			return -1;
 		}
-		valid = outbox_segment_scan(map, (size_t)st.st_size, outbox_on_loaded, &c);
+		valid = spool_segment_scan(map, (size_t)st.st_size, spool_on_loaded, &c);
 		munmap(map, (size_t)st.st_size);
 	}
 	if (c.bad_off < valid)
@@ -409,10 +404,10 @@ outbox_load_seg(struct outbox *o, uint64_t name_seq, char *err, size_t errlen)
 	return 0;
 }
 
-struct outbox *
-outbox_open(const char *dir, uint64_t max_bytes, enum outbox_sync sync, char *err, size_t errlen)
+struct spool *
+spool_open(const char *dir, uint64_t max_bytes, enum spool_sync sync, char *err, size_t errlen)
 {
-	struct outbox *o = xcalloc(1, sizeof(*o));
+	struct spool *o = xcalloc(1, sizeof(*o));
 	uint64_t *names = NULL;
 	size_t n_names = 0;
 
@@ -421,10 +416,10 @@ outbox_open(const char *dir, uint64_t max_bytes, enum outbox_sync sync, char *er
 	o->sync = sync;
 	o->max_bytes = max_bytes;
 	o->seg_max = max_bytes / 16;
-	if (o->seg_max < OUTBOX_SEG_MIN)
-		o->seg_max = OUTBOX_SEG_MIN;
-	if (o->seg_max > OUTBOX_SEG_MAX)
-		o->seg_max = OUTBOX_SEG_MAX;
+	if (o->seg_max < SPOOL_SEG_MIN)
+		o->seg_max = SPOOL_SEG_MIN;
+	if (o->seg_max > SPOOL_SEG_MAX)
+		o->seg_max = SPOOL_SEG_MAX;
 	o->next_seq = 1;
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
@@ -446,21 +441,21 @@ outbox_open(const char *dir, uint64_t max_bytes, enum outbox_sync sync, char *er
 		    dir, strerror(errno));
 		goto fail;
 	}
-	if (outbox_list(o, &names, &n_names, err, errlen) < 0 ||
-	    outbox_read_epoch(o, n_names > 0, err, errlen) < 0)
+	if (spool_list(o, &names, &n_names, err, errlen) < 0 ||
+	    spool_read_epoch(o, n_names > 0, err, errlen) < 0)
 		goto fail;
 	for (size_t i = 0; i < n_names; i++)
-		if (outbox_load_seg(o, names[i], err, errlen) < 0)
+		if (spool_load_seg(o, names[i], err, errlen) < 0)
 			goto fail;
 	free(names);
 	// Segments left empty by a crash, or emptied by a truncation, hold
 	// nothing; only the newest may still be written to.
 	while (o->n_segs > 1 && o->segs[0].last_seq == 0)
-		outbox_drop_seg(o);
+		spool_drop_seg(o);
 	if (o->n_recs > 0)
 		log_info("spool \"%s\": epoch %" PRIu64 ", %" PRIu64 " results unacked "
 			 "(seqs %" PRIu64 "..%" PRIu64 "), next seq %" PRIu64,
-		    dir, o->epoch, outbox_depth(o), outbox_oldest_seq(o), outbox_newest_seq(o),
+		    dir, o->epoch, spool_depth(o), spool_oldest_seq(o), spool_newest_seq(o),
 		    o->next_seq);
 	else
 		log_info("spool \"%s\": epoch %" PRIu64 ", 0 results unacked, next seq %" PRIu64,
@@ -468,12 +463,12 @@ outbox_open(const char *dir, uint64_t max_bytes, enum outbox_sync sync, char *er
 	return o;
 fail:
 	free(names);
-	outbox_free(o);
+	spool_free(o);
 	return NULL;
 }
 
 void
-outbox_free(struct outbox *o)
+spool_free(struct spool *o)
 {
 	if (o == NULL)
 		return;
@@ -490,13 +485,13 @@ outbox_free(struct outbox *o)
 }
 
 uint64_t
-outbox_epoch(const struct outbox *o)
+spool_epoch(const struct spool *o)
 {
 	return o->epoch;
 }
 
 uint64_t
-outbox_next_seq(const struct outbox *o)
+spool_next_seq(const struct spool *o)
 {
 	return o->next_seq;
 }
@@ -504,26 +499,26 @@ outbox_next_seq(const struct outbox *o)
 // ---- append, ack -----------------------------------------------------------
 
 static void
-outbox_new_seg(struct outbox *o, uint64_t name_seq)
+spool_new_seg(struct spool *o, uint64_t name_seq)
 {
 	char path[4096];
 	int fd;
 
-	outbox_seg_path(o, name_seq, path, sizeof(path));
+	spool_seg_path(o, name_seq, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		fatal("cannot create spool segment \"%s\"", path);
-	outbox_add_seg(o, name_seq, fd, 0);
-	outbox_fsync_dir(o);
+	spool_add_seg(o, name_seq, fd, 0);
+	spool_fsync_dir(o);
 }
 
 // Deletes the oldest segments until `need` more bytes fit, never the one
 // being written.  What they held unacked is lost: log it and count it.
 static void
-outbox_make_room(struct outbox *o, uint64_t need)
+spool_make_room(struct spool *o, uint64_t need)
 {
 	while (o->bytes + need > o->max_bytes && o->n_segs > 1) {
-		const struct outbox_seg *seg = &o->segs[0];
+		const struct spool_seg *seg = &o->segs[0];
 		uint64_t lo = o->acked_seq + 1;
 
 		if (o->rec_head < o->n_recs && o->recs[o->rec_head].seg == 0 &&
@@ -538,13 +533,13 @@ outbox_make_room(struct outbox *o, uint64_t need)
 			    (unsigned long long)seg->last_seq);
 			o->dropped += seg->last_seq - lo + 1;
 		}
-		outbox_drop_seg(o);
+		spool_drop_seg(o);
 	}
 }
 
 // Moves the two-part vector past n written bytes.
 static void
-outbox_iov_advance(struct iovec iov[2], size_t n)
+spool_iov_advance(struct iovec iov[2], size_t n)
 {
 	for (int i = 0; i < 2; i++) {
 		size_t step = n < iov[i].iov_len ? n : iov[i].iov_len;
@@ -556,32 +551,32 @@ outbox_iov_advance(struct iovec iov[2], size_t n)
 }
 
 void
-outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, const uint8_t *data,
+spool_append(struct spool *o, uint64_t first_seq, uint64_t last_seq, const uint8_t *data,
     size_t len, int64_t now_wall_us)
 {
-	uint8_t head[OUTBOX_REC_HEADER + OUTBOX_REC_META];
+	uint8_t head[SPOOL_REC_HEADER + SPOOL_REC_META];
 	struct iovec iov[2] = { { head, sizeof(head) }, { (void *)data, len } };
 	uint64_t need = sizeof(head) + len;
-	struct outbox_seg *seg = outbox_active(o);
+	struct spool_seg *seg = spool_active(o);
 	ssize_t n;
 
 	if (first_seq < o->next_seq || first_seq > last_seq ||
-	    len > OUTBOX_PAYLOAD_MAX - OUTBOX_REC_META)
+	    len > SPOOL_PAYLOAD_MAX - SPOOL_REC_META)
 		fatalx("spool \"%s\": record %llu..%llu (%zu bytes) out of order or too big",
 		    o->dir, (unsigned long long)first_seq, (unsigned long long)last_seq, len);
 	// A full or overflowing segment is closed so that the oldest can go.
 	if (seg == NULL ||
 	    (seg->size > 0 && (seg->size + need > o->seg_max || o->bytes + need > o->max_bytes)))
-		outbox_new_seg(o, first_seq);
-	outbox_make_room(o, need);
-	seg = outbox_active(o);
+		spool_new_seg(o, first_seq);
+	spool_make_room(o, need);
+	seg = spool_active(o);
 
-	outbox_put32(head, (uint32_t)(OUTBOX_REC_META + len));
-	outbox_put64(head + OUTBOX_REC_HEADER, first_seq);
-	outbox_put64(head + OUTBOX_REC_HEADER + 8, last_seq);
-	outbox_put64(head + OUTBOX_REC_HEADER + 16, (uint64_t)now_wall_us);
-	outbox_put32(head + 4,
-	    crc32c(crc32c(0, head + OUTBOX_REC_HEADER, OUTBOX_REC_META), data, len));
+	spool_put32(head, (uint32_t)(SPOOL_REC_META + len));
+	spool_put64(head + SPOOL_REC_HEADER, first_seq);
+	spool_put64(head + SPOOL_REC_HEADER + 8, last_seq);
+	spool_put64(head + SPOOL_REC_HEADER + 16, (uint64_t)now_wall_us);
+	spool_put32(head + 4,
+	    crc32c(crc32c(0, head + SPOOL_REC_HEADER, SPOOL_REC_META), data, len));
 	// A short write (a filling disk) is continued, so that the error that
 	// stops it (ENOSPC, EIO) is the one reported.  The agent exits: its
 	// results may not be kept in memory only.  What was written of the
@@ -598,12 +593,12 @@ outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, const uin
 			    o->dir, done, (unsigned long long)need, (unsigned long long)first_seq,
 			    (unsigned long long)last_seq);
 		}
-		outbox_iov_advance(iov, (size_t)n);
+		spool_iov_advance(iov, (size_t)n);
 	}
-	if (o->sync == OUTBOX_SYNC_BATCH && fdatasync(seg->fd) < 0)
+	if (o->sync == SPOOL_SYNC_BATCH && fdatasync(seg->fd) < 0)
 		fatal("cannot fsync spool \"%s\" (results %llu..%llu would not be durable)", o->dir,
 		    (unsigned long long)first_seq, (unsigned long long)last_seq);
-	outbox_index(o, seg, first_seq, last_seq, now_wall_us, seg->size + sizeof(head), len);
+	spool_index(o, seg, first_seq, last_seq, now_wall_us, seg->size + sizeof(head), len);
 	seg->size += need;
 	seg->last_seq = last_seq;
 	o->bytes += need;
@@ -611,21 +606,21 @@ outbox_append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, const uin
 }
 
 void
-outbox_ack(struct outbox *o, uint64_t acked_seq)
+spool_ack(struct spool *o, uint64_t acked_seq)
 {
 	if (acked_seq <= o->acked_seq)
 		return;
 	o->acked_seq = acked_seq;
 	while (o->rec_head < o->n_recs && o->recs[o->rec_head].last_seq <= acked_seq)
-		outbox_pop_rec(o);
+		spool_pop_rec(o);
 	while (o->n_segs > 1 && o->segs[0].last_seq <= acked_seq)
-		outbox_drop_seg(o);
+		spool_drop_seg(o);
 }
 
 // ---- reading ---------------------------------------------------------------
 
-const struct outbox_rec *
-outbox_after(const struct outbox *o, uint64_t seq)
+const struct spool_rec *
+spool_after(const struct spool *o, uint64_t seq)
 {
 	size_t lo = o->rec_head, hi = o->n_recs;
 
@@ -640,16 +635,16 @@ outbox_after(const struct outbox *o, uint64_t seq)
 	return lo < o->n_recs ? &o->recs[lo] : NULL;
 }
 
-const struct outbox_rec *
-outbox_next(const struct outbox *o, const struct outbox_rec *rec)
+const struct spool_rec *
+spool_next(const struct spool *o, const struct spool_rec *rec)
 {
 	return rec + 1 < o->recs + o->n_recs ? rec + 1 : NULL;
 }
 
 void
-outbox_load(struct outbox *o, const struct outbox_rec *rec, struct buf *out)
+spool_load(struct spool *o, const struct spool_rec *rec, struct buf *out)
 {
-	const struct outbox_seg *seg = &o->segs[rec->seg];
+	const struct spool_seg *seg = &o->segs[rec->seg];
 	ssize_t n;
 
 	buf_reset(out);
@@ -666,15 +661,15 @@ outbox_load(struct outbox *o, const struct outbox_rec *rec, struct buf *out)
 }
 
 uint64_t
-outbox_bytes(const struct outbox *o)
+spool_bytes(const struct spool *o)
 {
 	return o->bytes;
 }
 
 uint64_t
-outbox_depth(const struct outbox *o)
+spool_depth(const struct spool *o)
 {
-	const struct outbox_rec *head;
+	const struct spool_rec *head;
 
 	if (o->rec_head == o->n_recs)
 		return 0;
@@ -685,25 +680,25 @@ outbox_depth(const struct outbox *o)
 }
 
 int64_t
-outbox_oldest_added(const struct outbox *o)
+spool_oldest_added(const struct spool *o)
 {
 	return o->rec_head < o->n_recs ? o->recs[o->rec_head].added_at_us : 0;
 }
 
 uint64_t
-outbox_oldest_seq(const struct outbox *o)
+spool_oldest_seq(const struct spool *o)
 {
 	return o->rec_head < o->n_recs ? o->recs[o->rec_head].first_seq : 0;
 }
 
 uint64_t
-outbox_newest_seq(const struct outbox *o)
+spool_newest_seq(const struct spool *o)
 {
 	return o->rec_head < o->n_recs ? o->recs[o->n_recs - 1].last_seq : 0;
 }
 
 uint64_t
-outbox_dropped(const struct outbox *o)
+spool_dropped(const struct spool *o)
 {
 	return o->dropped;
 }

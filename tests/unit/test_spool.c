@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Unit tests for agent/outbox, the disk spool: records come back in seq
+// Unit tests for agent/spool, the disk spool: records come back in seq
 // order and byte for byte, also after a reopen; the epoch is created once
 // and kept; acks delete whole segments; a torn tail is cut at the last
 // valid record whatever byte the write stopped at; a damaged CRC cuts there
@@ -24,13 +24,13 @@
 
 #include "buf.h"
 #include "crc32c.h"
-#include "outbox.h"
+#include "spool.h"
 
 #define KIB 1024u
 
 struct spool {
 	char dir[64];
-	struct outbox *o;
+	struct spool *o;
 };
 
 static int
@@ -39,7 +39,7 @@ setup(void **state)
 	struct spool *s = calloc(1, sizeof(*s));
 
 	assert_non_null(s);
-	snprintf(s->dir, sizeof(s->dir), "/tmp/vantage-outbox.XXXXXX");
+	snprintf(s->dir, sizeof(s->dir), "/tmp/vantage-spool.XXXXXX");
 	assert_non_null(mkdtemp(s->dir));
 	*state = s;
 	return 0;
@@ -51,22 +51,22 @@ teardown(void **state)
 	struct spool *s = *state;
 	char cmd[128];
 
-	outbox_free(s->o);
+	spool_free(s->o);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
 	assert_int_equal(system(cmd), 0);
 	free(s);
 	return 0;
 }
 
-static struct outbox *
+static struct spool *
 reopen(struct spool *s, uint64_t max_bytes)
 {
 	char err[256] = "";
 
-	outbox_free(s->o);
-	s->o = outbox_open(s->dir, max_bytes, OUTBOX_SYNC_BATCH, err, sizeof(err));
+	spool_free(s->o);
+	s->o = spool_open(s->dir, max_bytes, SPOOL_SYNC_BATCH, err, sizeof(err));
 	if (s->o == NULL)
-		fail_msg("outbox_open: %s", err);
+		fail_msg("spool_open: %s", err);
 	return s->o;
 }
 
@@ -80,34 +80,34 @@ fill(uint8_t *p, uint64_t first_seq, size_t len)
 }
 
 static void
-append(struct outbox *o, uint64_t first_seq, uint64_t last_seq, size_t len)
+append(struct spool *o, uint64_t first_seq, uint64_t last_seq, size_t len)
 {
 	uint8_t *p = malloc(len ? len : 1);
 
 	assert_non_null(p);
 	fill(p, first_seq, len);
-	outbox_append(o, first_seq, last_seq, p, len, (int64_t)first_seq * 1000);
+	spool_append(o, first_seq, last_seq, p, len, (int64_t)first_seq * 1000);
 	free(p);
 }
 
 // Checks every record after `after`: contiguous from first_seq in spans of
 // `span`, each of `len` bytes with the right contents.  Returns the count.
 static size_t
-check_records_n(struct outbox *o, uint64_t after, uint64_t first_seq, uint64_t span, size_t len,
+check_records_n(struct spool *o, uint64_t after, uint64_t first_seq, uint64_t span, size_t len,
     size_t limit)
 {
-	const struct outbox_rec *r;
+	const struct spool_rec *r;
 	uint8_t *want = malloc(len ? len : 1);
 	struct buf b;
 	size_t n = 0;
 
 	assert_non_null(want);
 	buf_init(&b);
-	for (r = outbox_after(o, after); r != NULL && n < limit; r = outbox_next(o, r), n++) {
+	for (r = spool_after(o, after); r != NULL && n < limit; r = spool_next(o, r), n++) {
 		assert_int_equal(r->first_seq, first_seq + n * span);
 		assert_int_equal(r->last_seq, first_seq + n * span + span - 1);
 		assert_int_equal(r->added_at_us, (int64_t)r->first_seq * 1000);
-		outbox_load(o, r, &b);
+		spool_load(o, r, &b);
 		fill(want, r->first_seq, len);
 		assert_int_equal(b.len, len);
 		assert_memory_equal(b.data, want, len);
@@ -118,7 +118,7 @@ check_records_n(struct outbox *o, uint64_t after, uint64_t first_seq, uint64_t s
 }
 
 static size_t
-check_records(struct outbox *o, uint64_t after, uint64_t first_seq, uint64_t span, size_t len)
+check_records(struct spool *o, uint64_t after, uint64_t first_seq, uint64_t span, size_t len)
 {
 	return check_records_n(o, after, first_seq, span, len, SIZE_MAX);
 }
@@ -196,41 +196,41 @@ static void
 test_roundtrip_and_reopen(void **state)
 {
 	struct spool *s = *state;
-	struct outbox *o = reopen(s, 1u << 20);
-	uint64_t epoch = outbox_epoch(o);
+	struct spool *o = reopen(s, 1u << 20);
+	uint64_t epoch = spool_epoch(o);
 
 	assert_true(epoch != 0);
-	assert_int_equal(outbox_next_seq(o), 1);
-	assert_int_equal(outbox_depth(o), 0);
-	assert_null(outbox_after(o, 0));
+	assert_int_equal(spool_next_seq(o), 1);
+	assert_int_equal(spool_depth(o), 0);
+	assert_null(spool_after(o, 0));
 	for (uint64_t i = 0; i < 20; i++)
 		append(o, 1 + i * 5, 5 + i * 5, 100 + i);
-	assert_int_equal(outbox_depth(o), 100);
-	assert_int_equal(outbox_oldest_seq(o), 1);
-	assert_int_equal(outbox_newest_seq(o), 100);
-	assert_int_equal(outbox_next_seq(o), 101);
-	assert_int_equal(outbox_oldest_added(o), 1000);
-	// outbox_after finds the record holding seq+1.
-	assert_int_equal(outbox_after(o, 0)->first_seq, 1);
-	assert_int_equal(outbox_after(o, 7)->first_seq, 6);
-	assert_int_equal(outbox_after(o, 10)->first_seq, 11);
-	assert_null(outbox_after(o, 100));
+	assert_int_equal(spool_depth(o), 100);
+	assert_int_equal(spool_oldest_seq(o), 1);
+	assert_int_equal(spool_newest_seq(o), 100);
+	assert_int_equal(spool_next_seq(o), 101);
+	assert_int_equal(spool_oldest_added(o), 1000);
+	// spool_after finds the record holding seq+1.
+	assert_int_equal(spool_after(o, 0)->first_seq, 1);
+	assert_int_equal(spool_after(o, 7)->first_seq, 6);
+	assert_int_equal(spool_after(o, 10)->first_seq, 11);
+	assert_null(spool_after(o, 100));
 
 	// The same epoch and records after a reopen (a restarted agent).
 	o = reopen(s, 1u << 20);
-	assert_int_equal(outbox_epoch(o), epoch);
-	assert_int_equal(outbox_next_seq(o), 101);
-	assert_int_equal(outbox_depth(o), 100);
+	assert_int_equal(spool_epoch(o), epoch);
+	assert_int_equal(spool_next_seq(o), 101);
+	assert_int_equal(spool_depth(o), 100);
 	{
-		const struct outbox_rec *r;
+		const struct spool_rec *r;
 		struct buf b;
 		uint8_t want[200];
 		uint64_t i = 0;
 
 		buf_init(&b);
-		for (r = outbox_after(o, 0); r != NULL; r = outbox_next(o, r), i++) {
+		for (r = spool_after(o, 0); r != NULL; r = spool_next(o, r), i++) {
 			assert_int_equal(r->first_seq, 1 + i * 5);
-			outbox_load(o, r, &b);
+			spool_load(o, r, &b);
 			assert_int_equal(b.len, 100 + i);
 			fill(want, r->first_seq, b.len);
 			assert_memory_equal(b.data, want, b.len);
@@ -239,7 +239,7 @@ test_roundtrip_and_reopen(void **state)
 		buf_free(&b);
 	}
 	append(o, 101, 101, 10);
-	assert_int_equal(outbox_next_seq(o), 102);
+	assert_int_equal(spool_next_seq(o), 102);
 }
 
 static void
@@ -247,34 +247,34 @@ test_ack_deletes_segments(void **state)
 {
 	struct spool *s = *state;
 	// 1 MiB: 64 KiB segments, so 4 KiB records fill one in 16.
-	struct outbox *o = reopen(s, 1u << 20);
+	struct spool *o = reopen(s, 1u << 20);
 
 	for (uint64_t seq = 1; seq <= 100; seq++)
 		append(o, seq, seq, 4 * KIB);
 	assert_true(count_segments(s->dir) >= 6);
-	assert_int_equal(outbox_depth(o), 100);
+	assert_int_equal(spool_depth(o), 100);
 
-	outbox_ack(o, 50);
-	assert_int_equal(outbox_depth(o), 50);
-	assert_int_equal(outbox_oldest_seq(o), 51);
+	spool_ack(o, 50);
+	assert_int_equal(spool_depth(o), 50);
+	assert_int_equal(spool_oldest_seq(o), 51);
 	assert_int_equal(check_records(o, 0, 51, 1, 4 * KIB), 50);
 	// Only segments holding nothing unacked are gone: seq 51's is kept.
 	o = reopen(s, 1u << 20);
-	assert_true(outbox_oldest_seq(o) <= 51);
-	assert_true(outbox_oldest_seq(o) > 1);
-	assert_int_equal(outbox_newest_seq(o), 100);
+	assert_true(spool_oldest_seq(o) <= 51);
+	assert_true(spool_oldest_seq(o) > 1);
+	assert_int_equal(spool_newest_seq(o), 100);
 
 	// Acking everything leaves only the segment being written.
-	outbox_ack(o, 100);
-	assert_int_equal(outbox_depth(o), 0);
-	assert_null(outbox_after(o, 0));
+	spool_ack(o, 100);
+	assert_int_equal(spool_depth(o), 0);
+	assert_null(spool_after(o, 0));
 	assert_int_equal(count_segments(s->dir), 1);
 	o = reopen(s, 1u << 20);
 	// Its acked records are still there (the aggregator's Welcome trims
 	// them), and seqs continue after them.
-	assert_int_equal(outbox_next_seq(o), 101);
-	outbox_ack(o, 100);
-	assert_int_equal(outbox_depth(o), 0);
+	assert_int_equal(spool_next_seq(o), 101);
+	spool_ack(o, 100);
+	assert_int_equal(spool_depth(o), 0);
 }
 
 // A partial acknowledgement inside a record keeps the record (it is resent
@@ -283,13 +283,13 @@ static void
 test_partial_ack(void **state)
 {
 	struct spool *s = *state;
-	struct outbox *o = reopen(s, 1u << 20);
+	struct spool *o = reopen(s, 1u << 20);
 
 	append(o, 1, 10, 50);
 	append(o, 11, 20, 50);
-	outbox_ack(o, 14);
-	assert_int_equal(outbox_depth(o), 6);
-	assert_int_equal(outbox_after(o, 14)->first_seq, 11);
+	spool_ack(o, 14);
+	assert_int_equal(spool_depth(o), 6);
+	assert_int_equal(spool_after(o, 14)->first_seq, 11);
 }
 
 static void
@@ -299,19 +299,19 @@ test_epoch_file(void **state)
 	char path[128], err[256];
 	uint64_t epoch;
 
-	epoch = outbox_epoch(reopen(s, 1u << 20));
-	outbox_free(s->o);
+	epoch = spool_epoch(reopen(s, 1u << 20));
+	spool_free(s->o);
 	s->o = NULL;
 	// The epoch is kept across reopens.
-	assert_int_equal(outbox_epoch(reopen(s, 1u << 20)), epoch);
-	outbox_free(s->o);
+	assert_int_equal(spool_epoch(reopen(s, 1u << 20)), epoch);
+	spool_free(s->o);
 	s->o = NULL;
 	snprintf(path, sizeof(path), "%s/epoch", s->dir);
 	write_file(path, (const uint8_t *)"12x\n", 4);
-	assert_null(outbox_open(s->dir, 1u << 20, OUTBOX_SYNC_BATCH, err, sizeof(err)));
+	assert_null(spool_open(s->dir, 1u << 20, SPOOL_SYNC_BATCH, err, sizeof(err)));
 	assert_non_null(strstr(err, "corrupt"));
 	write_file(path, (const uint8_t *)"0\n", 2);
-	assert_null(outbox_open(s->dir, 1u << 20, OUTBOX_SYNC_BATCH, err, sizeof(err)));
+	assert_null(spool_open(s->dir, 1u << 20, SPOOL_SYNC_BATCH, err, sizeof(err)));
 	// Segments without their epoch must not be resent under a new one.
 	snprintf(path, sizeof(path), "%s/epoch", s->dir);
 	{
@@ -321,10 +321,10 @@ test_epoch_file(void **state)
 		write_file(path, (const uint8_t *)text, (size_t)n);
 	}
 	append(reopen(s, 1u << 20), 1, 1, 10);
-	outbox_free(s->o);
+	spool_free(s->o);
 	s->o = NULL;
 	assert_int_equal(unlink(path), 0);
-	assert_null(outbox_open(s->dir, 1u << 20, OUTBOX_SYNC_BATCH, err, sizeof(err)));
+	assert_null(spool_open(s->dir, 1u << 20, SPOOL_SYNC_BATCH, err, sizeof(err)));
 	assert_non_null(strstr(err, "no epoch file"));
 }
 
@@ -335,7 +335,7 @@ test_lock(void **state)
 	char err[256];
 
 	reopen(s, 1u << 20);
-	assert_null(outbox_open(s->dir, 1u << 20, OUTBOX_SYNC_BATCH, err, sizeof(err)));
+	assert_null(spool_open(s->dir, 1u << 20, SPOOL_SYNC_BATCH, err, sizeof(err)));
 	assert_non_null(strstr(err, "in use"));
 }
 
@@ -348,16 +348,16 @@ test_torn_tail_every_offset(void **state)
 	char seg[160];
 	uint8_t *full;
 	size_t full_len, last_start;
-	struct outbox *o = reopen(s, 1u << 20);
+	struct spool *o = reopen(s, 1u << 20);
 
 	for (uint64_t i = 0; i < 5; i++)
 		append(o, 1 + i * 3, 3 + i * 3, 40);
-	outbox_free(s->o);
+	spool_free(s->o);
 	s->o = NULL;
 	last_segment(s->dir, seg, sizeof(seg));
 	full = read_file(seg, &full_len);
-	last_start = full_len - (OUTBOX_REC_HEADER + OUTBOX_REC_META + 40);
-	assert_int_equal(outbox_segment_scan(full, full_len, NULL, NULL), full_len);
+	last_start = full_len - (SPOOL_REC_HEADER + SPOOL_REC_META + 40);
+	assert_int_equal(spool_segment_scan(full, full_len, NULL, NULL), full_len);
 	for (size_t cut = last_start; cut <= full_len; cut++) {
 		struct stat st;
 		bool whole = cut == full_len;
@@ -365,13 +365,13 @@ test_torn_tail_every_offset(void **state)
 		write_file(seg, full, cut);
 		o = reopen(s, 1u << 20);
 		assert_int_equal(check_records(o, 0, 1, 3, 40), whole ? 5 : 4);
-		assert_int_equal(outbox_next_seq(o), whole ? 16 : 13);
+		assert_int_equal(spool_next_seq(o), whole ? 16 : 13);
 		assert_int_equal(stat(seg, &st), 0);
 		assert_int_equal((size_t)st.st_size, whole ? full_len : last_start);
 		// A new record goes right after the last valid one.
 		append(o, whole ? 16 : 13, whole ? 18 : 15, 40);
 		assert_int_equal(check_records(o, 0, 1, 3, 40), whole ? 6 : 5);
-		outbox_free(s->o);
+		spool_free(s->o);
 		s->o = NULL;
 	}
 	free(full);
@@ -385,12 +385,12 @@ test_crc_damage(void **state)
 	struct spool *s = *state;
 	char seg[160];
 	uint8_t *full;
-	size_t full_len, rec = OUTBOX_REC_HEADER + OUTBOX_REC_META + 40;
-	struct outbox *o = reopen(s, 1u << 20);
+	size_t full_len, rec = SPOOL_REC_HEADER + SPOOL_REC_META + 40;
+	struct spool *o = reopen(s, 1u << 20);
 
 	for (uint64_t seq = 1; seq <= 10; seq++)
 		append(o, seq, seq, 40);
-	outbox_free(s->o);
+	spool_free(s->o);
 	s->o = NULL;
 	last_segment(s->dir, seg, sizeof(seg));
 	full = read_file(seg, &full_len);
@@ -400,8 +400,8 @@ test_crc_damage(void **state)
 		write_file(seg, full, full_len);
 		o = reopen(s, 1u << 20);
 		assert_int_equal(check_records(o, 0, 1, 1, 40), 6);
-		assert_int_equal(outbox_next_seq(o), 7);
-		outbox_free(s->o);
+		assert_int_equal(spool_next_seq(o), 7);
+		spool_free(s->o);
 		s->o = NULL;
 		full[at] ^= 0x40;
 	}
@@ -414,29 +414,29 @@ test_damage_in_older_segment(void **state)
 	struct spool *s = *state;
 	char path[160];
 	uint8_t *full;
-	size_t len, rec = OUTBOX_REC_HEADER + OUTBOX_REC_META + 4 * KIB;
-	const struct outbox_rec *r;
-	struct outbox *o = reopen(s, 1u << 20);
+	size_t len, rec = SPOOL_REC_HEADER + SPOOL_REC_META + 4 * KIB;
+	const struct spool_rec *r;
+	struct spool *o = reopen(s, 1u << 20);
 
 	// 64 KiB segments: seqs 1..15 in the first, 16.. in the next.
 	for (uint64_t seq = 1; seq <= 40; seq++)
 		append(o, seq, seq, 4 * KIB);
-	outbox_free(s->o);
+	spool_free(s->o);
 	s->o = NULL;
 	snprintf(path, sizeof(path), "%s/%020d.seg", s->dir, 1);
 	full = read_file(path, &len);
 	assert_int_equal(len, 15 * rec);
-	full[3 * rec + OUTBOX_REC_HEADER + 30] ^= 1;
+	full[3 * rec + SPOOL_REC_HEADER + 30] ^= 1;
 	write_file(path, full, len);
 	free(full);
 	o = reopen(s, 1u << 20);
 	// Seqs 1..3, then a hole 4..15, then 16..40.
 	assert_int_equal(check_records_n(o, 0, 1, 1, 4 * KIB, 3), 3);
-	r = outbox_after(o, 3);
+	r = spool_after(o, 3);
 	assert_non_null(r);
 	assert_int_equal(r->first_seq, 16);
 	assert_int_equal(check_records(o, 15, 16, 1, 4 * KIB), 25);
-	assert_int_equal(outbox_depth(o), 28);
+	assert_int_equal(spool_depth(o), 28);
 }
 
 static void
@@ -445,30 +445,30 @@ test_full_spool_drops_oldest(void **state)
 	struct spool *s = *state;
 	const uint64_t max = 256 * KIB; // 64 KiB segments
 	uint64_t oldest;
-	struct outbox *o = reopen(s, max);
+	struct spool *o = reopen(s, max);
 
 	for (uint64_t seq = 1; seq <= 200; seq++) {
 		append(o, seq, seq, 2 * KIB);
-		assert_true(outbox_bytes(o) <= max);
+		assert_true(spool_bytes(o) <= max);
 	}
-	oldest = outbox_oldest_seq(o);
+	oldest = spool_oldest_seq(o);
 	assert_true(oldest > 1);
 	// Every seq before the oldest kept was counted as dropped, once.
-	assert_int_equal(outbox_dropped(o), oldest - 1);
-	assert_int_equal(outbox_depth(o), 200 - oldest + 1);
+	assert_int_equal(spool_dropped(o), oldest - 1);
+	assert_int_equal(spool_depth(o), 200 - oldest + 1);
 	assert_int_equal(check_records(o, 0, oldest, 1, 2 * KIB), 200 - oldest + 1);
 
 	// Acked seqs are not lost when their segment goes.
-	outbox_ack(o, 150);
+	spool_ack(o, 150);
 	for (uint64_t seq = 201; seq <= 230; seq++)
 		append(o, seq, seq, 2 * KIB);
-	assert_int_equal(outbox_dropped(o), oldest - 1);
+	assert_int_equal(spool_dropped(o), oldest - 1);
 
 	// A reopen finds the same hole: seqs before the oldest are gone.
 	o = reopen(s, max);
-	assert_true(outbox_oldest_seq(o) > oldest);
-	assert_int_equal(outbox_newest_seq(o), 230);
-	assert_true(outbox_bytes(o) <= max);
+	assert_true(spool_oldest_seq(o) > oldest);
+	assert_int_equal(spool_newest_seq(o), 230);
+	assert_true(spool_bytes(o) <= max);
 }
 
 // A single batch bigger than the whole spool is still kept: dropping the
@@ -477,53 +477,53 @@ static void
 test_oversized_record_kept(void **state)
 {
 	struct spool *s = *state;
-	struct outbox *o = reopen(s, 256 * KIB);
+	struct spool *o = reopen(s, 256 * KIB);
 
 	append(o, 1, 1, 10 * KIB);
 	append(o, 2, 2, 300 * KIB);
-	assert_int_equal(outbox_newest_seq(o), 2);
+	assert_int_equal(spool_newest_seq(o), 2);
 	assert_int_equal(check_records(o, 1, 2, 1, 300 * KIB), 1);
-	assert_int_equal(outbox_dropped(o), 1);
+	assert_int_equal(spool_dropped(o), 1);
 }
 
 static void
 test_scan_rejects(void **state)
 {
-	uint8_t rec[OUTBOX_REC_HEADER + OUTBOX_REC_META + 4];
+	uint8_t rec[SPOOL_REC_HEADER + SPOOL_REC_META + 4];
 	uint32_t crc;
 
 	(void)state;
 	memset(rec, 0, sizeof(rec));
 	// first_seq 5, last_seq 3: out of order.
-	rec[0] = OUTBOX_REC_META + 4;
-	rec[OUTBOX_REC_HEADER] = 5;
-	rec[OUTBOX_REC_HEADER + 8] = 3;
-	crc = crc32c(0, rec + OUTBOX_REC_HEADER, OUTBOX_REC_META + 4);
+	rec[0] = SPOOL_REC_META + 4;
+	rec[SPOOL_REC_HEADER] = 5;
+	rec[SPOOL_REC_HEADER + 8] = 3;
+	crc = crc32c(0, rec + SPOOL_REC_HEADER, SPOOL_REC_META + 4);
 	memcpy(rec + 4, &crc, 4); // little-endian host
-	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
+	assert_int_equal(spool_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
 	// Fixed, it is valid.
-	rec[OUTBOX_REC_HEADER + 8] = 5;
-	crc = crc32c(0, rec + OUTBOX_REC_HEADER, OUTBOX_REC_META + 4);
+	rec[SPOOL_REC_HEADER + 8] = 5;
+	crc = crc32c(0, rec + SPOOL_REC_HEADER, SPOOL_REC_META + 4);
 	memcpy(rec + 4, &crc, 4);
-	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), sizeof(rec));
+	assert_int_equal(spool_segment_scan(rec, sizeof(rec), NULL, NULL), sizeof(rec));
 	// A last_seq past INT64_MAX is no seq the agent makes (and next_seq,
 	// last + 1, would wrap to 0 and let any record through after it).
-	memset(rec + OUTBOX_REC_HEADER + 8, 0xff, 8);
-	crc = crc32c(0, rec + OUTBOX_REC_HEADER, OUTBOX_REC_META + 4);
+	memset(rec + SPOOL_REC_HEADER + 8, 0xff, 8);
+	crc = crc32c(0, rec + SPOOL_REC_HEADER, SPOOL_REC_META + 4);
 	memcpy(rec + 4, &crc, 4);
-	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
-	memset(rec + OUTBOX_REC_HEADER + 8, 0xff, 7);
-	rec[OUTBOX_REC_HEADER + 15] = 0x7f;
-	crc = crc32c(0, rec + OUTBOX_REC_HEADER, OUTBOX_REC_META + 4);
+	assert_int_equal(spool_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
+	memset(rec + SPOOL_REC_HEADER + 8, 0xff, 7);
+	rec[SPOOL_REC_HEADER + 15] = 0x7f;
+	crc = crc32c(0, rec + SPOOL_REC_HEADER, SPOOL_REC_META + 4);
 	memcpy(rec + 4, &crc, 4);
-	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), sizeof(rec));
+	assert_int_equal(spool_segment_scan(rec, sizeof(rec), NULL, NULL), sizeof(rec));
 	// A length running past the end, or absurdly long, is a torn tail.
-	rec[0] = OUTBOX_REC_META + 5;
-	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
+	rec[0] = SPOOL_REC_META + 5;
+	assert_int_equal(spool_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
 	rec[0] = 0;
 	rec[3] = 0x80;
-	assert_int_equal(outbox_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
-	assert_int_equal(outbox_segment_scan(rec, 3, NULL, NULL), 0);
+	assert_int_equal(spool_segment_scan(rec, sizeof(rec), NULL, NULL), 0);
+	assert_int_equal(spool_segment_scan(rec, 3, NULL, NULL), 0);
 }
 
 int

@@ -10,14 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum probe_kind { PROBE_HTTP = 1, PROBE_TCP, PROBE_DNS, PROBE_ICMP };
+#include "quorum.h"
 
-// quorum / recover: "majority", an integer N, or "P%"
-enum quorum_mode { QUORUM_MAJORITY, QUORUM_COUNT, QUORUM_PERCENT };
-struct quorum_rule {
-	enum quorum_mode mode;
-	unsigned value; // count for QUORUM_COUNT, 1..100 for QUORUM_PERCENT
-};
+enum probe_kind { PROBE_HTTP = 1, PROBE_TCP, PROBE_DNS, PROBE_ICMP };
 
 #define CONF_MAX_EXPECT 16
 
@@ -58,8 +53,8 @@ struct target_conf {
 	uint32_t timeout_ms;
 	uint32_t confirm;
 	uint32_t retry_interval_ms;
-	struct quorum_rule quorum;
-	struct quorum_rule recover;
+	struct quorum_need quorum;
+	struct quorum_need recover;
 	uint32_t min_voters;       // 0 = the quorum count
 	uint32_t distinct_domains; // 0 = not required
 	uint32_t recover_for;      // evaluations; default 2

@@ -7,8 +7,8 @@
 // store calls back, or at once with 503 when the database is not connected
 // or too many requests already wait for it.  Errors are JSON
 // {"error": "..."} with a proper status code.
-#ifndef VANTAGE_HTTP_API_H
-#define VANTAGE_HTTP_API_H
+#ifndef VANTAGE_API_H
+#define VANTAGE_API_H
 
 #include <event2/event.h>
 
@@ -18,12 +18,12 @@
 #include "targets.h"
 #include "verdict.h"
 
-struct http_api;
+struct api;
 
 // Binds addr ("HOST:PORT"); with addr NULL it listens nowhere and serves
-// only what http_api_accept_fd hands it.  All pointers borrowed.  NULL after
+// only what api_accept_fd hands it.  All pointers borrowed.  NULL after
 // logging why.
-struct http_api *http_api_new(struct event_base *base, const char *addr, struct agents *agents,
+struct api *api_new(struct event_base *base, const char *addr, struct agents *agents,
     struct target_table *targets, struct store *store, struct ingest *ingest,
     struct verdict *verdict);
 // Serves HTTP on the connections accepted from listen_fd, a listening
@@ -31,11 +31,11 @@ struct http_api *http_api_new(struct event_base *base, const char *addr, struct 
 // it).  This is how the fuzzer drives the real request path through a
 // socket that has no address on any network.  Returns 0, or -1 (fd not
 // taken).
-int http_api_accept_fd(struct http_api *api, evutil_socket_t listen_fd);
-void http_api_set_targets(struct http_api *api, struct target_table *targets);
+int api_accept_fd(struct api *api, evutil_socket_t listen_fd);
+void api_set_targets(struct api *api, struct target_table *targets);
 // Tokens for writes (borrowed; swapped on reload).
 struct auth;
-void http_api_set_auth(struct http_api *api, struct auth *auth);
-void http_api_free(struct http_api *api);
+void api_set_auth(struct api *api, struct auth *auth);
+void api_free(struct api *api);
 
 #endif

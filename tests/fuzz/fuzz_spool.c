@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // libFuzzer target for the agent's spool segment reader,
-// outbox_segment_scan (agent/outbox.c): the bytes of one segment file as a
+// spool_segment_scan (agent/spool.c): the bytes of one segment file as a
 // crash, a full disk or a stray editor may leave them.  Random bytes almost
 // never carry a matching CRC-32C, so the first input byte picks how the
 // rest is used: as the segment itself (even), or (odd) as a list of records
 // that the target frames with correct lengths and CRCs, and then damages at
 // a chosen byte, so that the checks behind the CRC get fuzzed too.
-// Besides what ASan and UBSan catch, it checks the contract of outbox.h:
+// Besides what ASan and UBSan catch, it checks the contract of spool.h:
 // the valid prefix is within the data and ends exactly after the last
 // record reported, records come in file order inside that prefix, each has
 // 0 < first_seq <= last_seq <= INT64_MAX, and scanning the prefix alone (what the agent
@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "crc32c.h"
-#include "outbox.h"
+#include "spool.h"
 
 #define FUZZ_MAX_RECORDS 4096
 
@@ -37,7 +37,7 @@ static void __attribute__((__noreturn__, format(printf, 1, 2))) fuzz_fail(const 
 	va_list ap;
 
 	va_start(ap, fmt);
-	fputs("fuzz_outbox: ", stderr);
+	fputs("fuzz_spool: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
@@ -49,15 +49,15 @@ fuzz_on_record(uint64_t first, uint64_t last, int64_t added_at, const uint8_t *b
     size_t rec_off, void *arg)
 {
 	struct fuzz_scan *s = arg;
-	size_t rec_len = OUTBOX_REC_HEADER + OUTBOX_REC_META + len;
+	size_t rec_len = SPOOL_REC_HEADER + SPOOL_REC_META + len;
 
 	if (rec_off != s->next_off)
 		fuzz_fail("record %zu at offset %zu, want %zu", s->n, rec_off, s->next_off);
 	if (first == 0 || first > last || last > INT64_MAX)
 		fuzz_fail("record %zu has seqs %llu..%llu", s->n, (unsigned long long)first,
 		    (unsigned long long)last);
-	if (batch != s->data + rec_off + OUTBOX_REC_HEADER + OUTBOX_REC_META ||
-	    rec_len > s->len - rec_off || len > OUTBOX_PAYLOAD_MAX - OUTBOX_REC_META)
+	if (batch != s->data + rec_off + SPOOL_REC_HEADER + SPOOL_REC_META ||
+	    rec_len > s->len - rec_off || len > SPOOL_PAYLOAD_MAX - SPOOL_REC_META)
 		fuzz_fail("record %zu (offset %zu, %zu bytes) is not inside the segment", s->n,
 		    rec_off, len);
 	if (s->n < FUZZ_MAX_RECORDS) {
@@ -78,7 +78,7 @@ fuzz_scan(struct fuzz_scan *s, const uint8_t *data, size_t len)
 	memset(s, 0, sizeof(*s));
 	s->data = data;
 	s->len = len;
-	valid = outbox_segment_scan(data, len, fuzz_on_record, s);
+	valid = spool_segment_scan(data, len, fuzz_on_record, s);
 	if (valid > len)
 		fuzz_fail("valid prefix %zu is longer than the %zu bytes scanned", valid, len);
 	if (valid != s->next_off)
@@ -107,14 +107,14 @@ fuzz_frame(const uint8_t *in, size_t n, uint8_t *out)
 		n -= 2;
 	}
 	while (used < n) {
-		size_t plen = OUTBOX_REC_META + in[used++];
+		size_t plen = SPOOL_REC_META + in[used++];
 
 		if (plen > n - used)
 			plen = n - used;
 		fuzz_put32(out + len, (uint32_t)plen);
 		fuzz_put32(out + len + 4, crc32c(0, in + used, plen));
-		memcpy(out + len + OUTBOX_REC_HEADER, in + used, plen);
-		len += OUTBOX_REC_HEADER + plen;
+		memcpy(out + len + SPOOL_REC_HEADER, in + used, plen);
+		len += SPOOL_REC_HEADER + plen;
 		used += plen;
 	}
 	if (damage != 0xffff && damage < len)
@@ -137,7 +137,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	seg_len = size - 1;
 	if (data[0] & 1) {
 		// At most one 8-byte header per input byte, plus the input.
-		framed = malloc(seg_len * (OUTBOX_REC_HEADER + 1) + 1);
+		framed = malloc(seg_len * (SPOOL_REC_HEADER + 1) + 1);
 		seg_len = fuzz_frame(data + 1, seg_len, framed);
 		seg = framed;
 	}

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// HTTP API; see http_api.h.  Every response is built with jansson; request
+// HTTP API; see api.h.  Every response is built with jansson; request
 // paths are matched exactly and target keys are checked against the key
 // charset before lookup, so nothing from the URL reaches a format string or
 // the database.
-#include "http_api.h"
+#include "api.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +25,7 @@
 
 #define API_PREFIX_TARGETS "/api/v1/targets"
 
-struct http_api {
+struct api {
 	struct evhttp *http;
 	struct agents *agents;
 	struct target_table *targets;
@@ -35,7 +35,7 @@ struct http_api {
 	struct auth *auth; // borrowed; NULL: no writes possible
 	int64_t started_wall;
 	unsigned queries_waiting; // requests waiting for the database
-	bool closed;              // http_api_free ran; freed by the last answer
+	bool closed;              // api_free ran; freed by the last answer
 };
 
 static void
@@ -84,7 +84,7 @@ static const char *const api_kind_names[] = { "", "http", "tcp", "dns", "icmp" }
 
 // The quorum verdict of a target, merged into object o.
 static void
-api_target_state(struct http_api *api, size_t idx, json_t *o)
+api_target_state(struct api *api, size_t idx, json_t *o)
 {
 	const struct target_verdict *tv = targets_verdict(api->targets, idx);
 
@@ -99,7 +99,7 @@ api_target_state(struct http_api *api, size_t idx, json_t *o)
 
 // Overall state: the worst of the targets (down > degraded > unknown > up).
 static void
-api_status(struct http_api *api, struct evhttp_request *req)
+api_status(struct api *api, struct evhttp_request *req)
 {
 	static const int rank[] = { [QSTATE_UP] = 0,
 		[QSTATE_UNKNOWN] = 1,
@@ -126,7 +126,7 @@ api_status(struct http_api *api, struct evhttp_request *req)
 }
 
 static json_t *
-api_target(struct http_api *api, size_t idx, int64_t now)
+api_target(struct api *api, size_t idx, int64_t now)
 {
 	const struct target_conf *tc = targets_conf(api->targets, idx);
 	const struct latest_result *latest;
@@ -172,7 +172,7 @@ api_target(struct http_api *api, size_t idx, int64_t now)
 }
 
 static void
-api_targets(struct http_api *api, struct evhttp_request *req, const char *key)
+api_targets(struct api *api, struct evhttp_request *req, const char *key)
 {
 	int64_t now = clock_wall_us();
 
@@ -199,7 +199,7 @@ api_targets(struct http_api *api, struct evhttp_request *req, const char *key)
 // Connections admitted and refused by CurveZMQ (all zero in insecure mode):
 // an unknown agent knocking shows here even though it has no entry.
 static json_t *
-api_handshakes(struct http_api *api)
+api_handshakes(struct api *api)
 {
 	struct ingest_stats is;
 
@@ -220,7 +220,7 @@ api_handshakes(struct http_api *api)
 }
 
 static void
-api_agents(struct http_api *api, struct evhttp_request *req)
+api_agents(struct api *api, struct evhttp_request *req)
 {
 	json_t *list = json_array();
 	int64_t now = clock_wall_us();
@@ -249,7 +249,7 @@ api_agents(struct http_api *api, struct evhttp_request *req)
 }
 
 static void
-api_healthz(struct http_api *api, struct evhttp_request *req)
+api_healthz(struct api *api, struct evhttp_request *req)
 {
 	struct store_stats ss;
 	struct ingest_stats is;
@@ -298,7 +298,7 @@ static bool api_key_ok(const char *key);
 // A request waiting for the store.  If the client goes away first, the
 // connection's close callback clears req, and the answer is dropped.
 struct api_pending {
-	struct http_api *api;
+	struct api *api;
 	struct evhttp_request *req;
 	struct evhttp_connection *conn;
 	const char *wrap;    // list: the key it goes under; NULL: one object
@@ -382,7 +382,7 @@ done:
 // Runs a statement whose first column is the JSON answer.  wrap: the key a
 // list goes under (NULL for one object); missing: the 404 text.
 static void
-api_query(struct http_api *api, struct evhttp_request *req, const char *sql, int n,
+api_query(struct api *api, struct evhttp_request *req, const char *sql, int n,
     const char *const *values, const char *wrap, int ok_code, const char *missing)
 {
 	struct api_pending *p;
@@ -417,7 +417,7 @@ api_time_ok(const char *s)
 }
 
 static void
-api_incidents(struct http_api *api, struct evhttp_request *req, const char *id)
+api_incidents(struct api *api, struct evhttp_request *req, const char *id)
 {
 	struct evkeyvalq query;
 	const char *state, *since;
@@ -484,7 +484,7 @@ static const char sql_silence_end[] =
 // 403 with a read-only one.  Returns the token's name, or NULL after
 // answering.
 static const char *
-api_writer(struct http_api *api, struct evhttp_request *req)
+api_writer(struct api *api, struct evhttp_request *req)
 {
 	const char *who = NULL;
 	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req),
@@ -537,7 +537,7 @@ api_body(struct evhttp_request *req)
 }
 
 static void
-api_silence_add(struct http_api *api, struct evhttp_request *req, const char *who)
+api_silence_add(struct api *api, struct evhttp_request *req, const char *who)
 {
 	json_t *doc = api_body(req), *v;
 	const char *field, *target = NULL, *starts = NULL, *reason = "", *bad = NULL;
@@ -584,7 +584,7 @@ api_silence_add(struct http_api *api, struct evhttp_request *req, const char *wh
 }
 
 static void
-api_silences(struct http_api *api, struct evhttp_request *req, const char *id)
+api_silences(struct api *api, struct evhttp_request *req, const char *id)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const char *who;
@@ -627,7 +627,7 @@ api_key_ok(const char *key)
 static void
 api_dispatch(struct evhttp_request *req, void *arg)
 {
-	struct http_api *api = arg;
+	struct api *api = arg;
 	const char *uri = evhttp_request_get_uri(req);
 	struct evhttp_uri *parsed = evhttp_uri_parse(uri);
 	const char *path = parsed ? evhttp_uri_get_path(parsed) : NULL;
@@ -685,7 +685,7 @@ done:
 // Binds addr ("HOST:PORT", brackets around an IPv6 literal).  Returns 0,
 // or -1 after logging why.
 static int
-api_listen(struct http_api *api, const char *addr)
+api_listen(struct api *api, const char *addr)
 {
 	char host[256];
 	const char *colon = strrchr(addr, ':');
@@ -716,12 +716,12 @@ api_listen(struct http_api *api, const char *addr)
 	return 0;
 }
 
-struct http_api *
-http_api_new(struct event_base *base, const char *addr, struct agents *agents,
+struct api *
+api_new(struct event_base *base, const char *addr, struct agents *agents,
     struct target_table *targets, struct store *store, struct ingest *ingest,
     struct verdict *verdict)
 {
-	struct http_api *api = xcalloc(1, sizeof(*api));
+	struct api *api = xcalloc(1, sizeof(*api));
 
 	api->agents = agents;
 	api->targets = targets;
@@ -746,7 +746,7 @@ http_api_new(struct event_base *base, const char *addr, struct agents *agents,
 }
 
 int
-http_api_accept_fd(struct http_api *api, evutil_socket_t listen_fd)
+api_accept_fd(struct api *api, evutil_socket_t listen_fd)
 {
 	if (evutil_make_socket_nonblocking(listen_fd) < 0)
 		return -1;
@@ -754,19 +754,19 @@ http_api_accept_fd(struct http_api *api, evutil_socket_t listen_fd)
 }
 
 void
-http_api_set_auth(struct http_api *api, struct auth *auth)
+api_set_auth(struct api *api, struct auth *auth)
 {
 	api->auth = auth;
 }
 
 void
-http_api_set_targets(struct http_api *api, struct target_table *targets)
+api_set_targets(struct api *api, struct target_table *targets)
 {
 	api->targets = targets;
 }
 
 void
-http_api_free(struct http_api *api)
+api_free(struct api *api)
 {
 	if (api == NULL)
 		return;
