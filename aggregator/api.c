@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// HTTP API; see api.h.  Every response is built with jansson; request
-// paths are matched exactly and target keys are checked against the key
-// charset before lookup, so nothing from the URL reaches a format string or
-// the database.
+// HTTP API; see api.h.  Every response is built with jansson; the routes
+// are matched by http_server.c, and what they take from the path (target
+// keys, ids) is checked against its charset here before lookup, so nothing
+// from the URL reaches a format string or the database.
 #include "api.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,52 +17,24 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
-#include "auth.h"
 #include "clock.h"
+#include "http_server.h"
 #include "log.h"
 #include "wire.h"
 #include "xmalloc.h"
 #include "version.h"
 
-#define API_PREFIX_TARGETS "/api/v1/targets"
+#define API_GET (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)
 
 struct api {
-	struct evhttp *http;
+	struct http_server *srv;
 	struct agents *agents;
 	struct target_table *targets;
 	struct store *store;
 	struct ingest *ingest;
 	struct verdict *verdict;
-	struct auth *auth; // borrowed; NULL: no writes possible
 	int64_t started_wall;
-	unsigned queries_waiting; // requests waiting for the database
-	bool closed;              // api_free ran; freed by the last answer
 };
-
-static void
-api_reply(struct evhttp_request *req, int code, const char *reason, json_t *body)
-{
-	struct evbuffer *out = evbuffer_new();
-	char *text = json_dumps(body, JSON_INDENT(2) | JSON_SORT_KEYS);
-
-	json_decref(body);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	    "application/json; charset=utf-8");
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-	if (text != NULL) {
-		evbuffer_add(out, text, strlen(text));
-		evbuffer_add(out, "\n", 1);
-		free(text);
-	}
-	evhttp_send_reply(req, code, reason, out);
-	evbuffer_free(out);
-}
-
-static void
-api_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
-{
-	api_reply(req, code, reason, json_pack("{s:s}", "error", msg));
-}
 
 static json_t *
 api_time(int64_t unix_us)
@@ -99,8 +72,9 @@ api_target_state(struct api *api, size_t idx, json_t *o)
 
 // Overall state: the worst of the targets (down > degraded > unknown > up).
 static void
-api_status(struct api *api, struct evhttp_request *req)
+api_status(struct http_call *call, void *arg)
 {
+	struct api *api = arg;
 	static const int rank[] = { [QSTATE_UP] = 0,
 		[QSTATE_UNKNOWN] = 1,
 		[QSTATE_DEGRADED] = 2,
@@ -120,7 +94,7 @@ api_status(struct api *api, struct evhttp_request *req)
 		if (rank[tv->last.state] > rank[worst])
 			worst = tv->last.state;
 	}
-	api_reply(req, HTTP_OK, "OK",
+	http_reply_json(call->req, HTTP_OK,
 	    json_pack("{s:s,s:o,s:o}", "status", quorum_state_name(worst), "time",
 		api_time(clock_wall_us()), "targets", list));
 }
@@ -172,28 +146,40 @@ api_target(struct api *api, size_t idx, int64_t now)
 }
 
 static void
-api_targets(struct api *api, struct evhttp_request *req, const char *key)
+api_target_list(struct http_call *call, void *arg)
 {
+	struct api *api = arg;
 	int64_t now = clock_wall_us();
+	json_t *list = json_array();
 
-	if (key == NULL) {
-		json_t *list = json_array();
+	for (size_t i = 0; i < targets_count(api->targets); i++)
+		json_array_append_new(list, api_target(api, i, now));
+	http_reply_json(call->req, HTTP_OK, json_pack("{s:o}", "targets", list));
+}
 
-		for (size_t i = 0; i < targets_count(api->targets); i++)
-			json_array_append_new(list, api_target(api, i, now));
-		api_reply(req, HTTP_OK, "OK", json_pack("{s:o}", "targets", list));
+static bool api_key_ok(const char *key);
+
+static void
+api_target_one(struct http_call *call, void *arg)
+{
+	struct api *api = arg;
+	const char *key = http_param(&call->params, "key");
+	int idx;
+
+	if (!api_key_ok(key)) {
+		http_error(call->req, HTTP_BADREQUEST,
+		    "a target key is 1 to 128 characters of A-Z a-z 0-9 . _ -");
 		return;
 	}
-	int idx = targets_find(api->targets, key);
-
+	idx = targets_find(api->targets, key);
 	if (idx < 0) {
 		char msg[200];
 
 		snprintf(msg, sizeof(msg), "target \"%.128s\" not found", key);
-		api_error(req, HTTP_NOTFOUND, "Not Found", msg);
+		http_error(call->req, HTTP_NOTFOUND, msg);
 		return;
 	}
-	api_reply(req, HTTP_OK, "OK", api_target(api, (size_t)idx, now));
+	http_reply_json(call->req, HTTP_OK, api_target(api, (size_t)idx, clock_wall_us()));
 }
 
 // Connections admitted and refused by CurveZMQ (all zero in insecure mode):
@@ -220,8 +206,9 @@ api_handshakes(struct api *api)
 }
 
 static void
-api_agents(struct api *api, struct evhttp_request *req)
+api_agents(struct http_call *call, void *arg)
 {
+	struct api *api = arg;
 	json_t *list = json_array();
 	int64_t now = clock_wall_us();
 
@@ -244,13 +231,14 @@ api_agents(struct api *api, struct evhttp_request *req)
 			"bad_messages", (json_int_t)ai->bad_messages, "clock_offset_us",
 			(json_int_t)ai->clock_offset_us));
 	}
-	api_reply(req, HTTP_OK, "OK",
+	http_reply_json(call->req, HTTP_OK,
 	    json_pack("{s:o,s:o}", "agents", list, "handshakes", api_handshakes(api)));
 }
 
 static void
-api_healthz(struct api *api, struct evhttp_request *req)
+api_healthz(struct http_call *call, void *arg)
 {
+	struct api *api = arg;
 	struct store_stats ss;
 	struct ingest_stats is;
 
@@ -263,7 +251,7 @@ api_healthz(struct api *api, struct evhttp_request *req)
 	// API reads fail, whatever the rest of the process does.
 	// One key/value pair a line, nested as in the JSON: clang-format would pack them.
 	// clang-format off
-	api_reply(req, down ? 503 : HTTP_OK, down ? "Service Unavailable" : "OK", json_pack(
+	http_reply_json(call->req, down ? 503 : HTTP_OK, json_pack(
 	    "{s:s,s:s,s:s,s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
 	    "status", down ? "degraded" : "ok", "version", vantage_version,
 	    "database", down ? "down" : "up",
@@ -284,23 +272,12 @@ api_healthz(struct api *api, struct evhttp_request *req)
 	// clang-format on
 }
 
-static bool api_key_ok(const char *key);
-
 // --- incidents: answered from the database, asynchronously ---
 
-// Requests answered from the database that may wait at once.  While the
-// database is down they fail at once (store_query_now), but while it is
-// slow, or still being connected to, the store queues them: without a
-// bound a client repeating a request faster than the database answers
-// would grow that queue without end.
-#define API_MAX_QUERIES_WAITING 64
-
 // A request waiting for the store.  If the client goes away first, the
-// connection's close callback clears req, and the answer is dropped.
+// answer is dropped (http_wait_end says so).
 struct api_pending {
-	struct api *api;
-	struct evhttp_request *req;
-	struct evhttp_connection *conn;
+	struct http_wait *wait;
 	const char *wrap;    // list: the key it goes under; NULL: one object
 	int ok_code;         // 200, or 201 for a creation
 	const char *missing; // the 404 message when no row came back
@@ -338,70 +315,54 @@ static const char sql_incident_one[] =
     " )::text FROM incidents i JOIN targets t ON t.id = i.target_id WHERE i.id = $1";
 
 static void
-api_pending_closed(struct evhttp_connection *conn, void *arg)
-{
-	struct api_pending *p = arg;
-
-	p->req = NULL;
-}
-
-static void
 api_on_rows(int status, const struct store_result *r, void *arg)
 {
 	struct api_pending *p = arg;
+	struct evhttp_request *req = http_wait_end(p->wait);
 	const char *text = status == 0 ? store_result_value(r, 0, 0) : NULL;
 	json_error_t jerr;
 	json_t *doc;
 
-	if (p->req == NULL)
+	if (req == NULL)
 		goto done; // the client left
-	evhttp_connection_set_closecb(p->conn, NULL, NULL);
 	if (status < 0) {
-		api_error(p->req, 503, "Service Unavailable",
+		http_error(req, 503,
 		    "the database is unavailable; try again when /healthz reports it up");
 		goto done;
 	}
 	if (text == NULL) {
-		api_error(p->req, HTTP_NOTFOUND, "Not Found", p->missing);
+		http_error(req, HTTP_NOTFOUND, p->missing);
 		goto done;
 	}
 	doc = json_loads(text, 0, &jerr);
 	if (doc == NULL) {
-		api_error(p->req, HTTP_INTERNAL, "Internal Server Error",
-		    "bad JSON from the database");
+		http_error(req, HTTP_INTERNAL, "bad JSON from the database");
 		goto done;
 	}
-	api_reply(p->req, p->ok_code, p->ok_code == 201 ? "Created" : "OK",
-	    p->wrap == NULL ? doc : json_pack("{s:o}", p->wrap, doc));
+	http_reply_json(req, p->ok_code, p->wrap == NULL ? doc : json_pack("{s:o}", p->wrap, doc));
 done:
-	if (--p->api->queries_waiting == 0 && p->api->closed)
-		free(p->api);
 	free(p);
 }
 
 // Runs a statement whose first column is the JSON answer.  wrap: the key a
-// list goes under (NULL for one object); missing: the 404 text.
+// list goes under (NULL for one object); missing: the 404 text.  While
+// the database is down it fails at once (store_query_now); while it is
+// slow, http_wait_new bounds how many requests wait.
 static void
 api_query(struct api *api, struct evhttp_request *req, const char *sql, int n,
     const char *const *values, const char *wrap, int ok_code, const char *missing)
 {
+	struct http_wait *wait = http_wait_new(api->srv, req,
+	    "too many requests wait for the database");
 	struct api_pending *p;
 
-	if (api->queries_waiting >= API_MAX_QUERIES_WAITING) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-		api_error(req, 503, "Service Unavailable",
-		    "too many requests wait for the database");
+	if (wait == NULL)
 		return;
-	}
 	p = xcalloc(1, sizeof(*p));
-	api->queries_waiting++;
-	p->api = api;
-	p->req = req;
-	p->conn = evhttp_request_get_connection(req);
+	p->wait = wait;
 	p->wrap = wrap;
 	p->ok_code = ok_code;
 	p->missing = missing;
-	evhttp_connection_set_closecb(p->conn, api_pending_closed, p);
 	store_query_now(api->store, sql, n, values, api_on_rows, p);
 }
 
@@ -416,43 +377,54 @@ api_time_ok(const char *s)
 	    strspn(s, "0123456789-:T.Z+ ") == n;
 }
 
-static void
-api_incidents(struct api *api, struct evhttp_request *req, const char *id)
+// An id from the path as the text of a statement's parameter, or -1
+// after answering 400 with msg.
+static int
+api_id_param(struct http_call *call, const char *msg, char *text, size_t len)
 {
+	int64_t id;
+
+	if (http_param_id(call, "id", msg, &id) < 0)
+		return -1;
+	snprintf(text, len, "%" PRId64, id);
+	return 0;
+}
+
+static void
+api_incident_one(struct http_call *call, void *arg)
+{
+	char id[24];
+	const char *v[1] = { id };
+
+	if (api_id_param(call, "an incident id is a number", id, sizeof(id)) == 0)
+		api_query(arg, call->req, sql_incident_one, 1, v, NULL, HTTP_OK,
+		    "no such incident");
+}
+
+static void
+api_incident_list(struct http_call *call, void *arg)
+{
+	struct evhttp_request *req = call->req;
 	struct evkeyvalq query;
 	const char *state, *since;
-	const char *uri = evhttp_request_get_uri(req);
-	const char *q = strchr(uri, '?');
+	const char *q = strchr(evhttp_request_get_uri(req), '?');
 
-	if (id != NULL) {
-		size_t n = strlen(id);
-		const char *v[1] = { id };
-
-		if (n == 0 || n > 18 || strspn(id, "0123456789") != n) {
-			api_error(req, HTTP_BADREQUEST, "Bad Request",
-			    "an incident id is a number");
-			return;
-		}
-		api_query(api, req, sql_incident_one, 1, v, NULL, HTTP_OK, "no such incident");
-		return;
-	}
 	TAILQ_INIT(&query);
 	if (q != NULL && evhttp_parse_query_str(q + 1, &query) < 0) {
-		api_error(req, HTTP_BADREQUEST, "Bad Request", "malformed query string");
+		http_error(req, HTTP_BADREQUEST, "malformed query string");
 		return;
 	}
 	state = evhttp_find_header(&query, "state");
 	since = evhttp_find_header(&query, "since");
 	if (state != NULL && strcmp(state, "open") != 0 && strcmp(state, "resolved") != 0) {
-		api_error(req, HTTP_BADREQUEST, "Bad Request",
-		    "state must be \"open\" or \"resolved\"");
+		http_error(req, HTTP_BADREQUEST, "state must be \"open\" or \"resolved\"");
 	} else if (since != NULL && !api_time_ok(since)) {
-		api_error(req, HTTP_BADREQUEST, "Bad Request",
+		http_error(req, HTTP_BADREQUEST,
 		    "since must be an ISO-8601 time such as 2026-01-31T12:00:00Z");
 	} else {
 		const char *v[2] = { state, since };
 
-		api_query(api, req, sql_incident_list, 2, v, "incidents", HTTP_OK, "");
+		api_query(arg, req, sql_incident_list, 2, v, "incidents", HTTP_OK, "");
 	}
 	evhttp_clear_headers(&query);
 }
@@ -477,38 +449,7 @@ static const char sql_silence_end[] =
     " RETURNING json_build_object('id', id, 'target', target_key, 'starts_at', starts_at,"
     " 'ends_at', ends_at, 'reason', reason, 'created_by', created_by)::text";
 
-#define API_MAX_BODY (64 * 1024)
 #define API_MAX_SILENCE_S (30 * 86400)
-
-// Writes need a bearer token with a write role: 401 without a valid one,
-// 403 with a read-only one.  Returns the token's name, or NULL after
-// answering.
-static const char *
-api_writer(struct api *api, struct evhttp_request *req)
-{
-	const char *who = NULL;
-	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Authorization");
-
-	switch (api->auth != NULL ? auth_check_write(api->auth, hdr, &who) : AUTH_INVALID) {
-	case AUTH_OK:
-		return who;
-	case AUTH_FORBIDDEN:
-		api_error(req, 403, "Forbidden", "this token may only read");
-		return NULL;
-	case AUTH_MISSING:
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-		    "Bearer");
-		api_error(req, 401, "Unauthorized",
-		    "a bearer token is required to change anything");
-		return NULL;
-	default:
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-		    "Bearer");
-		api_error(req, 401, "Unauthorized", "unknown token");
-		return NULL;
-	}
-}
 
 // The request body as a JSON object, or NULL after answering 400/413.
 static json_t *
@@ -519,8 +460,8 @@ api_body(struct evhttp_request *req)
 	json_error_t jerr;
 	json_t *doc;
 
-	if (len > API_MAX_BODY) {
-		api_error(req, 413, "Payload Too Large", "the body is larger than 64 KiB");
+	if (len > HTTP_MAX_BODY) {
+		http_error(req, 413, "the body is larger than 64 KiB");
 		return NULL;
 	}
 	doc = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
@@ -530,15 +471,18 @@ api_body(struct evhttp_request *req)
 		snprintf(msg, sizeof(msg), "the body must be a JSON object: %s",
 		    doc == NULL ? jerr.text : "not an object");
 		json_decref(doc);
-		api_error(req, HTTP_BADREQUEST, "Bad Request", msg);
+		http_error(req, HTTP_BADREQUEST, msg);
 		return NULL;
 	}
 	return doc;
 }
 
 static void
-api_silence_add(struct api *api, struct evhttp_request *req, const char *who)
+api_silence_add(struct http_call *call, void *arg)
 {
+	struct api *api = arg;
+	struct evhttp_request *req = call->req;
+	const char *who = call->token;
 	json_t *doc = api_body(req), *v;
 	const char *field, *target = NULL, *starts = NULL, *reason = "", *bad = NULL;
 	double secs = 0;
@@ -571,7 +515,7 @@ api_silence_add(struct api *api, struct evhttp_request *req, const char *who)
 			bad = "reason must be a string of at most 512 bytes";
 	}
 	if (bad != NULL) {
-		api_error(req, HTTP_BADREQUEST, "Bad Request", bad);
+		http_error(req, HTTP_BADREQUEST, bad);
 	} else {
 		const char *values[5] = { target, starts, secs_text, reason, who };
 
@@ -584,32 +528,20 @@ api_silence_add(struct api *api, struct evhttp_request *req, const char *who)
 }
 
 static void
-api_silences(struct api *api, struct evhttp_request *req, const char *id)
+api_silence_list(struct http_call *call, void *arg)
 {
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	const char *who;
+	api_query(arg, call->req, sql_silence_list, 0, NULL, "silences", HTTP_OK, "");
+}
 
-	if (id == NULL && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
-		api_query(api, req, sql_silence_list, 0, NULL, "silences", HTTP_OK, "");
-	} else if (id == NULL && cmd == EVHTTP_REQ_POST) {
-		if ((who = api_writer(api, req)) != NULL)
-			api_silence_add(api, req, who);
-	} else if (id != NULL && cmd == EVHTTP_REQ_DELETE) {
-		size_t n = strlen(id);
-		const char *v[1] = { id };
+static void
+api_silence_end(struct http_call *call, void *arg)
+{
+	char id[24];
+	const char *v[1] = { id };
 
-		if ((who = api_writer(api, req)) == NULL)
-			return;
-		if (n == 0 || n > 18 || strspn(id, "0123456789") != n)
-			api_error(req, HTTP_BADREQUEST, "Bad Request", "a silence id is a number");
-		else
-			api_query(api, req, sql_silence_end, 1, v, NULL, HTTP_OK,
-			    "no such silence, or it has ended");
-	} else {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-		    id == NULL ? "GET, HEAD, POST" : "DELETE");
-		api_error(req, 405, "Method Not Allowed", "method not allowed here");
-	}
+	if (api_id_param(call, "a silence id is a number", id, sizeof(id)) == 0)
+		api_query(arg, call->req, sql_silence_end, 1, v, NULL, HTTP_OK,
+		    "no such silence, or it has ended");
 }
 
 // Target keys are [A-Za-z0-9._-]; anything else cannot name a target.
@@ -624,139 +556,44 @@ api_key_ok(const char *key)
 	    n;
 }
 
-static void
-api_dispatch(struct evhttp_request *req, void *arg)
-{
-	struct api *api = arg;
-	const char *uri = evhttp_request_get_uri(req);
-	struct evhttp_uri *parsed = evhttp_uri_parse(uri);
-	const char *path = parsed ? evhttp_uri_get_path(parsed) : NULL;
-	char *decoded = NULL;
-
-	if (path == NULL) {
-		api_error(req, HTTP_BADREQUEST, "Bad Request", "malformed request URI");
-		goto done;
-	}
-	decoded = evhttp_uridecode(path, 0, NULL);
-	if (strcmp(decoded, "/api/v1/silences") == 0) {
-		api_silences(api, req, NULL);
-		goto done;
-	}
-	if (strncmp(decoded, "/api/v1/silences/", 17) == 0) {
-		api_silences(api, req, decoded + 17);
-		goto done;
-	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
-	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-		api_error(req, 405, "Method Not Allowed", "only GET is supported here");
-		goto done;
-	}
-	if (strcmp(decoded, "/healthz") == 0) {
-		api_healthz(api, req);
-	} else if (strcmp(decoded, API_PREFIX_TARGETS) == 0 ||
-	    strcmp(decoded, API_PREFIX_TARGETS "/") == 0) {
-		api_targets(api, req, NULL);
-	} else if (strncmp(decoded, API_PREFIX_TARGETS "/", strlen(API_PREFIX_TARGETS) + 1) == 0) {
-		const char *key = decoded + strlen(API_PREFIX_TARGETS) + 1;
-
-		if (!api_key_ok(key))
-			api_error(req, HTTP_BADREQUEST, "Bad Request",
-			    "a target key is 1 to 128 characters of A-Z a-z 0-9 . _ -");
-		else
-			api_targets(api, req, key);
-	} else if (strcmp(decoded, "/api/v1/incidents") == 0) {
-		api_incidents(api, req, NULL);
-	} else if (strncmp(decoded, "/api/v1/incidents/", 18) == 0) {
-		api_incidents(api, req, decoded + 18);
-	} else if (strcmp(decoded, "/api/v1/status") == 0) {
-		api_status(api, req);
-	} else if (strcmp(decoded, "/api/v1/agents") == 0) {
-		api_agents(api, req);
-	} else {
-		api_error(req, HTTP_NOTFOUND, "Not Found", "no such resource");
-	}
-done:
-	free(decoded);
-	if (parsed != NULL)
-		evhttp_uri_free(parsed);
-}
-
-// Binds addr ("HOST:PORT", brackets around an IPv6 literal).  Returns 0,
-// or -1 after logging why.
-static int
-api_listen(struct api *api, const char *addr)
-{
-	char host[256];
-	const char *colon = strrchr(addr, ':');
-	long port;
-	char *end;
-
-	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host)) {
-		log_warnx("bad HTTP listen address \"%s\" (want HOST:PORT)", addr);
-		return -1;
-	}
-	memcpy(host, addr, (size_t)(colon - addr));
-	host[colon - addr] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port < 0 || port > 65535) {
-		log_warnx("bad port in HTTP listen address \"%s\"", addr);
-		return -1;
-	}
-	// Brackets of an IPv6 literal are not part of the bind address.
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	if (evhttp_bind_socket(api->http, host, (ev_uint16_t)port) < 0) {
-		log_warnx("cannot listen for HTTP on \"%s\"", addr);
-		return -1;
-	}
-	log_info("serving the API on http://%s/", addr);
-	return 0;
-}
+// The API's routes.  A key or an id takes the rest of the path: a slash
+// in it is a bad key or id (400), as it always was, not an unknown path.
+static const struct {
+	int methods;
+	const char *pattern;
+	http_handler_fn handler;
+	int flags;
+} api_routes[] = {
+	{ API_GET, "/healthz", api_healthz, 0 },
+	{ API_GET, "/api/v1/status", api_status, 0 },
+	{ API_GET, "/api/v1/targets", api_target_list, 0 },
+	{ API_GET, "/api/v1/targets/", api_target_list, 0 },
+	{ API_GET, "/api/v1/targets/{key*}", api_target_one, 0 },
+	{ API_GET, "/api/v1/agents", api_agents, 0 },
+	{ API_GET, "/api/v1/incidents", api_incident_list, 0 },
+	{ API_GET, "/api/v1/incidents/{id*}", api_incident_one, 0 },
+	{ API_GET, "/api/v1/silences", api_silence_list, 0 },
+	{ EVHTTP_REQ_POST, "/api/v1/silences", api_silence_add, HTTP_WRITE },
+	{ EVHTTP_REQ_DELETE, "/api/v1/silences/{id*}", api_silence_end, HTTP_WRITE },
+};
 
 struct api *
-api_new(struct event_base *base, const char *addr, struct agents *agents,
-    struct target_table *targets, struct store *store, struct ingest *ingest,
-    struct verdict *verdict)
+api_new(struct http_server *srv, struct agents *agents, struct target_table *targets,
+    struct store *store, struct ingest *ingest, struct verdict *verdict)
 {
 	struct api *api = xcalloc(1, sizeof(*api));
 
+	api->srv = srv;
 	api->agents = agents;
 	api->targets = targets;
 	api->store = store;
 	api->ingest = ingest;
 	api->verdict = verdict;
 	api->started_wall = clock_wall_us();
-	api->http = evhttp_new(base);
-	evhttp_set_timeout(api->http, 30);
-	evhttp_set_max_headers_size(api->http, 16 * 1024);
-	evhttp_set_max_body_size(api->http, API_MAX_BODY);
-	evhttp_set_allowed_methods(api->http,
-	    EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-		EVHTTP_REQ_DELETE);
-	evhttp_set_gencb(api->http, api_dispatch, api);
-	if (addr != NULL && api_listen(api, addr) < 0) {
-		evhttp_free(api->http);
-		free(api);
-		return NULL;
-	}
+	for (size_t i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++)
+		http_server_route(srv, api_routes[i].methods, api_routes[i].pattern,
+		    api_routes[i].handler, api_routes[i].flags, api);
 	return api;
-}
-
-int
-api_accept_fd(struct api *api, evutil_socket_t listen_fd)
-{
-	if (evutil_make_socket_nonblocking(listen_fd) < 0)
-		return -1;
-	return evhttp_accept_socket(api->http, listen_fd);
-}
-
-void
-api_set_auth(struct api *api, struct auth *auth)
-{
-	api->auth = auth;
 }
 
 void
@@ -768,17 +605,5 @@ api_set_targets(struct api *api, struct target_table *targets)
 void
 api_free(struct api *api)
 {
-	if (api == NULL)
-		return;
-	// Closes every connection (their close callbacks detach the requests
-	// still waiting).  The store still holds the waiting queries and
-	// calls back later, as the aggregator drains it at exit: the last of
-	// those answers frees api.
-	evhttp_free(api->http);
-	api->http = NULL;
-	if (api->queries_waiting > 0) {
-		api->closed = true;
-		return;
-	}
 	free(api);
 }

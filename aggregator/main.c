@@ -51,6 +51,7 @@ struct aggregator {
 	struct store *store;
 	struct agents *agents;
 	struct ingest *ingest;
+	struct http_server *http; // serves the API's routes
 	struct api *api;
 	struct auth *auth; // API tokens of the running configuration
 	struct verdict *verdict;
@@ -172,7 +173,7 @@ agg_on_sighup(evutil_socket_t sig, short what, void *arg)
 			agg_conf_free(conf);
 			return;
 		}
-		api_set_auth(agg->api, auth);
+		http_server_set_auth(agg->http, auth);
 		auth_free(agg->auth);
 		agg->auth = auth;
 	}
@@ -215,6 +216,8 @@ agg_on_stop(evutil_socket_t sig, short what, void *arg)
 	agg->stopping = true;
 	// No new results: what is not acked is resent by the agents later.
 	ingest_close(agg->ingest);
+	http_server_free(agg->http);
+	agg->http = NULL;
 	api_free(agg->api);
 	agg->api = NULL;
 	agg->drain_deadline = clock_mono_us() + DRAIN_TIMEOUT_US;
@@ -376,11 +379,11 @@ main(int argc, char **argv)
 	explicit_bzero(&secret, sizeof(secret));
 	if (agg.ingest == NULL)
 		goto out_loop;
-	agg.api = api_new(agg.base, agg.conf->listen_http, agg.agents, agg.targets, agg.store,
-	    agg.ingest, agg.verdict);
-	if (agg.api == NULL)
+	agg.http = http_server_new(agg.base, agg.conf->listen_http);
+	if (agg.http == NULL)
 		goto out_loop;
-	api_set_auth(agg.api, agg.auth);
+	http_server_set_auth(agg.http, agg.auth);
+	agg.api = api_new(agg.http, agg.agents, agg.targets, agg.store, agg.ingest, agg.verdict);
 	sighup = evsignal_new(agg.base, SIGHUP, agg_on_sighup, &agg);
 	sigterm = evsignal_new(agg.base, SIGTERM, agg_on_stop, &agg);
 	sigint = evsignal_new(agg.base, SIGINT, agg_on_stop, &agg);
@@ -411,6 +414,7 @@ out_loop:
 	alert_free(agg.alert);
 	if (agg.drain_timer != NULL)
 		event_free(agg.drain_timer);
+	http_server_free(agg.http);
 	api_free(agg.api);
 	ingest_free(agg.ingest);
 	zap_free(agg.zap);

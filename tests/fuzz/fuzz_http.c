@@ -2,18 +2,19 @@
 //
 // libFuzzer target for the aggregator's HTTP API: the input is the byte
 // stream a client sends (one request, or several pipelined), fed to the real
-// evhttp server of aggregator/api.c through a connected socket, so that
-// libevent's request parsing, the URI and query decoding, the bearer-token
-// check, the JSON body validation and every handler run exactly as they do
-// for a network client.  The socket is a Unix socket in the abstract
+// HTTP server of aggregator/http_server.c with the routes of
+// aggregator/api.c through a connected socket, so that libevent's request
+// parsing, the URI and query decoding, the route table and its path
+// parameters, the bearer-token check, the JSON body validation and every
+// handler run exactly as they do for a network client.  The socket is a Unix socket in the abstract
 // namespace: no file, no address on any network.  The API gets a real
 // agent registry and target table (two targets, results from two regions),
 // a real ingest bound to an inproc endpoint, and a real store whose
 // database cannot be reached, so every handler that needs PostgreSQL gets
 // the store's failure callback and answers 503.  Each input runs the event
 // loop for a bounded number of turns; a callback still due when the input
-// ends arrives during the next one, after the API it belonged to was freed,
-// which is what the aggregator's exit does too.  Besides what ASan and UBSan catch, it checks
+// ends arrives during the next one, after the server and the API it
+// belonged to were freed, which is what the aggregator's exit does too.  Besides what ASan and UBSan catch, it checks
 // that whatever comes back is HTTP and that no request gets a 500.
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +39,7 @@
 #include "clock.h"
 #include "agg_conf.h"
 #include "api.h"
+#include "http_server.h"
 #include "ingest.h"
 #include "log.h"
 #include "store_pg.h"
@@ -82,7 +84,7 @@ fuzz_memfile(const char *name, const char *text, char *path, size_t pathlen)
 	int fd = memfd_create(name, 0);
 
 	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-		fuzz_fail("cannot make the in-memory file \"%s\": %s", name, strerror(errno));
+		fuzz_fail("could not make the in-memory file \"%s\": %s", name, strerror(errno));
 	fchmod(fd, 0600);
 	snprintf(path, pathlen, "/proc/self/fd/%d", fd);
 }
@@ -147,7 +149,7 @@ fuzz_init(void)
 	fuzz_ingest = ingest_new(fuzz_base, zctx, conf, fuzz_store, fuzz_agents, fuzz_targets,
 	    fuzz_verdict, NULL, NULL);
 	if (fuzz_base == NULL || fuzz_ingest == NULL)
-		fuzz_fail("cannot set up the aggregator's modules");
+		fuzz_fail("could not set up the aggregator's modules");
 	eu = agents_upsert(fuzz_agents, 1, "eu-1", "eu-west", "0.1");
 	us = agents_upsert(fuzz_agents, 2, "us-1", "us-east", "0.1");
 	agents_get(fuzz_agents, eu)->connected = true;
@@ -220,6 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct http_server *srv;
 	struct api *api;
 	int listener, client;
 	size_t sent = 0, got = 0;
@@ -227,18 +230,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (fuzz_base == NULL)
 		fuzz_init();
-	api = api_new(fuzz_base, NULL, fuzz_agents, fuzz_targets, fuzz_store, fuzz_ingest,
-	    fuzz_verdict);
-	if (api == NULL)
-		fuzz_fail("api_new without an address failed");
-	api_set_auth(api, fuzz_auth);
+	srv = http_server_new(fuzz_base, NULL);
+	if (srv == NULL)
+		fuzz_fail("http_server_new without an address failed");
+	http_server_set_auth(srv, fuzz_auth);
+	api = api_new(srv, fuzz_agents, fuzz_targets, fuzz_store, fuzz_ingest, fuzz_verdict);
 	listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (listener < 0 || bind(listener, (struct sockaddr *)&fuzz_addr, fuzz_addr_len) < 0 ||
-	    listen(listener, 4) < 0 || api_accept_fd(api, listener) < 0)
-		fuzz_fail("cannot listen on the abstract socket: %s", strerror(errno));
+	    listen(listener, 4) < 0 || http_server_accept_fd(srv, listener) < 0)
+		fuzz_fail("could not listen on the abstract socket: %s", strerror(errno));
 	client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (client < 0 || connect(client, (struct sockaddr *)&fuzz_addr, fuzz_addr_len) < 0)
-		fuzz_fail("cannot connect to the abstract socket: %s", strerror(errno));
+		fuzz_fail("could not connect to the abstract socket: %s", strerror(errno));
 
 	// Send what fits, let the server run, read what it answered; until
 	// everything is sent and nothing moves for a few turns.
@@ -279,6 +282,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_check_reply(fuzz_reply, got);
 	close(client);
 	// Frees the listener and every connection still open.
+	http_server_free(srv);
 	api_free(api);
 	return 0;
 }
