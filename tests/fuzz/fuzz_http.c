@@ -227,6 +227,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int listener, client;
 	size_t sent = 0, got = 0;
 	int quiet = 0;
+	bool shut = false;
 
 	if (fuzz_base == NULL)
 		fuzz_init();
@@ -244,7 +245,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_fail("could not connect to the abstract socket: %s", strerror(errno));
 
 	// Send what fits, let the server run, read what it answered; until
-	// everything is sent and nothing moves for a few turns.
+	// everything is sent, the input ended, and nothing moves for a few
+	// turns.
 	for (int turn = 0; turn < FUZZ_MAX_TURNS && quiet < FUZZ_QUIET_TURNS; turn++) {
 		bool moved = false;
 		ssize_t n;
@@ -257,8 +259,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			} else if (n < 0 && errno != EAGAIN) {
 				sent = size; // the server closed: stop sending
 			}
-			if (sent == size)
-				shutdown(client, SHUT_WR);
 		}
 		event_base_loop(fuzz_base, EVLOOP_NONBLOCK);
 		for (;;) {
@@ -274,6 +274,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			moved = true;
 		}
 		quiet = moved || sent < size ? 0 : quiet + 1;
+		// The end of the input only once the answers have stopped:
+		// evhttp drops the requests pipelined behind one when it reads
+		// EOF, and a body that runs to EOF still gets one.
+		if (sent == size && !shut && quiet > 0) {
+			shutdown(client, SHUT_WR);
+			shut = true;
+			quiet = 0;
+		}
 	}
 	fuzz_reply[got] = '\0';
 	// FUZZ_HTTP_SHOW=1 prints the exchange: for looking at seeds and crashes.
