@@ -3,13 +3,15 @@
 // Unit tests for common/spawn, against real /bin/sh children: exit status
 // and captured output of spawn_run (with its cap), the line a child writes
 // when exec fails, the environment and working directory it gets, that it
-// inherits no descriptor and no ignored SIGPIPE, its own process group,
+// inherits no descriptor and no ignored SIGPIPE, the user it becomes (as
+// root; skipped otherwise), its own process group,
 // and on a libevent loop: stdin delivered (also more than a pipe holds),
 // the first stderr line, a timeout that kills the whole process group,
 // and spawn_abandon.  Every loop runs under a deadline, so a lost callback
 // fails in seconds instead of hanging.
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -179,6 +181,39 @@ test_run_clean_inheritance(void **state)
 	assert_string_equal((const char *)out.data, "");
 	close(fds[0]);
 	close(fds[1]);
+	buf_free(&out);
+}
+
+// As root: the child runs as the user given, for good, with its groups.
+static void
+test_run_drop(void **state)
+{
+	const struct passwd *pw;
+	gid_t groups[1];
+	struct sh sh;
+	struct buf out;
+	char want[128];
+	int status;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	pw = getpwnam("nobody");
+	if (pw == NULL || pw->pw_uid == 0)
+		skip();
+	groups[0] = pw->pw_gid;
+	buf_init(&out);
+	sh_init(&sh, "echo $(id -u) $(id -g) $(id -G)", NULL);
+	sh.cmd.drop = true;
+	sh.cmd.uid = pw->pw_uid;
+	sh.cmd.gid = pw->pw_gid;
+	sh.cmd.groups = groups;
+	sh.cmd.ngroups = 1;
+	status = run(&sh.cmd, &out, 4096);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	snprintf(want, sizeof(want), "%u %u %u\n", (unsigned)pw->pw_uid, (unsigned)pw->pw_gid,
+	    (unsigned)pw->pw_gid);
+	assert_string_equal((const char *)out.data, want);
 	buf_free(&out);
 }
 
@@ -474,6 +509,7 @@ main(void)
 		cmocka_unit_test(test_run_exec_error),
 		cmocka_unit_test(test_run_env_and_dir),
 		cmocka_unit_test(test_run_clean_inheritance),
+		cmocka_unit_test(test_run_drop),
 		cmocka_unit_test(test_fork_own_group),
 		cmocka_unit_test(test_find_program),
 		cmocka_unit_test_setup_teardown(test_start_stdin, setup, teardown),
