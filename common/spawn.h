@@ -86,16 +86,16 @@ struct spawn_result {
 	size_t stderr_len;
 };
 
-// Runs once, from the loop, after the child has exited and been reaped.
-// The spawn is freed right after it returns.
+// Runs once, from the loop, after the child has exited and been reaped;
+// the spawn is already freed then, and r is valid during the call only.
 typedef void (*spawn_done_cb)(const struct spawn_result *r, void *arg);
 
 // Starts cmd with input (copied) on its stdin, stdout to /dev/null and
 // stderr read for its first line; the process must ignore SIGPIPE, so
 // that a child which exits without reading cannot take it down.  A child
 // still running after timeout_ms is killed with its process group (give
-// it own_group).  Returns the owned spawn, or NULL with err set (cb never
-// runs then).
+// it own_group).  Returns a handle that is valid until cb runs (or until
+// spawn_abandon), or NULL with err set (cb never runs then).
 struct spawn *spawn_start(struct event_base *base, const struct spawn_cmd *cmd, const char *input,
     size_t input_len, uint32_t timeout_ms, spawn_done_cb cb, void *arg, char *err, size_t errlen);
 
