@@ -18,7 +18,7 @@
 
 #include "agents.h"
 #include "auth.h"
-#include "alert.h"
+#include "notify.h"
 #include "catchup.h"
 #include "clock.h"
 #include "curvekey.h"
@@ -56,7 +56,7 @@ struct aggregator {
 	struct auth *auth; // API tokens of the running configuration
 	struct verdict *verdict;
 	struct incidents *incidents;
-	struct alert *alert;
+	struct notify *notify;
 	struct zap *zap;    // NULL in insecure mode
 	struct pgembed *pg; // the embedded cluster, NULL with `database:`
 	struct catchup *catchup;
@@ -107,7 +107,7 @@ agg_on_reload_sync(int status, const int *ids, void *arg)
 	ingest_reconfigure(agg->ingest, agg->next_conf, agg->next_targets);
 	verdict_reconfigure(agg->verdict, agg->next_conf, agg->next_targets);
 	incidents_reconfigure(agg->incidents, agg->next_conf, agg->next_targets);
-	alert_reconfigure(agg->alert, agg->next_conf);
+	notify_reconfigure(agg->notify, agg->next_conf);
 	api_set_targets(agg->api, agg->next_targets);
 	targets_free(agg->targets);
 	agg_conf_free(agg->conf);
@@ -231,7 +231,7 @@ agg_on_alerts_queued(void *arg)
 {
 	struct aggregator *agg = arg;
 
-	alert_kick(agg->alert);
+	notify_kick(agg->notify);
 }
 
 // An outage was resolved: draft its post-mortem while the data is fresh.
@@ -356,7 +356,7 @@ main(int argc, char **argv)
 	agg.store = store_new(agg.base, conninfo);
 	// Queued first: every batch is written after targets have ids.
 	agg_sync_targets(&agg, agg.targets, agg_on_initial_sync);
-	agg.alert = alert_new(agg.base, agg.store, agg.conf);
+	agg.notify = notify_new(agg.base, agg.store, agg.conf);
 	agg.incidents = incidents_new(agg.store, agg.conf, agg.targets,
 	    &(struct incident_hooks){ .queued = agg_on_alerts_queued,
 		.resolved = agg_on_outage_resolved,
@@ -411,7 +411,7 @@ out_loop:
 	incidents_free(agg.incidents);
 	// Before the store: deliveries in flight are abandoned (sent again
 	// after a restart), and no store callback may reach a freed sender.
-	alert_free(agg.alert);
+	notify_free(agg.notify);
 	if (agg.drain_timer != NULL)
 		event_free(agg.drain_timer);
 	http_server_free(agg.http);

@@ -4,10 +4,13 @@
 // server binaries, runs initdb once, rewrites vantage.conf (unix socket only,
 // durable settings) at every start, starts the server with pg_ctl or adopts
 // one left running by an aggregator that was killed, and creates the
-// "vantage" database.  Children run through fork + execve with a fixed
-// environment, never through a shell, and as root they first drop to the
-// unprivileged owner of the cluster, because postgres refuses to run as root
-// and a root-owned cluster would be one bug away from a root shell.  This
+// "vantage" database.  Children run through common/spawn (fork + execve)
+// with a fixed environment, never through a shell, and as root they first
+// drop to the unprivileged owner of the cluster, because postgres refuses to
+// run as root and a root-owned cluster would be one bug away from a root
+// shell.  What a child needs (argv, environment, user, messages) is built
+// here before the fork, because the child may only make async-signal-safe
+// calls: pgembed_supervise forks while other threads run.  This
 // file never talks SQL: once the server answers, store_pg.c takes over.
 // Runs before the event loop, while the process is still single-threaded,
 // except pgembed_supervise: on the loop it only forks a pg_ctl that execs at
@@ -23,7 +26,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdnoreturn.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -37,6 +39,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "log.h"
+#include "spawn.h"
 #include "xmalloc.h"
 
 #define PGEMBED_PORT "5432"
@@ -57,14 +60,16 @@ struct pgembed {
 	char *bindir;
 	char *dir; // absolute data directory, also the socket directory
 	char *log_path;
-	char **envp;  // fixed environment of every child
-	bool running; // started or adopted by us: stop it on failure
-	bool drop;    // we are root: children run as run_user
+	char **envp;       // fixed environment of every child
+	char *search_path; // its PATH, searched before fork
+	bool running;      // started or adopted by us: stop it on failure
+	bool drop;         // we are root: children run as run_user
 	char *run_user;
 	uid_t run_uid;
 	gid_t run_gid;
 	gid_t *groups;
 	int ngroups;
+	char *drop_error; // what a child that cannot become run_user says
 	// Restarts by pgembed_supervise: the pg_ctl in flight and when the
 	// next attempt may start.
 	pid_t restart_pid;
@@ -102,8 +107,8 @@ pgembed_exists(const char *dir, const char *name)
 
 // PGPORT, PGDATA, PGHOST and friends in our own environment would silently
 // redirect the server or the client tools, so children get only these.
-static char **
-pgembed_make_env(void)
+static void
+pgembed_make_env(struct pgembed *pg)
 {
 	const char *path = getenv("PATH");
 	const char *tz = getenv("TZ");
@@ -111,9 +116,10 @@ pgembed_make_env(void)
 	struct buf b;
 	int n = 0;
 
-	buf_init(&b);
-	buf_printf(&b, "PATH=%s",
+	pg->search_path = xstrdup(
 	    path != NULL && *path != '\0' ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+	buf_init(&b);
+	buf_printf(&b, "PATH=%s", pg->search_path);
 	envp[n++] = xstrdup(buf_cstr(&b));
 	buf_free(&b);
 	// Untranslated messages: we search createdb's output for "already exists".
@@ -126,7 +132,7 @@ pgembed_make_env(void)
 		buf_free(&b);
 	}
 	envp[n] = NULL;
-	return envp;
+	pg->envp = envp;
 }
 
 static void
@@ -139,6 +145,8 @@ pgembed_free(struct pgembed *pg)
 			free(*e);
 		free(pg->envp);
 	}
+	free(pg->search_path);
+	free(pg->drop_error);
 	free(pg->bindir);
 	free(pg->dir);
 	free(pg->log_path);
@@ -147,59 +155,37 @@ pgembed_free(struct pgembed *pg)
 	free(pg);
 }
 
-// In the child: become the cluster's owner for good.  Group list first,
-// while we still may change it; checking that uid 0 cannot be regained
-// guards against a setuid that silently did nothing.
-static int
-pgembed_drop_privileges(const struct pgembed *pg)
+// A child of the cluster: as its owner when we are root, in the data
+// directory (or "/" before there is one), with the fixed environment.
+// Borrows pg, argv and exec_error.
+static struct spawn_cmd
+pgembed_cmd(const struct pgembed *pg, char *const argv[], const char *exec_error)
 {
-	if (!pg->drop)
-		return 0;
-	if (setgroups((size_t)pg->ngroups, pg->groups) == -1 || setgid(pg->run_gid) == -1 ||
-	    setuid(pg->run_uid) == -1)
-		return -1;
-	if (setuid(0) != -1)
-		return -1;
-	return 0;
+	return (struct spawn_cmd){
+		.argv = argv,
+		.envp = pg->envp,
+		.dir = pg->dir != NULL ? pg->dir : "/",
+		.drop = pg->drop,
+		.uid = pg->run_uid,
+		.gid = pg->run_gid,
+		.groups = pg->groups,
+		.ngroups = (size_t)pg->ngroups,
+		.drop_error = pg->drop_error,
+		.exec_error = exec_error,
+		.exec_error_errno = true,
+	};
 }
 
-static void
-pgembed_child_write(const char *s)
+// The line a child writes when it cannot exec program: owned.
+static char *
+pgembed_exec_error(const char *program)
 {
-	(void)!write(STDERR_FILENO, s, strlen(s));
-}
+	struct buf b;
 
-noreturn static void
-pgembed_child(const struct pgembed *pg, char *const argv[], int outfd)
-{
-	int devnull = open("/dev/null", O_RDONLY);
-
-	if (devnull == -1 || dup2(devnull, STDIN_FILENO) == -1 ||
-	    dup2(outfd, STDOUT_FILENO) == -1 || dup2(outfd, STDERR_FILENO) == -1)
-		_exit(127);
-	// The server lives on after us: it must not inherit our sockets.
-	if (close_range(3, ~0U, 0) == -1) {
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-	}
-	if (pgembed_drop_privileges(pg) == -1) {
-		pgembed_child_write("could not switch to user \"");
-		pgembed_child_write(pg->run_user);
-		pgembed_child_write("\"\n");
-		_exit(127);
-	}
-	if (pg->dir == NULL || chdir(pg->dir) == -1)
-		(void)!chdir("/");
-	if (strchr(argv[0], '/') != NULL)
-		execve(argv[0], argv, pg->envp);
-	else
-		execvpe(argv[0], argv, pg->envp);
-	pgembed_child_write("could not execute \"");
-	pgembed_child_write(argv[0]);
-	pgembed_child_write("\": ");
-	pgembed_child_write(strerror(errno));
-	pgembed_child_write("\n");
-	_exit(127);
+	buf_init(&b);
+	buf_printf(&b, "could not execute \"%s\"", program);
+	buf_cstr(&b);
+	return (char *)b.data;
 }
 
 // Runs argv[0] (as the cluster owner when we are root), collects its
@@ -208,45 +194,16 @@ pgembed_child(const struct pgembed *pg, char *const argv[], int outfd)
 static int
 pgembed_run(const struct pgembed *pg, char *const argv[], struct buf *out, int *status)
 {
-	int fds[2];
-	pid_t pid;
-	char chunk[4096];
+	char *exec_error = pgembed_exec_error(argv[0]);
+	struct spawn_cmd cmd = pgembed_cmd(pg, argv, exec_error);
+	char err[512];
+	int rc;
 
-	if (pipe2(fds, O_CLOEXEC) == -1) {
-		log_warn("could not create pipe for \"%s\"", argv[0]);
-		return -1;
-	}
-	pid = fork();
-	if (pid == -1) {
-		log_warn("could not fork for \"%s\"", argv[0]);
-		close(fds[0]);
-		close(fds[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		close(fds[0]);
-		pgembed_child(pg, argv, fds[1]);
-	}
-	close(fds[1]);
-	for (;;) {
-		ssize_t n = read(fds[0], chunk, sizeof(chunk));
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (out->len < PGEMBED_OUTPUT_MAX)
-			buf_append(out, chunk, (size_t)n);
-	}
-	close(fds[0]);
-	while (waitpid(pid, status, 0) == -1) {
-		if (errno != EINTR) {
-			log_warn("could not wait for \"%s\"", argv[0]);
-			return -1;
-		}
-	}
-	buf_cstr(out);
-	return 0;
+	rc = spawn_run(&cmd, out, PGEMBED_OUTPUT_MAX, status, err, sizeof(err));
+	if (rc == -1)
+		log_warnx("%s", err);
+	free(exec_error);
+	return rc;
 }
 
 static void
@@ -385,7 +342,8 @@ pgembed_has_server(const char *bindir)
 static char *
 pgembed_find_bindir(const struct pgembed *pg)
 {
-	char *const argv[] = { "pg_config", "--bindir", NULL };
+	char *pg_config = spawn_find_program("pg_config", pg->search_path);
+	char *const argv[] = { pg_config, "--bindir", NULL };
 	struct buf out;
 	glob_t gl;
 	char *best = NULL;
@@ -393,19 +351,23 @@ pgembed_find_bindir(const struct pgembed *pg)
 	int status;
 
 	buf_init(&out);
-	if (pgembed_run(pg, argv, &out, &status) == 0 && WIFEXITED(status) &&
+	if (pg_config == NULL)
+		log_debug("no \"pg_config\" in \"%s\"", pg->search_path);
+	else if (pgembed_run(pg, argv, &out, &status) == 0 && WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 0 && out.len > 0) {
 		char *line = xstrndup((const char *)out.data,
 		    strcspn((const char *)out.data, "\n"));
 
 		if (line[0] == '/' && pgembed_has_server(line)) {
 			buf_free(&out);
+			free(pg_config);
 			return line;
 		}
 		log_debug("\"pg_config --bindir\" names \"%s\", which has no server", line);
 		free(line);
 	}
 	buf_free(&out);
+	free(pg_config);
 
 	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &gl) != 0) {
 		log_warnx("could not find the PostgreSQL server programs");
@@ -442,9 +404,16 @@ pgembed_find_bindir(const struct pgembed *pg)
 static void
 pgembed_set_user(struct pgembed *pg, const struct passwd *pw)
 {
+	struct buf msg;
 	int n = 16;
 
 	pg->run_user = xstrdup(pw->pw_name);
+	// Written by a child that fails to become the user, which cannot
+	// format it then.
+	buf_init(&msg);
+	buf_printf(&msg, "could not switch to user \"%s\"", pg->run_user);
+	pg->drop_error = xstrdup(buf_cstr(&msg));
+	buf_free(&msg);
 	pg->run_uid = pw->pw_uid;
 	pg->run_gid = pw->pw_gid;
 	for (;;) {
@@ -508,6 +477,7 @@ pgembed_pick_user(struct pgembed *pg, const struct stat *dir_st)
 static bool
 pgembed_owner_can_search(const struct pgembed *pg, const char *path)
 {
+	struct spawn_cmd cmd = pgembed_cmd(pg, NULL, NULL);
 	pid_t pid;
 	int status;
 
@@ -518,8 +488,9 @@ pgembed_owner_can_search(const struct pgembed *pg, const char *path)
 		log_warn("could not fork");
 		return false;
 	}
+	// No exec: spawn_drop and access are async-signal-safe.
 	if (pid == 0) {
-		if (pgembed_drop_privileges(pg) == -1)
+		if (spawn_drop(&cmd) == -1)
 			_exit(2);
 		_exit(access(path, X_OK) == 0 ? 0 : 1);
 	}
@@ -1033,7 +1004,7 @@ pgembed_start(const char *state_dir, char **conninfo)
 	int adopted;
 
 	*conninfo = NULL;
-	pg->envp = pgembed_make_env();
+	pgembed_make_env(pg);
 	pg->bindir = pgembed_find_bindir(pg);
 	if (pg->bindir == NULL)
 		goto fail;
@@ -1117,6 +1088,8 @@ void
 pgembed_supervise(struct pgembed *pg)
 {
 	char *argv[11];
+	char *exec_error;
+	struct spawn_cmd cmd;
 	int logfd;
 	pid_t pid;
 
@@ -1148,10 +1121,10 @@ pgembed_supervise(struct pgembed *pg)
 	argv[7] = PGEMBED_WAIT_S;
 	argv[8] = "start";
 	argv[9] = NULL;
+	exec_error = pgembed_exec_error(argv[0]);
+	cmd = pgembed_cmd(pg, argv, exec_error);
 	log_warnx("the embedded database server in \"%s\" is not running; restarting it", pg->dir);
-	pid = fork();
-	if (pid == 0)
-		pgembed_child(pg, argv, logfd);
+	pid = spawn_fork(&cmd, -1, logfd, logfd);
 	if (pid == -1) {
 		log_warn("could not fork for \"%s\"", argv[0]);
 		pgembed_restart_later(pg);
@@ -1160,6 +1133,7 @@ pgembed_supervise(struct pgembed *pg)
 		pg->restart_started_mono = clock_mono_us();
 	}
 	close(logfd);
+	free(exec_error);
 	free(argv[0]);
 }
 

@@ -493,7 +493,7 @@ lab_need_alerts() {
 	if [ ! -x "$LAB_BIN/fakes/hookd" ]; then
 		echo "needs tests/fakes/hookd (the webhook receiver), not built in $LAB_BIN"
 	elif ! grep -aq alert_format_body "$LAB_BIN/vantage-aggregator"; then
-		echo "needs alert delivery in the aggregator (aggregator/alert.c, alerts: webhook channels)"
+		echo "needs alert delivery in the aggregator (aggregator/notify.c, alerts: webhook channels)"
 	fi
 }
 
