@@ -59,7 +59,7 @@ static const char *const api_kind_names[] = { "", "http", "tcp", "dns", "icmp" }
 static void
 api_target_state(struct api *api, size_t idx, json_t *o)
 {
-	const struct target_verdict *tv = targets_verdict(api->targets, idx);
+	const struct verdict_target *tv = verdict_state(api->verdict, idx);
 
 	json_object_set_new(o, "state", json_string(quorum_state_name(tv->last.state)));
 	json_object_set_new(o, "state_since", api_time(tv->state_since));
@@ -83,7 +83,7 @@ api_status(struct http_call *call, void *arg)
 	json_t *list = json_array();
 
 	for (size_t i = 0; i < targets_count(api->targets); i++) {
-		const struct target_verdict *tv = targets_verdict(api->targets, i);
+		const struct verdict_target *tv = verdict_state(api->verdict, i);
 		const struct target_conf *tc = targets_conf(api->targets, i);
 		json_t *t = json_object();
 

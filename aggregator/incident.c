@@ -22,7 +22,7 @@
 
 static void incident_defer_regional(struct incidents *ins, size_t idx, int64_t now,
     bool after_outage);
-static void incident_on_change(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
+static void incident_change(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
     const struct verdict_region *regions, size_t n, int64_t now);
 static void incident_settled(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
     const struct verdict_region *regions, size_t n, int64_t now);
@@ -44,20 +44,15 @@ struct incident_op {
 	bool open;
 };
 
+// The timeline and the alerts of every change go through one SQL function,
+// incident_record (sql/003_incident_record.sql), called from the statement
+// that changes the incident: they commit with it or not at all.
 static const char sql_open[] =
     "WITH i AS ("
     " INSERT INTO incidents (target_id, kind, started_at, detected_at, regions)"
     " VALUES ($1, $2, $3::timestamptz, $4::timestamptz, $5::text[])"
-    " ON CONFLICT (target_id, kind) WHERE state = 'open' DO NOTHING RETURNING id),"
-    " ev AS (INSERT INTO incident_events (incident_id, at, kind, region, message)"
-    " SELECT i.id, e.at, e.kind, e.region, e.message FROM i,"
-    " jsonb_to_recordset($6::jsonb) AS e(at timestamptz, kind text, region text, message text)),"
-    " al AS (INSERT INTO alert_outbox (incident_id, channel, event, payload)"
-    " SELECT i.id, a.channel, a.event, a.payload FROM i,"
-    " jsonb_to_recordset($7::jsonb) AS a(channel text, event text, payload jsonb)"
-    " WHERE NOT EXISTS (SELECT 1 FROM silences s WHERE (s.target_key IS NULL OR"
-    " s.target_key = $8) AND now() >= s.starts_at AND now() < s.ends_at))"
-    " SELECT id FROM i";
+    " ON CONFLICT (target_id, kind) WHERE state = 'open' DO NOTHING RETURNING id)"
+    " SELECT id, false, incident_record(id, $6::jsonb, $7::jsonb, $8) FROM i";
 
 // An outage that the quorum found soon after the last one ended ($9)
 // reopens that one instead of opening another, with the alerts the quorum
@@ -73,35 +68,18 @@ static const char sql_open_outage[] =
     " SELECT $1, $2, $3::timestamptz, $4::timestamptz, $5::text[]"
     " WHERE NOT EXISTS (SELECT 1 FROM re)"
     " ON CONFLICT (target_id, kind) WHERE state = 'open' DO NOTHING RETURNING id),"
-    " i AS (SELECT id, true AS reopened FROM re UNION ALL SELECT id, false FROM ins),"
-    " ev AS (INSERT INTO incident_events (incident_id, at, kind, region, message)"
-    " SELECT i.id, e.at, e.kind, e.region, e.message FROM i,"
-    " jsonb_to_recordset($6::jsonb) AS e(at timestamptz, kind text, region text, message text)"
-    " WHERE i.reopened OR e.kind <> 'reopened'),"
-    " al AS (INSERT INTO alert_outbox (incident_id, channel, event, payload)"
-    " SELECT i.id, a.channel, a.event, a.payload FROM i, jsonb_to_recordset("
-    " CASE WHEN i.reopened THEN $10::jsonb ELSE $7::jsonb END)"
-    " AS a(channel text, event text, payload jsonb)"
-    " WHERE NOT EXISTS (SELECT 1 FROM silences s WHERE (s.target_key IS NULL OR"
-    " s.target_key = $8) AND now() >= s.starts_at AND now() < s.ends_at))"
-    " SELECT id, reopened FROM i";
+    " i AS (SELECT id, true AS reopened FROM re UNION ALL SELECT id, false FROM ins)"
+    " SELECT id, reopened, incident_record(id, CASE WHEN reopened THEN $6::jsonb"
+    " ELSE jsonb_path_query_array($6::jsonb, '$[*] ? (@.kind != \"reopened\")') END,"
+    " CASE WHEN reopened THEN $10::jsonb ELSE $7::jsonb END, $8) FROM i";
 
 // An outage's recovery alert waits until it has settled (incident_settled),
 // so resolving one queues no alert ($5 is empty then).
 static const char sql_resolve[] =
     "WITH i AS (UPDATE incidents SET state = 'resolved',"
     " resolved_at = GREATEST($3::timestamptz, started_at)"
-    " WHERE target_id = $1 AND kind = $2 AND state = 'open' RETURNING id, flapping),"
-    " ev AS (INSERT INTO incident_events (incident_id, at, kind, region, message)"
-    " SELECT i.id, e.at, e.kind, e.region, e.message FROM i,"
-    " jsonb_to_recordset($4::jsonb) AS e(at timestamptz, kind text, region text, message text)),"
-    " al AS (INSERT INTO alert_outbox (incident_id, channel, event, payload)"
-    " SELECT i.id, a.channel, a.event, a.payload FROM i,"
-    " jsonb_to_recordset($5::jsonb) AS a(channel text, event text, payload jsonb)"
-    " WHERE NOT EXISTS (SELECT 1 FROM silences s WHERE"
-    " (s.target_key IS NULL OR s.target_key = $6) AND now() >= s.starts_at"
-    " AND now() < s.ends_at))"
-    " SELECT id, flapping FROM i";
+    " WHERE target_id = $1 AND kind = $2 AND state = 'open' RETURNING id, flapping)"
+    " SELECT id, flapping, incident_record(id, $4::jsonb, $5::jsonb, $6) FROM i";
 
 #define INCIDENT_ISO "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
 
@@ -112,17 +90,12 @@ static const char sql_settled[] =
     "WITH i AS (SELECT id, started_at, resolved_at FROM incidents WHERE target_id = $1"
     " AND kind = 'outage' AND state = 'resolved' AND NOT EXISTS (SELECT 1 FROM"
     " incident_events e WHERE e.incident_id = incidents.id AND e.kind = 'settled')"
-    " AND id = (SELECT max(id) FROM incidents WHERE target_id = $1 AND kind = 'outage')),"
-    " ev AS (INSERT INTO incident_events (incident_id, at, kind, message)"
-    " SELECT i.id, now(), 'settled', $4 FROM i)"
-    " INSERT INTO alert_outbox (incident_id, channel, event, payload)"
-    " SELECT i.id, a.channel, a.event, a.payload || jsonb_build_object("
+    " AND id = (SELECT max(id) FROM incidents WHERE target_id = $1 AND kind = 'outage'))"
+    " SELECT id, incident_record(id,"
+    " jsonb_build_array(jsonb_build_object('at', now(), 'kind', 'settled', 'message', $4::text)),"
+    " $2::jsonb, $3, jsonb_build_object("
     " 'started_at', to_char(i.started_at AT TIME ZONE 'UTC', " INCIDENT_ISO "),"
-    " 'resolved_at', to_char(i.resolved_at AT TIME ZONE 'UTC', " INCIDENT_ISO "))"
-    " FROM i, jsonb_to_recordset($2::jsonb) AS a(channel text, event text, payload jsonb)"
-    " WHERE NOT EXISTS (SELECT 1 FROM silences s WHERE (s.target_key IS NULL OR"
-    " s.target_key = $3) AND now() >= s.starts_at AND now() < s.ends_at)"
-    " RETURNING incident_id";
+    " 'resolved_at', to_char(i.resolved_at AT TIME ZONE 'UTC', " INCIDENT_ISO "))) FROM i";
 
 // A region's entry is skipped when its previous one says the same (after
 // an aggregator restart the votes are rebuilt and would repeat it).
@@ -145,7 +118,7 @@ static const char sql_restore[] =
     " AND m.kind = 'outage'))";
 
 struct incidents *
-incidents_new(struct store *store, const struct agg_conf *conf, struct target_table *targets,
+incident_new(struct store *store, const struct agg_conf *conf, struct target_table *targets,
     const struct incident_hooks *hooks)
 {
 	struct incidents *ins = xcalloc(1, sizeof(*ins));
@@ -159,13 +132,13 @@ incidents_new(struct store *store, const struct agg_conf *conf, struct target_ta
 }
 
 void
-incidents_free(struct incidents *ins)
+incident_free(struct incidents *ins)
 {
 	free(ins);
 }
 
 void
-incidents_reconfigure(struct incidents *ins, const struct agg_conf *conf,
+incident_reconfigure(struct incidents *ins, const struct agg_conf *conf,
     struct target_table *targets)
 {
 	ins->conf = conf;
@@ -337,7 +310,7 @@ incident_open(struct incidents *ins, size_t idx, unsigned kind, const struct quo
     const struct verdict_region *regions, size_t n, int64_t now)
 {
 	const struct target_conf *tc = targets_conf(ins->targets, idx);
-	struct target_verdict *tv = targets_verdict(ins->targets, idx);
+	struct incident_target *it = targets_incident(ins->targets, idx);
 	const char *event = kind == INCIDENT_OUTAGE ? "outage" : incident_kind_name(kind);
 	unsigned bit = kind == INCIDENT_OUTAGE ? ALERT_ON_OUTAGE :
 	    kind == INCIDENT_REGIONAL          ? ALERT_ON_REGIONAL :
@@ -392,7 +365,7 @@ incident_open(struct incidents *ins, size_t idx, unsigned kind, const struct quo
 			alerts_text, tc->key };
 		store_query(ins->store, sql_open, 8, v, incident_on_done, op);
 	}
-	tv->open_incidents |= kind;
+	it->open |= kind;
 	json_decref(payload);
 	json_decref(events);
 	free(regions_text);
@@ -406,7 +379,7 @@ incident_resolve(struct incidents *ins, size_t idx, unsigned kind, const struct 
     const struct verdict_region *regions, size_t n, int64_t now)
 {
 	const struct target_conf *tc = targets_conf(ins->targets, idx);
-	struct target_verdict *tv = targets_verdict(ins->targets, idx);
+	struct incident_target *it = targets_incident(ins->targets, idx);
 	const char *event = kind == INCIDENT_OUTAGE ? "recovery" :
 	    kind == INCIDENT_REGIONAL               ? "regional_recovery" :
 						      "blind_recovery";
@@ -419,7 +392,7 @@ incident_resolve(struct incidents *ins, size_t idx, unsigned kind, const struct 
 	struct incident_op *op;
 	char id[24], resolved[40], *events_text, *alerts_text;
 
-	if (!(tv->open_incidents & kind))
+	if (!(it->open & kind))
 		return;
 	events = json_array();
 	incident_event(events, resolved_at, "resolved", NULL, "%s: %u of %zu regions up",
@@ -442,30 +415,29 @@ incident_resolve(struct incidents *ins, size_t idx, unsigned kind, const struct 
 	op->kind = incident_kind_name(kind);
 	const char *v[6] = { id, op->kind, resolved, events_text, alerts_text, tc->key };
 	store_query(ins->store, sql_resolve, 6, v, incident_on_done, op);
-	tv->open_incidents &= ~kind;
+	it->open &= ~kind;
 	json_decref(events);
 	free(events_text);
 	free(alerts_text);
 }
 
 void
-incidents_on_change(size_t idx, const struct quorum_outcome *out,
-    const struct verdict_region *regions, size_t n, void *arg)
+incident_verdict_changed(size_t idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n, int64_t now, void *arg)
 {
 	struct incidents *ins = arg;
-	int64_t now = clock_wall_us();
 
 	if (targets_id(ins->targets, idx) <= 0)
 		return; // not yet recorded in the database
 	if (out->changed)
-		incident_on_change(ins, idx, out, regions, n, now);
+		incident_change(ins, idx, out, regions, n, now);
 	// After the resolution when settle_for is 0: statements run in order.
 	if (out->settled)
 		incident_settled(ins, idx, out, regions, n, now);
 }
 
 static void
-incident_on_change(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
+incident_change(struct incidents *ins, size_t idx, const struct quorum_outcome *out,
     const struct verdict_region *regions, size_t n, int64_t now)
 {
 	if (out->previous == QSTATE_DOWN)
@@ -474,7 +446,7 @@ incident_on_change(struct incidents *ins, size_t idx, const struct quorum_outcom
 		incident_resolve(ins, idx, INCIDENT_REGIONAL, out, regions, n, now);
 	if (out->previous == QSTATE_UNKNOWN)
 		incident_resolve(ins, idx, INCIDENT_BLIND, out, regions, n, now);
-	targets_verdict(ins->targets, idx)->regional_due = 0;
+	targets_incident(ins->targets, idx)->regional_due = 0;
 	if (out->state == QSTATE_DOWN)
 		incident_open(ins, idx, INCIDENT_OUTAGE, out, regions, n, now);
 	else if (out->state == QSTATE_DEGRADED)
@@ -499,7 +471,7 @@ incident_defer_regional(struct incidents *ins, size_t idx, int64_t now, bool aft
 
 	if (after_outage)
 		grace += (int64_t)tc->interval_ms * 1000;
-	targets_verdict(ins->targets, idx)->regional_due = now + grace;
+	targets_incident(ins->targets, idx)->regional_due = now + grace;
 }
 
 // One row per recovery alert queued (none without subscribed channels).
@@ -513,9 +485,9 @@ incident_on_settled(int status, const struct store_result *r, void *arg)
 		log_warnx("could not announce the recovery of the outage of target \"%s\"; no "
 			  "recovery alert is sent for it",
 		    op->key);
-	} else if (store_result_rows(r) > 0) {
-		log_info("incident %s: outage of target \"%s\" settled, %d recovery alerts queued",
-		    store_result_value(r, 0, 0), op->key, store_result_rows(r));
+	} else if (store_result_rows(r) > 0 && strcmp(store_result_value(r, 0, 1), "0") != 0) {
+		log_info("incident %s: outage of target \"%s\" settled, %s recovery alerts queued",
+		    store_result_value(r, 0, 0), op->key, store_result_value(r, 0, 1));
 		if (ins->hooks.queued != NULL)
 			ins->hooks.queued(ins->hooks.arg);
 	}
@@ -546,21 +518,19 @@ incident_settled(struct incidents *ins, size_t idx, const struct quorum_outcome 
 }
 
 void
-incidents_tick(struct incidents *ins, const struct verdict *v, int64_t now)
+incident_verdict_evaluated(size_t idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n, int64_t now, void *arg)
 {
-	for (size_t idx = 0; idx < targets_count(ins->targets); idx++) {
-		struct target_verdict *tv = targets_verdict(ins->targets, idx);
-		struct verdict_region parts[VERDICT_MAX_REGIONS];
-		size_t n;
+	struct incidents *ins = arg;
+	struct incident_target *it = targets_incident(ins->targets, idx);
 
-		if (tv->regional_due == 0 || now < tv->regional_due)
-			continue;
-		tv->regional_due = 0;
-		if (tv->last.state != QSTATE_DEGRADED || (tv->open_incidents & INCIDENT_REGIONAL))
-			continue;
-		n = verdict_parts(v, idx, now, parts, VERDICT_MAX_REGIONS);
-		incident_open(ins, idx, INCIDENT_REGIONAL, &tv->last, parts, n, now);
-	}
+	if (it->regional_due == 0 || now < it->regional_due)
+		return;
+	it->regional_due = 0;
+	if (out->state != QSTATE_DEGRADED || (it->open & INCIDENT_REGIONAL) ||
+	    targets_id(ins->targets, idx) <= 0)
+		return;
+	incident_open(ins, idx, INCIDENT_REGIONAL, out, regions, n, now);
 }
 
 static void
@@ -571,14 +541,14 @@ incident_on_region_done(int status, const struct store_result *r, void *arg)
 }
 
 void
-incidents_on_region(size_t idx, const struct verdict_region *region, enum quorum_vote previous,
+incident_verdict_region(size_t idx, const struct verdict_region *region, enum quorum_vote previous,
     void *arg)
 {
 	struct incidents *ins = arg;
-	struct target_verdict *tv = targets_verdict(ins->targets, idx);
-	unsigned kind = tv->open_incidents & INCIDENT_OUTAGE ? INCIDENT_OUTAGE :
-	    tv->open_incidents & INCIDENT_REGIONAL           ? INCIDENT_REGIONAL :
-							       0;
+	struct incident_target *it = targets_incident(ins->targets, idx);
+	unsigned kind = it->open & INCIDENT_OUTAGE ? INCIDENT_OUTAGE :
+	    it->open & INCIDENT_REGIONAL           ? INCIDENT_REGIONAL :
+						     0;
 	char id[24], at[40], msg[256];
 	const char *event;
 
@@ -625,32 +595,32 @@ incident_on_restore(int status, const struct store_result *r, void *arg)
 		const char *kind = store_result_value(r, row, 1);
 		const char *state = store_result_value(r, row, 2);
 		bool flapping = incident_flag(store_result_value(r, row, 3));
-		struct target_verdict *tv;
+		const struct incident_hooks *h = &ins->hooks;
+		struct incident_target *it;
 
 		if (idx < 0 || kind == NULL || state == NULL)
 			continue; // a target no longer configured keeps its incident open
-		tv = targets_verdict(ins->targets, (size_t)idx);
+		it = targets_incident(ins->targets, (size_t)idx);
 		if (strcmp(state, "open") != 0) {
 			const char *ended = store_result_value(r, row, 4);
 
 			// Aggregator time of the end is not kept; its probe time
 			// is within seconds of it.
-			if (ended != NULL)
-				quorum_restore_resolved(&tv->qt, strtoll(ended, NULL, 10), flapping,
-				    !incident_flag(store_result_value(r, row, 5)));
+			if (ended != NULL && h->restore_resolved != NULL)
+				h->restore_resolved((size_t)idx, strtoll(ended, NULL, 10), flapping,
+				    !incident_flag(store_result_value(r, row, 5)), h->arg);
 			continue;
 		}
 		if (strcmp(kind, "outage") == 0) {
-			// The outage continues until the recovery quorum says so.
-			tv->open_incidents |= INCIDENT_OUTAGE;
-			quorum_restore_open(&tv->qt, flapping);
-			tv->last.state = QSTATE_DOWN;
+			it->open |= INCIDENT_OUTAGE;
+			if (h->restore_open != NULL)
+				h->restore_open((size_t)idx, QSTATE_DOWN, flapping, h->arg);
 		} else if (strcmp(kind, "regional") == 0) {
-			tv->open_incidents |= INCIDENT_REGIONAL;
-			if (tv->qt.state != QSTATE_DOWN)
-				tv->qt.state = tv->last.state = QSTATE_DEGRADED;
+			it->open |= INCIDENT_REGIONAL;
+			if (h->restore_open != NULL)
+				h->restore_open((size_t)idx, QSTATE_DEGRADED, flapping, h->arg);
 		} else {
-			tv->open_incidents |= INCIDENT_BLIND;
+			it->open |= INCIDENT_BLIND;
 		}
 		restored++;
 	}
@@ -660,7 +630,7 @@ incident_on_restore(int status, const struct store_result *r, void *arg)
 }
 
 void
-incidents_restore(struct incidents *ins, void (*done)(void *arg), void *arg)
+incident_restore(struct incidents *ins, void (*done)(void *arg), void *arg)
 {
 	ins->restored = done;
 	ins->restored_arg = arg;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Incidents: what the verdict's state changes mean to people.  An outage
+// Incidents: what the verdict's state changes mean to people; the third
+// stage of ingest -> store -> verdict -> incident -> notify.  An outage
 // (target DOWN: quorum of regions), a regional incident (DEGRADED) and
 // monitoring blind (UNKNOWN) each open and resolve an incident row, with
 // timeline events and, for every alert channel subscribed to the event and
@@ -35,41 +36,50 @@
 #include "agg_conf.h"
 #include "quorum.h"
 #include "store_pg.h"
+#include "incident_state.h"
 #include "targets.h"
 #include "verdict.h"
 
 struct incidents;
 
-// Who hears about recorded changes: queued() after a statement that may
-// have queued alerts (to wake the sender); resolved() after an outage was
-// resolved (to draft its post-mortem).  Either may be NULL.
+// The stages around incidents, as main.c connects them.  queued() after a
+// statement that may have queued alerts (to wake the notify outbox);
+// resolved() after an outage was resolved (to draft its post-mortem);
+// restore_open() and restore_resolved() give what incident_restore found
+// to the verdict (verdict_restore_open, verdict_restore_resolved), whose
+// state it is.  Any may be NULL.
 struct incident_hooks {
 	void (*queued)(void *arg);
 	void (*resolved)(int64_t incident_id, void *arg);
+	void (*restore_open)(size_t target_idx, enum quorum_state state, bool flapping, void *arg);
+	void (*restore_resolved)(size_t target_idx, int64_t resolved_at, bool flapping,
+	    bool recovery_owed, void *arg);
 	void *arg;
 };
 
 // All borrowed.
-struct incidents *incidents_new(struct store *store, const struct agg_conf *conf,
+struct incidents *incident_new(struct store *store, const struct agg_conf *conf,
     struct target_table *targets, const struct incident_hooks *hooks);
-void incidents_free(struct incidents *ins);
-void incidents_reconfigure(struct incidents *ins, const struct agg_conf *conf,
+void incident_free(struct incidents *ins);
+void incident_reconfigure(struct incidents *ins, const struct agg_conf *conf,
     struct target_table *targets);
-// Reads the open incidents and restores the quorum state of their targets
-// (an open outage keeps its target DOWN until it recovers).  done runs once
-// that is in place; the verdict must not evaluate before.
-void incidents_restore(struct incidents *ins, void (*done)(void *arg), void *arg);
-// The verdict's change callback (see verdict.h).
-void incidents_on_change(size_t target_idx, const struct quorum_outcome *out,
-    const struct verdict_region *regions, size_t n_regions, void *arg);
+// Reads the open incidents (and each target's latest outage of the last
+// day) and hands them to the restore hooks: an open outage keeps its
+// target DOWN until it recovers.  done runs once that is in place; the
+// verdict must not evaluate before.
+void incident_restore(struct incidents *ins, void (*done)(void *arg), void *arg);
 
-// Opens the regional incidents whose grace period ended (DEGRADED lasted
-// longer than confirming an outage would take).  Called every second.
-void incidents_tick(struct incidents *ins, const struct verdict *v, int64_t now);
-
-// The verdict's region callback: a region failing or recovering while an
-// outage or regional incident is open goes into its timeline.
-void incidents_on_region(size_t target_idx, const struct verdict_region *region,
+// The verdict's sink (verdict.h, struct verdict_sink), arg the incidents.
+// changed: opens, resolves and settles incidents.
+void incident_verdict_changed(size_t target_idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n_regions, int64_t now, void *arg);
+// region: a region failing or recovering while an outage or regional
+// incident is open goes into its timeline.
+void incident_verdict_region(size_t target_idx, const struct verdict_region *region,
     enum quorum_vote previous, void *arg);
+// evaluated: opens a regional incident once its grace period ended
+// (DEGRADED lasted longer than confirming an outage would take).
+void incident_verdict_evaluated(size_t target_idx, const struct quorum_outcome *out,
+    const struct verdict_region *regions, size_t n_regions, int64_t now, void *arg);
 
 #endif

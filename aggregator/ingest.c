@@ -54,7 +54,19 @@ struct session {
 	struct session *next;
 };
 
+// The targets of one batch's results, until its COMMIT is reported to the
+// verdict.  A stream's batches commit in the order they were queued, and
+// the store may fold several into one progress step (one callback up to
+// the last one's seq).
+struct commit {
+	struct commit *next;
+	uint64_t end_seq; // the batch's last seq
+	size_t n;
+	uint32_t targets[];
+};
+
 struct stream {
+	struct commit *commits, **commits_tail; // queued, oldest first
 	int agent_id;
 	uint64_t epoch;
 	uint64_t acked_seq;
@@ -91,7 +103,7 @@ struct ingest {
 	struct store *store;
 	struct agents *agents;
 	struct target_table *targets;
-	struct verdict *verdict;
+	struct ingest_hooks hooks;
 	void *sock;
 	struct zloop *z;
 	struct event *reaper;
@@ -341,6 +353,17 @@ ingest_detach(struct ingest *in, struct session *s)
 }
 
 static void ingest_on_commit(int status, uint64_t acked_seq, void *arg);
+
+static void
+ingest_free_commits(struct commit *c)
+{
+	while (c != NULL) {
+		struct commit *next = c->next;
+
+		free(c);
+		c = next;
+	}
+}
 static void ingest_bad(struct ingest *in, struct session *s, const char *why);
 
 static void
@@ -376,9 +399,19 @@ static void
 ingest_on_commit(int status, uint64_t acked_seq, void *arg)
 {
 	struct stream *st = arg;
-	struct agent_info *ai = agents_get(st->in->agents, st->agent_slot);
+	struct ingest *in = st->in;
+	struct agent_info *ai = agents_get(in->agents, st->agent_slot);
+	struct commit *done = st->commits, **end = &st->commits;
 
+	// The batches this step covers leave the queue either way.
+	while (*end != NULL && (*end)->end_seq <= acked_seq)
+		end = &(*end)->next;
+	st->commits = *end;
+	*end = NULL;
+	if (st->commits == NULL)
+		st->commits_tail = &st->commits;
 	if (status < 0) {
+		ingest_free_commits(done);
 		ingest_resync(st);
 		return;
 	}
@@ -389,8 +422,10 @@ ingest_on_commit(int status, uint64_t acked_seq, void *arg)
 	if (ai != NULL && ai->epoch == st->epoch)
 		ai->acked_seq = st->acked_seq;
 	if (!st->resyncing)
-		ingest_send_ack(st->in, st);
-	verdict_eval_dirty(st->in->verdict, clock_wall_us());
+		ingest_send_ack(in, st);
+	for (struct commit *c = done; c != NULL && in->hooks.committed != NULL; c = c->next)
+		in->hooks.committed(c->targets, c->n, clock_wall_us(), in->hooks.arg);
+	ingest_free_commits(done);
 }
 
 struct hello_ctx {
@@ -423,6 +458,7 @@ ingest_on_hello_done(int status, int agent_id, uint64_t acked_seq, void *arg)
 		st->epoch = h->epoch;
 		st->acked_seq = st->queued_seq = acked_seq;
 		st->in = in;
+		st->commits_tail = &st->commits;
 		st->next = in->streams;
 		in->streams = st;
 	}
@@ -500,23 +536,20 @@ ingest_on_hello(struct ingest *in, struct session *s, const Vantage__Hello *hell
 static void
 ingest_probe_now(struct ingest *in, size_t idx, const struct stream *from, int64_t now)
 {
-	struct target_verdict *tv = targets_verdict(in->targets, idx);
 	const struct target_conf *tc = targets_conf(in->targets, idx);
 	Vantage__AggMsg m = VANTAGE__AGG_MSG__INIT;
 	Vantage__ProbeNow pn = VANTAGE__PROBE_NOW__INIT;
 	char *key = tc->key;
 
-	if (tv->qt.state == QSTATE_DOWN ||
-	    (tv->probe_now_at != 0 && now - tv->probe_now_at < (int64_t)tc->interval_ms * 1000))
+	if (in->hooks.probe_now == NULL || !in->hooks.probe_now(idx, now, in->hooks.arg))
 		return;
-	tv->probe_now_at = now;
 	pn.n_targets = 1;
 	pn.targets = &key;
 	m.msg_case = VANTAGE__AGG_MSG__MSG_PROBE_NOW;
 	m.probe_now = &pn;
 	for (struct stream *st = in->streams; st != NULL; st = st->next) {
 		if (st == from || st->peer == NULL || st->peer->gone ||
-		    !verdict_agent_probes(in->verdict, idx, st->region))
+		    !targets_probed_from(tc, st->region))
 			continue;
 		ingest_send(in, st->peer, &m);
 		in->stats.probe_now_sent++;
@@ -530,6 +563,7 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 {
 	struct stream *st = s->stream;
 	struct agent_info *ai;
+	struct commit *c;
 	uint64_t old_seq, new_seq;
 	int64_t now = clock_wall_us(), fix;
 
@@ -542,6 +576,9 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 	ai = agents_get(in->agents, st->agent_slot);
 	fix = agents_clock_correction(ai);
 	old_seq = new_seq = st->queued_seq;
+	c = xmalloc(sizeof(*c) + b->n_results * sizeof(c->targets[0]));
+	c->next = NULL;
+	c->n = 0;
 	// A gap precedes the results of its batch: seqs the agent dropped
 	// from its spool.  The part already stored is not missing; the rest
 	// counts as delivered, so that the Ack moves past it.
@@ -585,6 +622,7 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 		} else {
 			store_add_result(in->store, st->agent_id, st->epoch,
 			    targets_id(in->targets, (size_t)idx), r);
+			c->targets[c->n++] = (uint32_t)idx;
 			if (targets_record(in->targets, (size_t)idx, st->agent_slot, r, now) &&
 			    r->outcome == VANTAGE__OUTCOME__OUTCOME_DOWN)
 				ingest_probe_now(in, (size_t)idx, st, now);
@@ -595,9 +633,15 @@ ingest_on_batch(struct ingest *in, struct session *s, const Vantage__ResultBatch
 	}
 	if (new_seq > old_seq) {
 		st->queued_seq = new_seq;
+		c->end_seq = new_seq;
+		*st->commits_tail = c;
+		st->commits_tail = &c->next;
 		store_add_progress(in->store, st->agent_id, st->epoch, old_seq, new_seq,
 		    ingest_on_commit, st);
-	} else if (st->queued_seq == st->acked_seq) {
+		return;
+	}
+	free(c);
+	if (st->queued_seq == st->acked_seq) {
 		// Nothing new and nothing pending: confirm at once so the agent
 		// can trim what it resent.
 		ingest_send_ack(in, st);
@@ -908,8 +952,8 @@ ingest_on_rebind(evutil_socket_t fd, short what, void *arg)
 
 struct ingest *
 ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, struct store *store,
-    struct agents *agents, struct target_table *targets, struct verdict *verdict, struct zap *zap,
-    const struct curvekey *secret)
+    struct agents *agents, struct target_table *targets, const struct ingest_hooks *hooks,
+    struct zap *zap, const struct curvekey *secret)
 {
 	struct ingest *in = xcalloc(1, sizeof(*in));
 	struct timeval reap = { 10, 0 };
@@ -920,7 +964,8 @@ ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, str
 	in->store = store;
 	in->agents = agents;
 	in->targets = targets;
-	in->verdict = verdict;
+	if (hooks != NULL)
+		in->hooks = *hooks;
 	in->zap = zap;
 	if (secret != NULL)
 		in->secret = *secret;
@@ -1000,6 +1045,8 @@ ingest_free(struct ingest *in)
 	}
 	for (st = in->streams; st != NULL; st = stn) {
 		stn = st->next;
+		// Commits the store never reported (it is freed first).
+		ingest_free_commits(st->commits);
 		free(st);
 	}
 	wire_arena_free(in->arena);
@@ -1012,6 +1059,21 @@ ingest_free(struct ingest *in)
 void
 ingest_reconfigure(struct ingest *in, const struct agg_conf *conf, struct target_table *targets)
 {
+	// Commits still queued name targets of the old table: translate
+	// them by key (a target no longer configured drops out).
+	for (struct stream *st = in->streams; st != NULL; st = st->next)
+		for (struct commit *c = st->commits; c != NULL; c = c->next) {
+			size_t n = 0;
+
+			for (size_t i = 0; i < c->n; i++) {
+				int idx = targets_find(targets,
+				    targets_conf(in->targets, c->targets[i])->key);
+
+				if (idx >= 0)
+					c->targets[n++] = (uint32_t)idx;
+			}
+			c->n = n;
+		}
 	in->conf = conf;
 	in->targets = targets;
 	in->config_version = (uint64_t)(clock_wall_us() / 1000000);

@@ -4,13 +4,17 @@
 // (Hello -> Welcome + Config, ResultBatch -> rows in the store -> Ack after
 // COMMIT, Heartbeat -> registry), drops duplicates by seq against the
 // stream's progress, and counts and drops every bad frame without ever
-// exiting because of what a peer sent.  After each COMMIT it has the
-// verdict evaluate the targets that got results; on a target's first DOWN
-// result it asks every other agent probing it to probe it now (ProbeNow, at
-// most once per target per interval), so an outage is confirmed in seconds.
+// exiting because of what a peer sent.  The first stage of ingest -> store
+// -> verdict -> incident -> notify: after each COMMIT it reports the
+// targets that got results (hooks.committed); on a DOWN result or a
+// Suspect it asks whether the other agents probing the target should probe
+// it now (hooks.probe_now, the verdict's decision), and sends them
+// ProbeNow, so an outage is confirmed in seconds.
 #ifndef VANTAGE_INGEST_H
 #define VANTAGE_INGEST_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/event.h>
@@ -20,10 +24,19 @@
 #include "curvekey.h"
 #include "store_pg.h"
 #include "targets.h"
-#include "verdict.h"
 #include "zap.h"
 
 struct ingest;
+
+// The next stage, as main.c connects it (the verdict).  Either may be NULL.
+struct ingest_hooks {
+	// Results for these targets (table indexes; repeats possible) are
+	// committed.
+	void (*committed)(const uint32_t *targets, size_t n, int64_t now, void *arg);
+	// Target idx failed from one agent: true to ask the others now.
+	bool (*probe_now)(size_t idx, int64_t now, void *arg);
+	void *arg;
+};
 
 struct ingest_stats {
 	uint64_t results_received;    // valid results in valid batches
@@ -36,12 +49,12 @@ struct ingest_stats {
 	struct zap_stats auth;        // handshakes admitted and refused (zeros without CurveZMQ)
 };
 
-// All borrowed; secret is copied.  With zap (CurveZMQ; NULL: insecure) the
+// All borrowed; hooks and secret are copied.  With zap (CurveZMQ; NULL: insecure) the
 // socket is a CurveZMQ server with secret, and zap must be bound already.
 // Binds conf->listen_zmq; returns NULL after logging why.
 struct ingest *ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf,
     struct store *store, struct agents *agents, struct target_table *targets,
-    struct verdict *verdict, struct zap *zap, const struct curvekey *secret);
+    const struct ingest_hooks *hooks, struct zap *zap, const struct curvekey *secret);
 // Closes the socket and binds a new one: every agent reconnects (and goes
 // through ZAP again).  How a revoked key loses its connection.
 void ingest_drop_connections(struct ingest *in);

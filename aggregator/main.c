@@ -106,7 +106,7 @@ agg_on_reload_sync(int status, const int *ids, void *arg)
 	targets_adopt_latest(agg->next_targets, agg->targets);
 	ingest_reconfigure(agg->ingest, agg->next_conf, agg->next_targets);
 	verdict_reconfigure(agg->verdict, agg->next_conf, agg->next_targets);
-	incidents_reconfigure(agg->incidents, agg->next_conf, agg->next_targets);
+	incident_reconfigure(agg->incidents, agg->next_conf, agg->next_targets);
 	notify_reconfigure(agg->notify, agg->next_conf);
 	api_set_targets(agg->api, agg->next_targets);
 	targets_free(agg->targets);
@@ -243,6 +243,41 @@ agg_on_outage_resolved(int64_t incident_id, void *arg)
 	postmortem_draft(agg->store, incident_id);
 }
 
+// The pipeline's joints: ingest -> verdict, and what incidents restore
+// into the verdict's state.
+static void
+agg_on_committed(const uint32_t *targets, size_t n, int64_t now, void *arg)
+{
+	struct aggregator *agg = arg;
+
+	verdict_on_committed(agg->verdict, targets, n, now);
+}
+
+static bool
+agg_on_probe_now(size_t idx, int64_t now, void *arg)
+{
+	struct aggregator *agg = arg;
+
+	return verdict_probe_now(agg->verdict, idx, now);
+}
+
+static void
+agg_on_restore_open(size_t idx, enum quorum_state state, bool flapping, void *arg)
+{
+	struct aggregator *agg = arg;
+
+	verdict_restore_open(agg->verdict, idx, state, flapping);
+}
+
+static void
+agg_on_restore_resolved(size_t idx, int64_t resolved_at, bool flapping, bool recovery_owed,
+    void *arg)
+{
+	struct aggregator *agg = arg;
+
+	verdict_restore_resolved(agg->verdict, idx, resolved_at, flapping, recovery_owed);
+}
+
 static void
 agg_on_restored(void *arg)
 {
@@ -270,7 +305,6 @@ agg_on_verdict_timer(evutil_socket_t fd, short what, void *arg)
 	if (held)
 		return;
 	verdict_eval_all(agg->verdict, now);
-	incidents_tick(agg->incidents, agg->verdict, now);
 }
 
 static void
@@ -357,15 +391,22 @@ main(int argc, char **argv)
 	// Queued first: every batch is written after targets have ids.
 	agg_sync_targets(&agg, agg.targets, agg_on_initial_sync);
 	agg.notify = notify_new(agg.base, agg.store, agg.conf);
-	agg.incidents = incidents_new(agg.store, agg.conf, agg.targets,
+	// ingest -> store -> verdict -> incident -> notify, each stage
+	// calling only the next, through the hooks given here.
+	agg.incidents = incident_new(agg.store, agg.conf, agg.targets,
 	    &(struct incident_hooks){ .queued = agg_on_alerts_queued,
 		.resolved = agg_on_outage_resolved,
+		.restore_open = agg_on_restore_open,
+		.restore_resolved = agg_on_restore_resolved,
 		.arg = &agg });
-	agg.verdict = verdict_new(agg.conf, agg.targets, agg.agents, incidents_on_change,
-	    incidents_on_region, agg.incidents);
+	agg.verdict = verdict_new(agg.conf, agg.targets, agg.agents,
+	    &(struct verdict_sink){ .changed = incident_verdict_changed,
+		.region = incident_verdict_region,
+		.evaluated = incident_verdict_evaluated,
+		.arg = agg.incidents });
 	// Queued after the target sync: verdicts start once open incidents
 	// are back in the quorum state, so a restart opens no duplicate.
-	incidents_restore(agg.incidents, agg_on_restored, &agg);
+	incident_restore(agg.incidents, agg_on_restored, &agg);
 	if (!agg.conf->insecure) {
 		// Before the ROUTER binds: no handshake may find no handler.
 		agg.zap = zap_new(agg.base, zctx, agg.conf->agent_keys_dir);
@@ -375,7 +416,10 @@ main(int argc, char **argv)
 		    public.z85);
 	}
 	agg.ingest = ingest_new(agg.base, zctx, agg.conf, agg.store, agg.agents, agg.targets,
-	    agg.verdict, agg.zap, agg.zap != NULL ? &secret : NULL);
+	    &(struct ingest_hooks){ .committed = agg_on_committed,
+		.probe_now = agg_on_probe_now,
+		.arg = &agg },
+	    agg.zap, agg.zap != NULL ? &secret : NULL);
 	explicit_bzero(&secret, sizeof(secret));
 	if (agg.ingest == NULL)
 		goto out_loop;
@@ -408,7 +452,7 @@ out_loop:
 	if (agg.verdict_timer != NULL)
 		event_free(agg.verdict_timer);
 	verdict_free(agg.verdict);
-	incidents_free(agg.incidents);
+	incident_free(agg.incidents);
 	// Before the store: deliveries in flight are abandoned (sent again
 	// after a restart), and no store callback may reach a freed sender.
 	notify_free(agg.notify);

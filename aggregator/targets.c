@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "incident_state.h"
+#include "verdict_state.h"
 #include "xmalloc.h"
 
 struct target_slot {
@@ -18,7 +20,8 @@ struct target_slot {
 	int id;
 	struct latest_result *latest;
 	size_t n_latest, cap_latest;
-	struct target_verdict verdict;
+	struct verdict_target verdict;
+	struct incident_target incident;
 };
 
 struct target_table {
@@ -151,14 +154,19 @@ targets_record(struct target_table *t, size_t idx, size_t agent_slot, const Vant
 	    r->outcome == VANTAGE__OUTCOME__OUTCOME_DOWN)
 		quorum_agent_result(&l->q, r->outcome == VANTAGE__OUTCOME__OUTCOME_UP,
 		    r->started_at, ts->conf->confirm, (int64_t)ts->conf->confirm_span_ms * 1000);
-	ts->verdict.dirty = true;
 	return true;
 }
 
-struct target_verdict *
+struct verdict_target *
 targets_verdict(struct target_table *t, size_t idx)
 {
 	return idx < t->n ? &t->slots[idx].verdict : NULL;
+}
+
+struct incident_target *
+targets_incident(struct target_table *t, size_t idx)
+{
+	return idx < t->n ? &t->slots[idx].incident : NULL;
 }
 
 const struct latest_result *
@@ -247,5 +255,6 @@ targets_adopt_latest(struct target_table *to, const struct target_table *from)
 		to->slots[i].n_latest = src->n_latest;
 		to->slots[i].cap_latest = src->cap_latest;
 		to->slots[i].verdict = src->verdict;
+		to->slots[i].incident = src->incident;
 	}
 }

@@ -28,21 +28,8 @@ struct latest_result {
 	struct quorum_agent q; // this agent's vote on the target
 };
 
-// A target's quorum state across evaluations (see verdict.c).
-struct target_verdict {
-	struct quorum_target qt;
-	struct quorum_outcome last; // of the latest evaluation
-	int64_t state_since;        // aggregator time of the last change
-	int64_t probe_now_at;       // when ProbeNow was last sent for it
-	bool dirty;                 // results arrived since the last evaluation
-	unsigned open_incidents;    // INCIDENT_* bits of the kinds open now
-	int64_t regional_due;       // DEGRADED: when it becomes a regional incident
-	uint8_t region_votes[64];   // each region's vote at the last evaluation
-};
-
-#define INCIDENT_OUTAGE (1u << 0)
-#define INCIDENT_REGIONAL (1u << 1)
-#define INCIDENT_BLIND (1u << 2)
+struct verdict_target;  // verdict_state.h: written by verdict.c only
+struct incident_target; // incident_state.h: written by incident.c only
 
 struct target_table;
 
@@ -60,7 +47,10 @@ int targets_id(const struct target_table *t, size_t idx);
 // there (late results never go back).  Returns false for such a late one.
 bool targets_record(struct target_table *t, size_t idx, size_t agent_slot, const Vantage__Result *r,
     int64_t now_us);
-struct target_verdict *targets_verdict(struct target_table *t, size_t idx);
+// The per-target state of the verdict and of incidents, side by side in
+// the target's slot; each belongs to its module (see its header).
+struct verdict_target *targets_verdict(struct target_table *t, size_t idx);
+struct incident_target *targets_incident(struct target_table *t, size_t idx);
 const struct latest_result *targets_latest(const struct target_table *t, size_t idx, size_t *n);
 // Copies the latest results of targets that exist in both tables (reload).
 void targets_adopt_latest(struct target_table *to, const struct target_table *from);

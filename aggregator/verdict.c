@@ -31,9 +31,7 @@ struct verdict {
 	const struct agg_conf *conf;
 	struct target_table *targets;
 	struct agents *agents;
-	verdict_change_cb cb;
-	verdict_region_cb region_cb;
-	void *arg;
+	struct verdict_sink sink;
 	bool enabled;
 	bool held;
 	int64_t tick_mono;   // the timer's last run
@@ -42,16 +40,15 @@ struct verdict {
 
 struct verdict *
 verdict_new(const struct agg_conf *conf, struct target_table *targets, struct agents *agents,
-    verdict_change_cb cb, verdict_region_cb region_cb, void *arg)
+    const struct verdict_sink *sink)
 {
 	struct verdict *v = xcalloc(1, sizeof(*v));
 
 	v->conf = conf;
 	v->targets = targets;
 	v->agents = agents;
-	v->cb = cb;
-	v->region_cb = region_cb;
-	v->arg = arg;
+	if (sink != NULL)
+		v->sink = *sink;
 	return v;
 }
 
@@ -229,7 +226,7 @@ static void
 verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
 {
 	const struct target_conf *tc = targets_conf(v->targets, idx);
-	struct target_verdict *tv = targets_verdict(v->targets, idx);
+	struct verdict_target *tv = targets_verdict(v->targets, idx);
 	struct quorum_region regions[VERDICT_MAX_REGIONS];
 	struct verdict_region parts[VERDICT_MAX_REGIONS];
 	struct quorum_params params;
@@ -248,16 +245,18 @@ verdict_eval(struct verdict *v, size_t idx, int64_t now, bool new_data)
 		    tv->last.flapping ? ", flapping" : "");
 	}
 	// A settled recovery is news too, without a change of state.
-	if ((tv->last.changed || tv->last.settled) && v->cb != NULL)
-		v->cb(idx, &tv->last, parts, n, v->arg);
+	if ((tv->last.changed || tv->last.settled) && v->sink.changed != NULL)
+		v->sink.changed(idx, &tv->last, parts, n, now, v->sink.arg);
 	for (size_t r = 0; r < n && r < sizeof(tv->region_votes); r++) {
 		enum quorum_vote before = (enum quorum_vote)tv->region_votes[r];
 
 		// A state change already reported every region with it.
-		if (before != parts[r].vote && !tv->last.changed && v->region_cb != NULL)
-			v->region_cb(idx, &parts[r], before, v->arg);
+		if (before != parts[r].vote && !tv->last.changed && v->sink.region != NULL)
+			v->sink.region(idx, &parts[r], before, v->sink.arg);
 		tv->region_votes[r] = (uint8_t)parts[r].vote;
 	}
+	if (v->sink.evaluated != NULL)
+		v->sink.evaluated(idx, &tv->last, parts, n, now, v->sink.arg);
 }
 
 void
@@ -295,7 +294,7 @@ verdict_hold(struct verdict *v, bool held)
 	v->held = held;
 }
 
-void
+static void
 verdict_eval_dirty(struct verdict *v, int64_t now)
 {
 	if (!v->enabled || v->held || verdict_paused(v))
@@ -303,6 +302,59 @@ verdict_eval_dirty(struct verdict *v, int64_t now)
 	for (size_t i = 0; i < targets_count(v->targets); i++)
 		if (targets_verdict(v->targets, i)->dirty)
 			verdict_eval(v, i, now, true);
+}
+
+void
+verdict_on_committed(struct verdict *v, const uint32_t *targets, size_t n, int64_t now)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct verdict_target *tv = targets_verdict(v->targets, targets[i]);
+
+		if (tv != NULL)
+			tv->dirty = true;
+	}
+	verdict_eval_dirty(v, now);
+}
+
+bool
+verdict_probe_now(struct verdict *v, size_t idx, int64_t now)
+{
+	const struct target_conf *tc = targets_conf(v->targets, idx);
+	struct verdict_target *tv = targets_verdict(v->targets, idx);
+
+	if (tv == NULL || tv->qt.state == QSTATE_DOWN ||
+	    (tv->probe_now_at != 0 && now - tv->probe_now_at < (int64_t)tc->interval_ms * 1000))
+		return false;
+	tv->probe_now_at = now;
+	return true;
+}
+
+void
+verdict_restore_open(struct verdict *v, size_t idx, enum quorum_state state, bool flapping)
+{
+	struct verdict_target *tv = targets_verdict(v->targets, idx);
+
+	if (state == QSTATE_DOWN) {
+		// The outage continues until the recovery quorum says so.
+		quorum_restore_open(&tv->qt, flapping);
+		tv->last.state = QSTATE_DOWN;
+	} else if (state == QSTATE_DEGRADED && tv->qt.state != QSTATE_DOWN) {
+		tv->qt.state = tv->last.state = QSTATE_DEGRADED;
+	}
+}
+
+void
+verdict_restore_resolved(struct verdict *v, size_t idx, int64_t resolved_at, bool flapping,
+    bool recovery_owed)
+{
+	quorum_restore_resolved(&targets_verdict(v->targets, idx)->qt, resolved_at, flapping,
+	    recovery_owed);
+}
+
+const struct verdict_target *
+verdict_state(const struct verdict *v, size_t idx)
+{
+	return targets_verdict(v->targets, idx);
 }
 
 void

@@ -145,9 +145,9 @@ fuzz_init(void)
 	fuzz_agents = agents_new();
 	fuzz_targets = targets_new(conf);
 	fuzz_store = store_new(fuzz_base, conf->database);
-	fuzz_verdict = verdict_new(conf, fuzz_targets, fuzz_agents, NULL, NULL, NULL);
-	fuzz_ingest = ingest_new(fuzz_base, zctx, conf, fuzz_store, fuzz_agents, fuzz_targets,
-	    fuzz_verdict, NULL, NULL);
+	fuzz_verdict = verdict_new(conf, fuzz_targets, fuzz_agents, NULL);
+	fuzz_ingest = ingest_new(fuzz_base, zctx, conf, fuzz_store, fuzz_agents, fuzz_targets, NULL,
+	    NULL, NULL);
 	if (fuzz_base == NULL || fuzz_ingest == NULL)
 		fuzz_fail("could not set up the aggregator's modules");
 	eu = agents_upsert(fuzz_agents, 1, "eu-1", "eu-west", "0.1");
