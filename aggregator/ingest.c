@@ -165,98 +165,17 @@ ingest_send_ack(struct ingest *in, struct stream *st)
 	ingest_send(in, st->peer, &m);
 }
 
-// Scratch for the entries of one Config (targets or controls): they point
-// into the configuration and live only until the message is encoded.
-struct config_entries {
-	Vantage__Target *targets;
-	Vantage__HttpSpec *specs;
-	Vantage__Target **ptrs;
-	uint32_t (*expect)[CONF_MAX_EXPECT];
-	size_t n;
-};
-
-static void
-ingest_entries_init(struct config_entries *e, size_t cap)
-{
-	cap = cap ? cap : 1;
-	e->targets = xcalloc(cap, sizeof(*e->targets));
-	e->specs = xcalloc(cap, sizeof(*e->specs));
-	e->ptrs = xcalloc(cap, sizeof(*e->ptrs));
-	e->expect = xcalloc(cap, sizeof(*e->expect));
-	e->n = 0;
-}
-
-static void
-ingest_entries_free(struct config_entries *e)
-{
-	free(e->targets);
-	free(e->specs);
-	free(e->ptrs);
-	free(e->expect);
-}
-
-// Appends tc, an HTTP target or control, to e (which has room for it).
-static void
-ingest_entries_add(struct config_entries *e, const struct target_conf *tc)
-{
-	Vantage__Target ti = VANTAGE__TARGET__INIT;
-	Vantage__HttpSpec hi = VANTAGE__HTTP_SPEC__INIT;
-	Vantage__Target *t = &e->targets[e->n];
-	Vantage__HttpSpec *h = &e->specs[e->n];
-
-	*t = ti;
-	*h = hi;
-	t->key = tc->key;
-	t->kind = VANTAGE__PROBE_KIND__PROBE_KIND_HTTP;
-	t->interval_ms = tc->interval_ms;
-	t->timeout_ms = tc->timeout_ms;
-	t->confirm = tc->confirm;
-	t->retry_interval_ms = tc->retry_interval_ms;
-	t->confirm_span_ms = tc->confirm_span_ms;
-	h->url = tc->http.url;
-	h->method = tc->http.method ? tc->http.method : (char *)"GET";
-	for (size_t k = 0; k < tc->http.n_expect; k++)
-		e->expect[e->n][k] = tc->http.expect_status[k];
-	h->n_expect_status = tc->http.n_expect;
-	h->expect_status = e->expect[e->n];
-	h->body_contains = tc->http.body_contains ? tc->http.body_contains : (char *)"";
-	h->max_latency_ms = tc->http.max_latency_ms;
-	h->follow_redirects = tc->http.follow_redirects;
-	h->tls_min_days = tc->http.tls_min_days;
-	t->http = h;
-	e->ptrs[e->n] = t;
-	e->n++;
-}
-
-// The Config for one region: its targets that this agent version can
-// probe, and every control (each agent judges its own network by them,
-// whatever its region).
+// The Config for one region (targets.c builds it).
 static void
 ingest_send_config(struct ingest *in, struct session *s, const char *region)
 {
-	const struct agg_conf *c = in->conf;
 	Vantage__AggMsg m = VANTAGE__AGG_MSG__INIT;
-	Vantage__Config config = VANTAGE__CONFIG__INIT;
-	struct config_entries targets, controls;
+	struct targets_config *tc = targets_config_new(in->conf, region, in->config_version);
 
-	ingest_entries_init(&targets, c->n_targets);
-	ingest_entries_init(&controls, c->n_controls);
-	for (size_t i = 0; i < c->n_targets; i++)
-		if (c->targets[i].kind == PROBE_HTTP && targets_probed_from(&c->targets[i], region))
-			ingest_entries_add(&targets, &c->targets[i]);
-	for (size_t i = 0; i < c->n_controls; i++)
-		if (c->controls[i].kind == PROBE_HTTP)
-			ingest_entries_add(&controls, &c->controls[i]);
-	config.version = in->config_version;
-	config.n_targets = targets.n;
-	config.targets = targets.ptrs;
-	config.n_controls = controls.n;
-	config.controls = controls.ptrs;
 	m.msg_case = VANTAGE__AGG_MSG__MSG_CONFIG;
-	m.config = &config;
+	m.config = targets_config_msg(tc);
 	ingest_send(in, s, &m);
-	ingest_entries_free(&targets);
-	ingest_entries_free(&controls);
+	targets_config_free(tc);
 }
 
 // --- sessions and streams ---

@@ -258,3 +258,114 @@ targets_adopt_latest(struct target_table *to, const struct target_table *from)
 		to->slots[i].incident = src->incident;
 	}
 }
+
+// --- the Config message for agents ---
+
+// Scratch for the entries of one Config (targets or controls): they point
+// into the configuration and live only until the message is encoded.
+struct config_entries {
+	Vantage__Target *targets;
+	Vantage__HttpSpec *specs;
+	Vantage__Target **ptrs;
+	uint32_t (*expect)[CONF_MAX_EXPECT];
+	size_t n;
+};
+
+static void
+targets_entries_init(struct config_entries *e, size_t cap)
+{
+	cap = cap ? cap : 1;
+	e->targets = xcalloc(cap, sizeof(*e->targets));
+	e->specs = xcalloc(cap, sizeof(*e->specs));
+	e->ptrs = xcalloc(cap, sizeof(*e->ptrs));
+	e->expect = xcalloc(cap, sizeof(*e->expect));
+	e->n = 0;
+}
+
+static void
+targets_entries_free(struct config_entries *e)
+{
+	free(e->targets);
+	free(e->specs);
+	free(e->ptrs);
+	free(e->expect);
+}
+
+// Appends tc, an HTTP target or control, to e (which has room for it).
+static void
+targets_entries_add(struct config_entries *e, const struct target_conf *tc)
+{
+	Vantage__Target ti = VANTAGE__TARGET__INIT;
+	Vantage__HttpSpec hi = VANTAGE__HTTP_SPEC__INIT;
+	Vantage__Target *t = &e->targets[e->n];
+	Vantage__HttpSpec *h = &e->specs[e->n];
+
+	*t = ti;
+	*h = hi;
+	t->key = tc->key;
+	t->kind = VANTAGE__PROBE_KIND__PROBE_KIND_HTTP;
+	t->interval_ms = tc->interval_ms;
+	t->timeout_ms = tc->timeout_ms;
+	t->confirm = tc->confirm;
+	t->retry_interval_ms = tc->retry_interval_ms;
+	t->confirm_span_ms = tc->confirm_span_ms;
+	h->url = tc->http.url;
+	h->method = tc->http.method ? tc->http.method : (char *)"GET";
+	for (size_t k = 0; k < tc->http.n_expect; k++)
+		e->expect[e->n][k] = tc->http.expect_status[k];
+	h->n_expect_status = tc->http.n_expect;
+	h->expect_status = e->expect[e->n];
+	h->body_contains = tc->http.body_contains ? tc->http.body_contains : (char *)"";
+	h->max_latency_ms = tc->http.max_latency_ms;
+	h->follow_redirects = tc->http.follow_redirects;
+	h->tls_min_days = tc->http.tls_min_days;
+	t->http = h;
+	e->ptrs[e->n] = t;
+	e->n++;
+}
+
+struct targets_config {
+	Vantage__Config config;
+	struct config_entries targets, controls;
+};
+
+// A region's targets that this agent version can probe, and every control
+// (each agent judges its own network by them, whatever its region).
+struct targets_config *
+targets_config_new(const struct agg_conf *c, const char *region, uint64_t version)
+{
+	struct targets_config *tc = xcalloc(1, sizeof(*tc));
+	Vantage__Config init = VANTAGE__CONFIG__INIT;
+
+	targets_entries_init(&tc->targets, c->n_targets);
+	targets_entries_init(&tc->controls, c->n_controls);
+	for (size_t i = 0; i < c->n_targets; i++)
+		if (c->targets[i].kind == PROBE_HTTP && targets_probed_from(&c->targets[i], region))
+			targets_entries_add(&tc->targets, &c->targets[i]);
+	for (size_t i = 0; i < c->n_controls; i++)
+		if (c->controls[i].kind == PROBE_HTTP)
+			targets_entries_add(&tc->controls, &c->controls[i]);
+	tc->config = init;
+	tc->config.version = version;
+	tc->config.n_targets = tc->targets.n;
+	tc->config.targets = tc->targets.ptrs;
+	tc->config.n_controls = tc->controls.n;
+	tc->config.controls = tc->controls.ptrs;
+	return tc;
+}
+
+Vantage__Config *
+targets_config_msg(struct targets_config *tc)
+{
+	return &tc->config;
+}
+
+void
+targets_config_free(struct targets_config *tc)
+{
+	if (tc == NULL)
+		return;
+	targets_entries_free(&tc->targets);
+	targets_entries_free(&tc->controls);
+	free(tc);
+}

@@ -59,4 +59,13 @@ bool targets_probed_from(const struct target_conf *tc, const char *region);
 // The target's spec as JSON text (owned by the caller), for the database.
 char *targets_spec_json(const struct target_conf *tc);
 
+// The Config message for agents of a region: the targets it probes (of the
+// kinds agents implement) and every control, as version.  The message
+// points into conf, which must outlive it; freed with targets_config_free.
+struct targets_config;
+struct targets_config *targets_config_new(const struct agg_conf *conf, const char *region,
+    uint64_t version);
+Vantage__Config *targets_config_msg(struct targets_config *tc);
+void targets_config_free(struct targets_config *tc);
+
 #endif
