@@ -16,8 +16,6 @@
 
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "store_pg.h"
 
 // Queues the gathering query and, once it returns, the write of the draft.
@@ -41,6 +39,7 @@ void postmortem_draft(struct store *store, int64_t incident_id);
 //                     "before_n", "during_p50_us"|null,
 //                     "during_p95_us"|null, "during_n", "during_down" } ],
 //     "healthy":  [ NAME ] }
-char *postmortem_render(const json_t *doc);
+struct json_t; // jansson's json_t: callers that build a doc include jansson.h
+char *postmortem_render(const struct json_t *doc);
 
 #endif
