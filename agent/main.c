@@ -15,7 +15,6 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
-#include <zmq.h>
 
 #include "clock.h"
 #include "daemon.h"
@@ -25,6 +24,7 @@
 #include "selfcheck.h"
 #include "uplink.h"
 #include "version.h"
+#include "zloop.h"
 
 #define DRAIN_TIMEOUT_US (10 * 1000000)
 
@@ -182,7 +182,7 @@ main(int argc, char **argv)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("cannot initialise libcurl");
 	a.base = event_base_new();
-	zctx = zmq_ctx_new();
+	zctx = zloop_ctx_new();
 	if (a.base == NULL || zctx == NULL)
 		fatalx("cannot create the event loop");
 	a.probe = probe_new(a.base, a.conf->max_concurrency, a.conf->source_ip, a.conf->name,
@@ -215,7 +215,7 @@ main(int argc, char **argv)
 	selfcheck_free(a.selfcheck);
 	probe_free(a.probe);
 	uplink_free(a.uplink);
-	zmq_ctx_term(zctx);
+	zloop_ctx_term(zctx);
 	event_base_free(a.base);
 	agent_conf_free(a.conf);
 	curl_global_cleanup();
