@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <event2/event.h>
 
 #include "clock.h"
 #include "daemon.h"
 #include "agent_conf.h"
+#include "http_client.h"
 #include "log.h"
 #include "probe.h"
 #include "selfcheck.h"
@@ -179,12 +179,12 @@ main(int argc, char **argv)
 	}
 	daemon_warn_root();
 	signal(SIGPIPE, SIG_IGN);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		fatalx("cannot initialise libcurl");
+	if (http_client_global_init() < 0)
+		fatalx("could not initialise libcurl");
 	a.base = event_base_new();
 	zctx = zloop_ctx_new();
 	if (a.base == NULL || zctx == NULL)
-		fatalx("cannot create the event loop");
+		fatalx("could not create the event loop");
 	a.probe = probe_new(a.base, a.conf->max_concurrency, a.conf->source_ip, a.conf->name,
 	    agent_on_result, &a);
 	a.uplink = uplink_new(a.base, zctx, a.conf, &handlers);
@@ -218,6 +218,6 @@ main(int argc, char **argv)
 	zloop_ctx_term(zctx);
 	event_base_free(a.base);
 	agent_conf_free(a.conf);
-	curl_global_cleanup();
+	http_client_global_cleanup();
 	return 0;
 }
