@@ -26,7 +26,6 @@
 #include "zloop.h"
 #include "version.h"
 
-#define UPLINK_WINDOW 16 // batches in flight without an Ack
 #define UPLINK_TICK_MS 500
 #define UPLINK_HELLO_RETRY_US 3000000
 #define UPLINK_HEARTBEAT_US 5000000
