@@ -140,7 +140,7 @@ curvekey_read_secret(const char *path, struct curvekey *secret, struct curvekey 
 	if (rc < 0)
 		return -1;
 	if (zloop_curve_public(pub->z85, secret->z85) < 0) {
-		snprintf(err, errlen, "%s: cannot derive the public key: %s", path,
+		snprintf(err, errlen, "%s: could not derive the public key: %s", path,
 		    zloop_strerror(errno));
 		return -1;
 	}
@@ -195,7 +195,7 @@ curvekey_generate(const char *dir, const char *name, char *err, size_t errlen)
 		return -1;
 	}
 	if (zloop_curve_keypair(pub, secret) < 0) {
-		snprintf(err, errlen, "cannot make a key pair: %s", zloop_strerror(errno));
+		snprintf(err, errlen, "could not make a key pair: %s", zloop_strerror(errno));
 		return -1;
 	}
 	snprintf(key_path, sizeof(key_path), "%s/%s.key", dir, name);
