@@ -22,22 +22,10 @@
 
 #include <event2/event.h>
 
+#include "probe_http.h"
 #include "vantage.pb-c.h"
 
 #define PROBE_ERROR_MAX 256
-#define PROBE_HTTP_EXPECT_MAX 16
-
-// What an HTTP probe checks (Vantage__HttpSpec, copied).
-struct probe_http_spec {
-	char *url;
-	char *method;
-	uint32_t expect_status[PROBE_HTTP_EXPECT_MAX];
-	size_t n_expect;
-	char *body_contains; // NULL when not checked
-	uint32_t max_latency_ms;
-	bool follow_redirects;
-	uint32_t tls_min_days;
-};
 
 struct probe_target {
 	char *key;
@@ -47,7 +35,8 @@ struct probe_target {
 	uint32_t confirm;
 	uint32_t retry_interval_ms;
 	uint32_t confirm_span_ms; // retries go on until the failures span this long
-	// The spec of the target's kind; copied only for a kind with a prober.
+	// The spec of the target's kind (declared in the kind's header);
+	// copied only for a kind with a prober.
 	union {
 		struct probe_http_spec http;
 	} spec;

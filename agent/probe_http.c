@@ -13,13 +13,13 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "clock.h"
 #include "curl_ev.h"
 #include "log.h"
+#include "probe.h"
 #include "xmalloc.h"
 #include "version.h"
 

@@ -8,8 +8,27 @@
 #ifndef VANTAGE_PROBE_HTTP_H
 #define VANTAGE_PROBE_HTTP_H
 
-#include "probe.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
+#define PROBE_HTTP_EXPECT_MAX 16
+
+// What an HTTP probe checks: a copy of the Config's Vantage__HttpSpec, in
+// probe_target.spec.http.
+struct probe_http_spec {
+	char *url;
+	char *method;
+	uint32_t expect_status[PROBE_HTTP_EXPECT_MAX];
+	size_t n_expect;
+	char *body_contains; // NULL when not checked
+	uint32_t max_latency_ms;
+	bool follow_redirects;
+	uint32_t tls_min_days;
+};
+
+struct probe_ops;
+// HTTP's entry in probe.c's kind table (probe.h says what each op does).
 extern const struct probe_ops probe_http_ops;
 
 #endif

@@ -9,12 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "curl_ev.h"
-#include "log.h"
 #include "xmalloc.h"
 
 _Static_assert(HTTP_CLIENT_ERROR_MAX >= CURL_ERROR_SIZE, "room for libcurl's errors");
