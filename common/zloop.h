@@ -7,11 +7,11 @@
 // and hands each complete multipart message to a callback.  It also owns the
 // socket options common to both ends and the monitor socket that reports
 // connects and disconnects.  Only uplink.c, ingest.c and the aggregator's
-// ZAP handler (zap.c) use it for sockets; curvekey.c for CurveZMQ keys.
-// It is the one includer of zmq.h: callers see void * sockets and zloop's
-// own names for the few ZeroMQ constants they need, each equal to
-// libzmq's (zloop.c checks that at compile time), so every wrapper is a
-// plain call.
+// ZAP handler (zap.c) use it for sockets, the two main.c for the context,
+// and curvekey.c for CurveZMQ keys.  Outside tests it is the one includer
+// of zmq.h: callers see void * sockets and zloop's own names for the few
+// ZeroMQ constants they need, each equal to libzmq's (zloop.c checks that
+// at compile time), so every wrapper is a plain call.
 #ifndef VANTAGE_ZLOOP_H
 #define VANTAGE_ZLOOP_H
 
