@@ -13,18 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <event2/event.h>
-#include <zmq.h>
 
 #include "clock.h"
 #include "daemon.h"
 #include "agent_conf.h"
+#include "http_client.h"
 #include "log.h"
 #include "probe.h"
 #include "selfcheck.h"
 #include "uplink.h"
 #include "version.h"
+#include "zloop.h"
 
 #define DRAIN_TIMEOUT_US (10 * 1000000)
 
@@ -179,12 +179,12 @@ main(int argc, char **argv)
 	}
 	daemon_warn_root();
 	signal(SIGPIPE, SIG_IGN);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		fatalx("cannot initialise libcurl");
+	if (http_client_global_init() < 0)
+		fatalx("could not initialise libcurl");
 	a.base = event_base_new();
-	zctx = zmq_ctx_new();
+	zctx = zloop_ctx_new();
 	if (a.base == NULL || zctx == NULL)
-		fatalx("cannot create the event loop");
+		fatalx("could not create the event loop");
 	a.probe = probe_new(a.base, a.conf->max_concurrency, a.conf->source_ip, a.conf->name,
 	    agent_on_result, &a);
 	a.uplink = uplink_new(a.base, zctx, a.conf, &handlers);
@@ -215,9 +215,9 @@ main(int argc, char **argv)
 	selfcheck_free(a.selfcheck);
 	probe_free(a.probe);
 	uplink_free(a.uplink);
-	zmq_ctx_term(zctx);
+	zloop_ctx_term(zctx);
 	event_base_free(a.base);
 	agent_conf_free(a.conf);
-	curl_global_cleanup();
+	http_client_global_cleanup();
 	return 0;
 }

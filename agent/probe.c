@@ -5,13 +5,25 @@
 // Config, so nothing here points into a decoded message.
 #include "probe.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "log.h"
+#include "probe_http.h"
 #include "sched.h"
 #include "xmalloc.h"
+
+// The kinds this agent probes, by VANTAGE__PROBE_KIND__*.  TCP, DNS and
+// ICMP targets are accepted in a Config but have no prober yet: their
+// probes end as AGENT_ERROR, and the self-check skips such controls.
+static const struct probe_ops *const probe_kinds[] = {
+	[VANTAGE__PROBE_KIND__PROBE_KIND_HTTP] = &probe_http_ops,
+};
+#define PROBE_N_KINDS (sizeof(probe_kinds) / sizeof(probe_kinds[0]))
+// Room for every kind of the wire protocol (vantage.proto has 5).
+#define PROBE_DISPATCH_MAX_KINDS 8
 
 // One Config's targets.  Probes in flight hold a reference, so a reload
 // never frees a target a running probe still reads.
@@ -34,7 +46,7 @@ struct probe {
 	struct event_base *base;
 	struct event *timer;
 	struct sched *sched;
-	struct probe_http *http;
+	struct probe_dispatch *dispatch;
 	probe_done_cb done;
 	void *arg;
 	probe_hold_cb hold;
@@ -55,19 +67,30 @@ struct probe {
 
 static void probe_arm(struct probe *p);
 
+const struct probe_ops *
+probe_ops_find(int kind)
+{
+	if (kind < 0 || (size_t)kind >= PROBE_N_KINDS)
+		return NULL;
+	return probe_kinds[kind];
+}
+
 void
 probe_target_clear(struct probe_target *t)
 {
+	const struct probe_ops *ops = probe_ops_find(t->kind);
+
+	if (ops != NULL)
+		ops->spec_clear(t);
 	free(t->key);
-	free(t->url);
-	free(t->method);
-	free(t->body_contains);
 	memset(t, 0, sizeof(*t));
 }
 
 void
 probe_target_copy(struct probe_target *t, const Vantage__Target *src)
 {
+	const struct probe_ops *ops = probe_ops_find(src->kind);
+
 	memset(t, 0, sizeof(*t));
 	t->key = xstrdup(src->key);
 	t->kind = src->kind;
@@ -76,20 +99,104 @@ probe_target_copy(struct probe_target *t, const Vantage__Target *src)
 	t->confirm = src->confirm;
 	t->retry_interval_ms = src->retry_interval_ms;
 	t->confirm_span_ms = src->confirm_span_ms;
-	if (src->http != NULL) {
-		t->url = xstrdup(src->http->url);
-		t->method = xstrdup(
-		    src->http->method && *src->http->method ? src->http->method : "GET");
-		t->n_expect = src->http->n_expect_status < 16 ? src->http->n_expect_status : 16;
-		for (size_t i = 0; i < t->n_expect; i++)
-			t->expect_status[i] = src->http->expect_status[i];
-		if (src->http->body_contains != NULL && *src->http->body_contains)
-			t->body_contains = xstrdup(src->http->body_contains);
-		t->max_latency_ms = src->http->max_latency_ms;
-		t->follow_redirects = src->http->follow_redirects;
-		t->tls_min_days = src->http->tls_min_days;
-	}
+	if (ops != NULL)
+		ops->spec_copy(t, src);
 }
+
+// --- the dispatch: one prober instance per kind ---
+
+struct probe_dispatch {
+	struct event_base *base;
+	char *source_ip;
+	const struct probe_ops *const *table;
+	size_t n_kinds;
+	void *probers[PROBE_DISPATCH_MAX_KINDS]; // made on first use
+	probe_dispatch_done_cb done;
+	void *arg;
+};
+
+static const struct probe_ops *
+probe_dispatch_ops(const struct probe_dispatch *d, int kind)
+{
+	if (kind < 0 || (size_t)kind >= d->n_kinds)
+		return NULL;
+	return d->table[kind];
+}
+
+static void
+probe_dispatch_on_finished(struct probe_result *r, void *job, void *arg)
+{
+	struct probe_dispatch *d = arg;
+	int kind = r->target->kind;
+
+	probe_dispatch_ops(d, kind)->fill(d->probers[kind], job, r);
+	d->done(r, d->arg);
+}
+
+struct probe_dispatch *
+probe_dispatch_new(struct event_base *base, const char *source_ip,
+    const struct probe_ops *const *table, size_t n_kinds, probe_dispatch_done_cb done, void *arg)
+{
+	struct probe_dispatch *d = xcalloc(1, sizeof(*d));
+
+	d->base = base;
+	d->source_ip = source_ip != NULL ? xstrdup(source_ip) : NULL;
+	d->table = table != NULL ? table : probe_kinds;
+	d->n_kinds = table != NULL ? n_kinds : PROBE_N_KINDS;
+	if (d->n_kinds > PROBE_DISPATCH_MAX_KINDS)
+		d->n_kinds = PROBE_DISPATCH_MAX_KINDS;
+	d->done = done;
+	d->arg = arg;
+	return d;
+}
+
+void
+probe_dispatch_free(struct probe_dispatch *d)
+{
+	if (d == NULL)
+		return;
+	for (size_t kind = 0; kind < d->n_kinds; kind++)
+		if (d->probers[kind] != NULL)
+			d->table[kind]->free(d->probers[kind]);
+	free(d->source_ip);
+	free(d);
+}
+
+bool
+probe_dispatch_supports(const struct probe_dispatch *d, int kind)
+{
+	return probe_dispatch_ops(d, kind) != NULL;
+}
+
+int
+probe_dispatch_start(struct probe_dispatch *d, const struct probe_target *t, struct probe_result *r)
+{
+	const struct probe_ops *ops = probe_dispatch_ops(d, t->kind);
+
+	if (ops == NULL) {
+		// Other kinds are filtered out by the aggregator until this
+		// agent supports them; report rather than pretend.
+		r->outcome = VANTAGE__OUTCOME__OUTCOME_AGENT_ERROR;
+		r->reason = VANTAGE__REASON__REASON_INTERNAL;
+		snprintf(r->error, sizeof(r->error), "probe kind %d not supported", t->kind);
+		return -1;
+	}
+	if (d->probers[t->kind] == NULL)
+		d->probers[t->kind] = ops->new (d->base, d->source_ip, probe_dispatch_on_finished,
+		    d);
+	return ops->start(d->probers[t->kind], t, r);
+}
+
+void
+probe_dispatch_cancel(struct probe_dispatch *d, struct probe_result *r)
+{
+	const struct probe_ops *ops = probe_dispatch_ops(d, r->target->kind);
+
+	if (ops != NULL && d->probers[r->target->kind] != NULL)
+		ops->cancel(d->probers[r->target->kind], r);
+}
+
+// --- the target table and schedule ---
 
 static void
 probe_table_unref(struct probe_table *tb)
@@ -187,7 +294,7 @@ probe_follow_up(struct probe *p, struct probe_target *t, const struct probe_resu
 }
 
 static void
-probe_on_http_done(struct probe_result *r, void *arg)
+probe_on_done(struct probe_result *r, void *arg)
 {
 	struct probe *p = arg;
 	struct probe_slot *s = (struct probe_slot *)((char *)r -
@@ -218,20 +325,9 @@ probe_start(struct probe *p, size_t idx, int trigger, int64_t scheduled_mono, in
 	s->result.scheduled_at_us = wall - (now_mono - scheduled_mono);
 	t->started_mono = now_mono;
 	t->suspect_sent = false;
-	if (t->kind != VANTAGE__PROBE_KIND__PROBE_KIND_HTTP) {
-		// Other kinds are filtered out by the aggregator until this
-		// agent supports them; report rather than pretend.
-		s->result.outcome = VANTAGE__OUTCOME__OUTCOME_AGENT_ERROR;
-		s->result.reason = VANTAGE__REASON__REASON_INTERNAL;
-		snprintf(s->result.error, sizeof(s->result.error), "probe kind %d not supported",
-		    t->kind);
-		p->done(&s->result, p->arg);
-		probe_slot_put(p, s);
-		return;
-	}
 	t->in_flight = true;
 	p->in_flight++;
-	if (probe_http_start(p->http, t, &s->result) < 0) {
+	if (probe_dispatch_start(p->dispatch, t, &s->result) < 0) {
 		t->in_flight = false;
 		p->in_flight--;
 		p->done(&s->result, p->arg);
@@ -375,7 +471,7 @@ probe_new(struct event_base *base, unsigned max_concurrency, const char *source_
 	p->timer = evtimer_new(base, probe_on_timer, p);
 	p->table = xcalloc(1, sizeof(*p->table));
 	p->table->refs = 1;
-	p->http = probe_http_new(base, source_ip, probe_on_http_done, p);
+	p->dispatch = probe_dispatch_new(base, source_ip, NULL, 0, probe_on_done, p);
 	return p;
 }
 
@@ -386,7 +482,7 @@ probe_free(struct probe *p)
 
 	if (p == NULL)
 		return;
-	probe_http_free(p->http);
+	probe_dispatch_free(p->dispatch);
 	for (s = p->free_slots; s != NULL; s = next) {
 		next = s->next_free;
 		free(s);

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// HTTP(S) probes with libcurl's multi_socket API driven by the agent's one
-// libevent loop (the pattern of curl's docs/examples/multi-event.c): curl
-// tells us which sockets to watch and when to time out, libevent tells curl
-// when they are ready.  No thread per probe, no blocking call.  Each probe
-// measures a fresh connection (no reuse, no DNS cache) so that every phase
-// is really measured every time.  Easy handles are pooled and reused.
+// HTTP(S) probes; see probe_http.h.  Transfers run on the agent's loop
+// through common/curl_ev; this file sets the easy options and judges each
+// answer against the target's spec.  Easy handles are pooled and reused:
+// a probe allocates nothing but, with body_contains, its body buffer.
+#include "probe_http.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,11 +13,11 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "clock.h"
+#include "curl_ev.h"
 #include "log.h"
 #include "probe.h"
 #include "xmalloc.h"
@@ -26,7 +26,6 @@
 #define BODY_KEEP (64 * 1024) // bytes kept for body_contains
 
 struct http_job {
-	struct probe_http *owner;
 	CURL *easy;
 	struct probe_result *result;
 	const struct probe_target *target;
@@ -34,128 +33,20 @@ struct http_job {
 	char *body; // first BODY_KEEP bytes, only with body_contains
 	size_t body_len;
 	uint64_t bytes;
+	CURLcode rc; // how the transfer ended, for fill
 	struct http_job *next_free;
 	struct http_job *next_all; // every job ever made, for cleanup
 };
 
-struct http_sock {
-	struct event *ev;
-	curl_socket_t fd;
-};
-
 struct probe_http {
-	struct event_base *base;
-	// Watched sockets by descriptor.  The table, not curl's socketp, is
-	// the truth: it lets the close callback drop a socket's event before
-	// the descriptor is closed and its number reused (epoll would
-	// otherwise lose the registration of the next socket with that number).
-	struct http_sock **socks;
-	size_t n_socks;
-	CURLM *multi;
-	struct event *timer;
+	struct curl_ev *ev;
 	char *source_ip;
-	probe_http_done_cb done;
+	probe_finished_cb finished;
 	void *arg;
 	struct http_job *free_jobs;
 	struct http_job *all_jobs;
 	char user_agent[96];
 };
-
-static void http_check_done(struct probe_http *h);
-
-static void
-http_on_socket_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct probe_http *h = arg;
-	int flags = 0, running;
-
-	if (what & EV_READ)
-		flags |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(h->multi, fd, flags, &running);
-	http_check_done(h);
-}
-
-static void
-http_on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct probe_http *h = arg;
-	int running;
-
-	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	http_check_done(h);
-}
-
-static void
-http_sock_drop(struct probe_http *h, curl_socket_t s)
-{
-	if (s < 0 || (size_t)s >= h->n_socks || h->socks[s] == NULL)
-		return;
-	event_free(h->socks[s]->ev);
-	free(h->socks[s]);
-	h->socks[s] = NULL;
-}
-
-static int
-http_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	struct probe_http *h = userp;
-	struct http_sock *sock;
-	short kind;
-
-	if (s < 0)
-		return -1;
-	if (what == CURL_POLL_REMOVE) {
-		http_sock_drop(h, s);
-		return 0;
-	}
-	if ((size_t)s >= h->n_socks) {
-		size_t n = h->n_socks ? h->n_socks : 64;
-
-		while (n <= (size_t)s)
-			n *= 2;
-		h->socks = xreallocarray(h->socks, n, sizeof(*h->socks));
-		memset(h->socks + h->n_socks, 0, (n - h->n_socks) * sizeof(*h->socks));
-		h->n_socks = n;
-	}
-	kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
-	    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
-	sock = h->socks[s];
-	if (sock == NULL) {
-		sock = xcalloc(1, sizeof(*sock));
-		sock->fd = s;
-		h->socks[s] = sock;
-	} else {
-		event_free(sock->ev);
-	}
-	sock->ev = event_new(h->base, s, kind, http_on_socket_event, h);
-	event_add(sock->ev, NULL);
-	return 0;
-}
-
-static int
-http_close_cb(void *clientp, curl_socket_t s)
-{
-	http_sock_drop(clientp, s);
-	return close(s);
-}
-
-static int
-http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct probe_http *h = userp;
-	struct timeval tv;
-
-	if (timeout_ms < 0) {
-		evtimer_del(h->timer);
-		return 0;
-	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	evtimer_add(h->timer, &tv);
-	return 0;
-}
 
 static size_t
 http_write_cb(char *data, size_t size, size_t nmemb, void *userp)
@@ -279,7 +170,7 @@ http_classify_error(CURLcode rc, CURL *easy, const struct probe_result *r)
 }
 
 static bool
-http_status_expected(const struct probe_target *t, uint32_t status)
+http_status_expected(const struct probe_http_spec *t, uint32_t status)
 {
 	if (t->n_expect == 0)
 		return status >= 200 && status < 400;
@@ -309,7 +200,7 @@ static void
 http_judge(struct http_job *job, CURLcode rc)
 {
 	struct probe_result *r = job->result;
-	const struct probe_target *t = job->target;
+	const struct probe_http_spec *t = &job->target->spec.http;
 	const char *ip = NULL;
 	long status = 0;
 
@@ -347,7 +238,6 @@ http_judge(struct http_job *job, CURLcode rc)
 static void
 http_job_release(struct probe_http *h, struct http_job *job)
 {
-	curl_multi_remove_handle(h->multi, job->easy);
 	free(job->body);
 	job->body = NULL;
 	job->result = NULL;
@@ -357,49 +247,44 @@ http_job_release(struct probe_http *h, struct http_job *job)
 }
 
 static void
-http_check_done(struct probe_http *h)
+http_on_done(CURL *easy, CURLcode rc, void *arg)
 {
-	CURLMsg *msg;
-	int left;
+	struct probe_http *h = arg;
+	struct http_job *job = NULL;
 
-	while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
-		struct http_job *job = NULL;
-		struct probe_result *r;
-
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&job);
-		http_judge(job, msg->data.result);
-		r = job->result;
-		http_job_release(h, job);
-		h->done(r, h->arg);
-	}
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&job);
+	job->rc = rc;
+	h->finished(job->result, job, h->arg);
 }
 
-struct probe_http *
-probe_http_new(struct event_base *base, const char *source_ip, probe_http_done_cb done, void *arg)
+// The dispatch's second step (probe.h): the result, then the job back to
+// the pool.
+static void
+http_fill(void *prober, void *job_arg, struct probe_result *r)
+{
+	struct http_job *job = job_arg;
+
+	http_judge(job, job->rc);
+	http_job_release(prober, job);
+}
+
+static void *
+http_new(struct event_base *base, const char *source_ip, probe_finished_cb finished, void *arg)
 {
 	struct probe_http *h = xcalloc(1, sizeof(*h));
 
-	h->base = base;
-	h->done = done;
+	h->finished = finished;
 	h->arg = arg;
 	h->source_ip = source_ip != NULL ? xstrdup(source_ip) : NULL;
 	snprintf(h->user_agent, sizeof(h->user_agent), "vantage-agent/%s", vantage_version);
-	h->multi = curl_multi_init();
-	if (h->multi == NULL)
-		fatalx("cannot initialise libcurl");
-	h->timer = evtimer_new(base, http_on_timer, h);
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+	h->ev = curl_ev_new(base, http_on_done, h);
 	return h;
 }
 
-void
-probe_http_free(struct probe_http *h)
+static void
+http_free(void *prober)
 {
+	struct probe_http *h = prober;
 	struct http_job *job, *next;
 
 	if (h == NULL)
@@ -408,18 +293,29 @@ probe_http_free(struct probe_http *h)
 	for (job = h->all_jobs; job != NULL; job = next) {
 		next = job->next_all;
 		if (job->result != NULL)
-			curl_multi_remove_handle(h->multi, job->easy);
+			curl_ev_remove(h->ev, job->easy);
 		curl_easy_cleanup(job->easy);
 		free(job->body);
 		free(job);
 	}
-	curl_multi_cleanup(h->multi);
-	for (size_t i = 0; i < h->n_socks; i++)
-		http_sock_drop(h, (curl_socket_t)i);
-	free(h->socks);
-	event_free(h->timer);
+	curl_ev_free(h->ev);
 	free(h->source_ip);
 	free(h);
+}
+
+static void
+http_cancel(void *prober, struct probe_result *r)
+{
+	struct probe_http *h = prober;
+
+	// Rare (a probe abandoned alone): a walk over the pool is enough.
+	for (struct http_job *job = h->all_jobs; job != NULL; job = job->next_all) {
+		if (job->result == r) {
+			curl_ev_remove(h->ev, job->easy);
+			http_job_release(h, job);
+			return;
+		}
+	}
 }
 
 static struct http_job *
@@ -432,12 +328,11 @@ http_job_get(struct probe_http *h)
 		curl_easy_reset(job->easy);
 	} else {
 		job = xcalloc(1, sizeof(*job));
-		job->owner = h;
 		job->next_all = h->all_jobs;
 		h->all_jobs = job;
 		job->easy = curl_easy_init();
 		if (job->easy == NULL)
-			fatalx("cannot create a libcurl handle");
+			fatalx("could not create a libcurl handle");
 	}
 	job->bytes = 0;
 	job->body_len = 0;
@@ -445,15 +340,17 @@ http_job_get(struct probe_http *h)
 	return job;
 }
 
-int
-probe_http_start(struct probe_http *h, const struct probe_target *t, struct probe_result *r)
+static int
+http_start(void *prober, const struct probe_target *target, struct probe_result *r)
 {
+	struct probe_http *h = prober;
+	const struct probe_http_spec *t = &target->spec.http;
 	struct http_job *job = http_job_get(h);
 	CURL *e = job->easy;
-	long timeout = t->timeout_ms > 0 ? (long)t->timeout_ms : 10000;
+	long timeout = target->timeout_ms > 0 ? (long)target->timeout_ms : 10000;
 
 	job->result = r;
-	job->target = t;
+	job->target = target;
 	if (t->body_contains != NULL)
 		job->body = xmalloc(BODY_KEEP);
 	curl_easy_setopt(e, CURLOPT_URL, t->url);
@@ -461,8 +358,6 @@ probe_http_start(struct probe_http *h, const struct probe_target *t, struct prob
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, job->errbuf);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, job);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, http_close_cb);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, h);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -481,12 +376,52 @@ probe_http_start(struct probe_http *h, const struct probe_target *t, struct prob
 		curl_easy_setopt(e, CURLOPT_CERTINFO, 1L);
 	if (h->source_ip != NULL)
 		curl_easy_setopt(e, CURLOPT_INTERFACE, h->source_ip);
-	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+	if (curl_ev_add(h->ev, e) < 0) {
 		http_job_release(h, job);
 		r->outcome = VANTAGE__OUTCOME__OUTCOME_AGENT_ERROR;
 		r->reason = VANTAGE__REASON__REASON_INTERNAL;
-		snprintf(r->error, sizeof(r->error), "cannot start the probe");
+		snprintf(r->error, sizeof(r->error), "could not start the probe");
 		return -1;
 	}
 	return 0;
 }
+
+static void
+http_spec_copy(struct probe_target *t, const Vantage__Target *src)
+{
+	struct probe_http_spec *spec = &t->spec.http;
+	const Vantage__HttpSpec *in = src->http;
+
+	if (in == NULL)
+		return;
+	spec->url = xstrdup(in->url);
+	spec->method = xstrdup(in->method && *in->method ? in->method : "GET");
+	spec->n_expect = in->n_expect_status < PROBE_HTTP_EXPECT_MAX ? in->n_expect_status :
+								       PROBE_HTTP_EXPECT_MAX;
+	for (size_t i = 0; i < spec->n_expect; i++)
+		spec->expect_status[i] = in->expect_status[i];
+	if (in->body_contains != NULL && *in->body_contains)
+		spec->body_contains = xstrdup(in->body_contains);
+	spec->max_latency_ms = in->max_latency_ms;
+	spec->follow_redirects = in->follow_redirects;
+	spec->tls_min_days = in->tls_min_days;
+}
+
+static void
+http_spec_clear(struct probe_target *t)
+{
+	free(t->spec.http.url);
+	free(t->spec.http.method);
+	free(t->spec.http.body_contains);
+}
+
+const struct probe_ops probe_http_ops = {
+	.name = "http",
+	.spec_copy = http_spec_copy,
+	.spec_clear = http_spec_clear,
+	.new = http_new,
+	.free = http_free,
+	.start = http_start,
+	.cancel = http_cancel,
+	.fill = http_fill,
+};

@@ -32,14 +32,14 @@ struct selfcheck_table {
 
 struct selfcheck_round {
 	struct selfcheck_table *table; // referenced
-	struct probe_result *results;  // one per control, filled by probe_http
+	struct probe_result *results;  // one per control, filled by its prober
 	size_t pending;                // probes still running
 	bool on_demand;
 };
 
 struct selfcheck {
 	struct event_base *base;
-	struct probe_http *http;
+	struct probe_dispatch *dispatch;
 	struct event *timer; // the next periodic round
 	selfcheck_done_cb done;
 	void *arg;
@@ -224,7 +224,7 @@ selfcheck_finish(struct selfcheck *sc)
 }
 
 static void
-selfcheck_on_http_done(struct probe_result *r, void *arg)
+selfcheck_on_probe_done(struct probe_result *r, void *arg)
 {
 	struct selfcheck *sc = arg;
 
@@ -267,7 +267,7 @@ selfcheck_start(struct selfcheck *sc, bool on_demand)
 		r->trigger = VANTAGE__TRIGGER__TRIGGER_SCHEDULED;
 		r->scheduled_at_us = r->started_at_us = wall;
 		// A probe that cannot start was filled in as AGENT_ERROR.
-		if (probe_http_start(sc->http, &tb->controls[i], r) < 0)
+		if (probe_dispatch_start(sc->dispatch, &tb->controls[i], r) < 0)
 			rd->pending--;
 	}
 	if (rd->pending == 0)
@@ -294,7 +294,7 @@ selfcheck_new(struct event_base *base, const char *source_ip, selfcheck_done_cb 
 	sc->timer = evtimer_new(base, selfcheck_on_timer, sc);
 	// Its own prober, bound to the same source address as the targets'
 	// so that controls travel the same network path.
-	sc->http = probe_http_new(base, source_ip, selfcheck_on_http_done, sc);
+	sc->dispatch = probe_dispatch_new(base, source_ip, NULL, 0, selfcheck_on_probe_done, sc);
 	return sc;
 }
 
@@ -303,7 +303,7 @@ selfcheck_free(struct selfcheck *sc)
 {
 	if (sc == NULL)
 		return;
-	probe_http_free(sc->http);
+	probe_dispatch_free(sc->dispatch);
 	selfcheck_round_free(sc->round);
 	selfcheck_table_unref(sc->table);
 	event_free(sc->timer);
@@ -324,7 +324,7 @@ selfcheck_set_config(struct selfcheck *sc, const Vantage__Config *config)
 
 		// A control this agent cannot probe would look like a
 		// failing one and make it impaired for nothing.
-		if (src->kind != VANTAGE__PROBE_KIND__PROBE_KIND_HTTP) {
+		if (!probe_dispatch_supports(sc->dispatch, src->kind)) {
 			skipped++;
 			continue;
 		}

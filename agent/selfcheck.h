@@ -10,8 +10,9 @@
 // while a round runs, probe.c holds back the retries that would confirm
 // that failure, so a confirming result always carries a fresh verdict.
 // Control results are never sent as results.  Never blocks: probes go
-// through its own probe_http on the agent's one loop, bounded by each
-// control's timeout.
+// through its own probe dispatch (probe.h) on the agent's one loop, bounded
+// by each control's timeout; controls of a kind without a prober are
+// skipped.
 #ifndef VANTAGE_SELFCHECK_H
 #define VANTAGE_SELFCHECK_H
 

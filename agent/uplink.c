@@ -26,7 +26,6 @@
 #include "zloop.h"
 #include "version.h"
 
-#define UPLINK_WINDOW 16 // batches in flight without an Ack
 #define UPLINK_TICK_MS 500
 #define UPLINK_HELLO_RETRY_US 3000000
 #define UPLINK_HEARTBEAT_US 5000000
@@ -121,7 +120,7 @@ uplink_send_hello(struct uplink *u)
 	m.hello = &hello;
 	u->hello_sent_mono = clock_mono_us();
 	if (uplink_send_msg(u, &m) < 0)
-		log_debug("hello not sent yet: %s", zmq_strerror(errno));
+		log_debug("hello not sent yet: %s", zloop_strerror(errno));
 }
 
 static void
@@ -230,7 +229,7 @@ uplink_pump(struct uplink *u)
 	return;
 busy:
 	if (errno != EAGAIN)
-		log_warnx("cannot send a batch: %s", zmq_strerror(errno));
+		log_warnx("could not send a batch: %s", zloop_strerror(errno));
 	// the tick retries
 }
 
@@ -421,7 +420,7 @@ uplink_start(struct uplink *u)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT)
-			log_warn("cannot read the cached configuration \"%s\"", path);
+			log_warn("could not read the cached configuration \"%s\"", path);
 		return;
 	}
 	buf_init(&b);
@@ -431,7 +430,7 @@ uplink_start(struct uplink *u)
 	close(fd);
 	m = n < 0 ? NULL : wire_decode_agg(u->arena, b.data, b.len, err, sizeof(err));
 	if (n < 0)
-		log_warn("cannot read the cached configuration \"%s\"", path);
+		log_warn("could not read the cached configuration \"%s\"", path);
 	else if (m == NULL || m->msg_case != VANTAGE__AGG_MSG__MSG_CONFIG)
 		log_warnx("ignoring the cached configuration \"%s\": %s", path,
 		    m == NULL ? err : "not a configuration");
@@ -446,7 +445,7 @@ uplink_start(struct uplink *u)
 }
 
 static void
-uplink_on_msg(zmq_msg_t *parts, int nparts, void *arg)
+uplink_on_msg(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct uplink *u = arg;
 	Vantage__AggMsg *m;
@@ -457,7 +456,7 @@ uplink_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 		log_warnx("dropping a message of %d frames from the aggregator", nparts);
 		return;
 	}
-	m = wire_decode_agg(u->arena, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), err,
+	m = wire_decode_agg(u->arena, zloop_frame_data(&parts[0]), zloop_frame_size(&parts[0]), err,
 	    sizeof(err));
 	if (m == NULL) {
 		u->bad_messages++;
@@ -466,21 +465,21 @@ uplink_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 	}
 	uplink_on_agg_msg(u, m);
 	if (m->msg_case == VANTAGE__AGG_MSG__MSG_CONFIG)
-		uplink_cache_config(u, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]));
+		uplink_cache_config(u, zloop_frame_data(&parts[0]), zloop_frame_size(&parts[0]));
 	wire_arena_reset(u->arena);
 }
 
-// Why a handshake failed, for the operator (ZMQ_EVENT_HANDSHAKE_FAILED_*).
+// Why a handshake failed, for the operator (ZLOOP_EVENT_HANDSHAKE_FAILED_*).
 // An aggregator that finds something wrong mostly just closes the
 // connection, so our own configuration is the best hint.
 static const char *
 uplink_handshake_failure(const struct uplink *u, uint16_t event, uint32_t value)
 {
-	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+	if (event == ZLOOP_EVENT_HANDSHAKE_FAILED_AUTH)
 		return "the aggregator refused our key: is this agent's public key in its "
 		       "agent_keys_dir, named after the agent?";
-	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
-	    value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+	if (event == ZLOOP_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+	    value == ZLOOP_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
 		return u->conf->insecure ?
 		    "the aggregator requires CurveZMQ and we have \"insecure: true\"" :
 		    "the aggregator does not use CurveZMQ (it has \"insecure: true\")";
@@ -497,7 +496,7 @@ uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 	struct uplink *u = arg;
 
 	switch (event) {
-	case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+	case ZLOOP_EVENT_HANDSHAKE_SUCCEEDED:
 		if (u->handshake_failures > 0)
 			log_info(
 			    "connected to the aggregator at \"%s\" after %llu failed handshakes",
@@ -510,15 +509,15 @@ uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 		u->welcomed = false;
 		uplink_send_hello(u);
 		break;
-	case ZMQ_EVENT_DISCONNECTED:
+	case ZLOOP_EVENT_DISCONNECTED:
 		if (u->connected)
 			log_warnx("lost the connection to the aggregator at \"%s\"", addr);
 		u->connected = false;
 		u->welcomed = false;
 		break;
-	case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-	case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-	case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+	case ZLOOP_EVENT_HANDSHAKE_FAILED_AUTH:
+	case ZLOOP_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+	case ZLOOP_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
 		// Once per streak: the same failure repeats at every retry.
 		if (u->handshake_failures++ == 0)
 			log_warnx("handshake with the aggregator at \"%s\" failed: %s; retrying, "
@@ -527,7 +526,7 @@ uplink_on_event(uint16_t event, uint32_t value, const char *addr, void *arg)
 		// A refusal (auth) or a protocol error ends libzmq's own
 		// reconnecting; a revoked key may be admitted again, and an
 		// aggregator being fixed comes back, so keep trying.
-		if (event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
+		if (event != ZLOOP_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
 		    !evtimer_pending(u->retry_timer, NULL)) {
 			struct timeval tv;
 
@@ -551,10 +550,10 @@ uplink_on_retry(evutil_socket_t fd, short what, void *arg)
 	struct uplink *u = arg;
 
 	// The endpoint may be gone already (libzmq dropped it): no error.
-	zmq_disconnect(u->sock, u->conf->aggregator_endpoint);
-	if (zmq_connect(u->sock, u->conf->aggregator_endpoint) < 0)
-		log_warnx("cannot connect to \"%s\": %s", u->conf->aggregator_endpoint,
-		    zmq_strerror(errno));
+	zloop_disconnect(u->sock, u->conf->aggregator_endpoint);
+	if (zloop_connect(u->sock, u->conf->aggregator_endpoint) < 0)
+		log_warnx("could not connect to \"%s\": %s", u->conf->aggregator_endpoint,
+		    zloop_strerror(errno));
 }
 
 // CurveZMQ client: our key pair and the aggregator's public key.  Returns
@@ -572,10 +571,10 @@ uplink_set_keys(struct uplink *u)
 		explicit_bzero(&secret, sizeof(secret));
 		return -1;
 	}
-	if (zmq_setsockopt(u->sock, ZMQ_CURVE_SERVERKEY, server.z85, CURVEKEY_Z85_LEN) < 0 ||
-	    zmq_setsockopt(u->sock, ZMQ_CURVE_PUBLICKEY, pub.z85, CURVEKEY_Z85_LEN) < 0 ||
-	    zmq_setsockopt(u->sock, ZMQ_CURVE_SECRETKEY, secret.z85, CURVEKEY_Z85_LEN) < 0) {
-		log_warnx("cannot set up CurveZMQ: %s", zmq_strerror(errno));
+	if (zloop_set_bytes(u->sock, ZLOOP_CURVE_SERVERKEY, server.z85, CURVEKEY_Z85_LEN) < 0 ||
+	    zloop_set_bytes(u->sock, ZLOOP_CURVE_PUBLICKEY, pub.z85, CURVEKEY_Z85_LEN) < 0 ||
+	    zloop_set_bytes(u->sock, ZLOOP_CURVE_SECRETKEY, secret.z85, CURVEKEY_Z85_LEN) < 0) {
+		log_warnx("could not set up CurveZMQ: %s", zloop_strerror(errno));
 		rc = -1;
 	}
 	explicit_bzero(&secret, sizeof(secret));
@@ -621,20 +620,20 @@ uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
 	u->next_seq = spool_next_seq(u->spool);
 
 	u->retry_timer = evtimer_new(base, uplink_on_retry, u);
-	u->sock = zloop_socket(zctx, ZMQ_DEALER, WIRE_MAX_MSG);
+	u->sock = zloop_socket(zctx, ZLOOP_DEALER, WIRE_MAX_MSG);
 	if (u->sock == NULL)
-		fatalx("cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
-	zloop_set_int(u->sock, ZMQ_IMMEDIATE, 1);
-	zloop_set_int(u->sock, ZMQ_HEARTBEAT_TTL, 10000);
-	zloop_set_int(u->sock, ZMQ_RECONNECT_IVL, 200);
+		fatalx("could not create a ZeroMQ socket: %s", zloop_strerror(errno));
+	zloop_set_int(u->sock, ZLOOP_IMMEDIATE, 1);
+	zloop_set_int(u->sock, ZLOOP_HEARTBEAT_TTL, 10000);
+	zloop_set_int(u->sock, ZLOOP_RECONNECT_IVL, 200);
 	// A handshake that stalls (the aggregator refused us and the close
 	// got lost, or it is too busy to answer) holds the connection until
 	// this expires, and only then does libzmq reconnect: its default of
 	// 30 s kept a refused agent silent for half a minute.  A handshake
 	// takes milliseconds; 5 s, like the aggregator's, retries soon.
-	zloop_set_int(u->sock, ZMQ_HANDSHAKE_IVL, UPLINK_HANDSHAKE_IVL_MS);
-	zloop_set_int(u->sock, ZMQ_RECONNECT_IVL_MAX, 5000);
-	zloop_set_int(u->sock, ZMQ_SNDHWM, 1000);
+	zloop_set_int(u->sock, ZLOOP_HANDSHAKE_IVL, UPLINK_HANDSHAKE_IVL_MS);
+	zloop_set_int(u->sock, ZLOOP_RECONNECT_IVL_MAX, 5000);
+	zloop_set_int(u->sock, ZLOOP_SNDHWM, 1000);
 	if (conf->insecure) {
 		log_warnx("connection to the aggregator is NOT encrypted or authenticated "
 			  "(insecure: true); use it for development only");
@@ -645,14 +644,14 @@ uplink_new(struct event_base *base, void *zctx, const struct agent_conf *conf,
 	u->z = zloop_new(base, u->sock, uplink_on_msg, u);
 	if (u->z == NULL ||
 	    zloop_monitor(u->z, zctx,
-		ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
-		    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-		    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+		ZLOOP_EVENT_HANDSHAKE_SUCCEEDED | ZLOOP_EVENT_DISCONNECTED |
+		    ZLOOP_EVENT_HANDSHAKE_FAILED_AUTH | ZLOOP_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+		    ZLOOP_EVENT_HANDSHAKE_FAILED_NO_DETAIL,
 		uplink_on_event, u) < 0)
-		fatalx("cannot watch the ZeroMQ socket: %s", zmq_strerror(errno));
-	if (zmq_connect(u->sock, conf->aggregator_endpoint) < 0) {
-		log_warnx("cannot connect to \"%s\": %s", conf->aggregator_endpoint,
-		    zmq_strerror(errno));
+		fatalx("could not watch the ZeroMQ socket: %s", zloop_strerror(errno));
+	if (zloop_connect(u->sock, conf->aggregator_endpoint) < 0) {
+		log_warnx("could not connect to \"%s\": %s", conf->aggregator_endpoint,
+		    zloop_strerror(errno));
 		uplink_free(u);
 		return NULL;
 	}
@@ -670,8 +669,7 @@ uplink_free(struct uplink *u)
 	if (u == NULL)
 		return;
 	zloop_free(u->z);
-	if (u->sock != NULL)
-		zmq_close(u->sock);
+	zloop_close(u->sock);
 	if (u->tick != NULL)
 		event_free(u->tick);
 	if (u->flush_timer != NULL)

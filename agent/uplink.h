@@ -21,6 +21,7 @@
 
 #define UPLINK_BATCH_MAX 1000
 #define UPLINK_BATCH_DELAY_MS 200
+#define UPLINK_WINDOW 16 // batches in flight without an Ack
 
 struct uplink_handlers {
 	// A new Config (valid only during the call).

@@ -135,7 +135,7 @@ ingest_send(struct ingest *in, struct session *s, const Vantage__AggMsg *m)
 	data[1] = in->enc.data;
 	len[1] = in->enc.len;
 	if (zloop_send(in->z, data, len, 2) < 0 && errno != EHOSTUNREACH && errno != EAGAIN)
-		log_warnx("cannot send to an agent: %s", zmq_strerror(errno));
+		log_warnx("cannot send to an agent: %s", zloop_strerror(errno));
 }
 
 static void
@@ -183,10 +183,11 @@ ingest_send_config(struct ingest *in, struct session *s, const char *region)
 // rid_msg is the routing id frame; body the frame after it, which carries
 // the connection's metadata (peer address).
 static struct session *
-ingest_session(struct ingest *in, const zmq_msg_t *rid_msg, zmq_msg_t *body, bool create)
+ingest_session(struct ingest *in, const struct zloop_frame *rid_msg, const struct zloop_frame *body,
+    bool create)
 {
-	const uint8_t *rid = zmq_msg_data((zmq_msg_t *)rid_msg);
-	size_t len = zmq_msg_size((zmq_msg_t *)rid_msg);
+	const uint8_t *rid = zloop_frame_data(rid_msg);
+	size_t len = zloop_frame_size(rid_msg);
 	struct session *s;
 
 	if (len == 0 || len > INGEST_MAX_RID)
@@ -201,8 +202,8 @@ ingest_session(struct ingest *in, const zmq_msg_t *rid_msg, zmq_msg_t *body, boo
 	s->rid_len = len;
 	s->in = in;
 	{
-		const char *addr = body != NULL ? zmq_msg_gets(body, "Peer-Address") : NULL;
-		const char *user = body != NULL ? zmq_msg_gets(body, "User-Id") : NULL;
+		const char *addr = body != NULL ? zloop_frame_meta(body, "Peer-Address") : NULL;
+		const char *user = body != NULL ? zloop_frame_meta(body, "User-Id") : NULL;
 
 		snprintf(s->addr, sizeof(s->addr), "%s", addr ? addr : "unknown");
 		snprintf(s->user_id, sizeof(s->user_id), "%s", user ? user : "");
@@ -642,7 +643,7 @@ ingest_bad(struct ingest *in, struct session *s, const char *why)
 }
 
 static void
-ingest_on_msg(zmq_msg_t *parts, int nparts, void *arg)
+ingest_on_msg(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct ingest *in = arg;
 	struct session *s;
@@ -660,7 +661,7 @@ ingest_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 		return;
 	}
 	s->last_seen_mono = clock_mono_us();
-	m = wire_decode_agent(in->arena, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]),
+	m = wire_decode_agent(in->arena, zloop_frame_data(&parts[1]), zloop_frame_size(&parts[1]),
 	    clock_wall_us(), err, sizeof(err));
 	if (m == NULL) {
 		ingest_bad(in, s, err);
@@ -727,7 +728,7 @@ ingest_on_socket_event(uint16_t event, uint32_t value, const char *addr, void *a
 	struct accepted *a;
 
 	switch (event) {
-	case ZMQ_EVENT_ACCEPTED: {
+	case ZLOOP_EVENT_ACCEPTED: {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		const void *ip = NULL;
@@ -747,10 +748,10 @@ ingest_on_socket_event(uint16_t event, uint32_t value, const char *addr, void *a
 			inet_ntop(ss.ss_family, ip, a->addr, sizeof(a->addr));
 		break;
 	}
-	case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+	case ZLOOP_EVENT_HANDSHAKE_FAILED_PROTOCOL:
 		in->handshake_error = value;
 		break;
-	case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+	case ZLOOP_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
 		// A client without CurveZMQ that reads our greeting first sees
 		// the mechanism mismatch itself and hangs up before sending its
 		// own: we only see the connection end in the handshake (about
@@ -758,9 +759,9 @@ ingest_on_socket_event(uint16_t event, uint32_t value, const char *addr, void *a
 		// clients that do not use CurveZMQ, which is what it is, unless
 		// a protocol error said more.
 		if (in->handshake_error == 0)
-			in->handshake_error = ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
+			in->handshake_error = ZLOOP_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
 		break;
-	case ZMQ_EVENT_DISCONNECTED: {
+	case ZLOOP_EVENT_DISCONNECTED: {
 		const char *peer = "unknown";
 
 		for (size_t i = 0; i < INGEST_ACCEPTED; i++) {
@@ -773,7 +774,7 @@ ingest_on_socket_event(uint16_t event, uint32_t value, const char *addr, void *a
 		}
 		if (in->handshake_error != 0)
 			zap_refused(in->zap, peer,
-			    in->handshake_error == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH ?
+			    in->handshake_error == ZLOOP_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH ?
 				ZAP_REFUSED_PLAINTEXT :
 				ZAP_REFUSED_HANDSHAKE);
 		in->handshake_error = 0;
@@ -785,35 +786,35 @@ ingest_on_socket_event(uint16_t event, uint32_t value, const char *addr, void *a
 }
 
 // Creates the ROUTER socket with its options and binds it.  Returns 0, or
-// -1 with errno from zmq_bind (the socket is closed again).
+// -1 with errno from zloop_bind (the socket is closed again).
 static int
 ingest_open(struct ingest *in)
 {
-	in->sock = zloop_socket(in->zctx, ZMQ_ROUTER, WIRE_MAX_MSG);
+	in->sock = zloop_socket(in->zctx, ZLOOP_ROUTER, WIRE_MAX_MSG);
 	if (in->sock == NULL)
-		fatalx("cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
-	zloop_set_int(in->sock, ZMQ_ROUTER_MANDATORY, 1);
+		fatalx("cannot create a ZeroMQ socket: %s", zloop_strerror(errno));
+	zloop_set_int(in->sock, ZLOOP_ROUTER_MANDATORY, 1);
 	// A peer that connects and stalls in the handshake (a plaintext or
 	// broken client, a half-dead link) is dropped after 5 s instead of
 	// libzmq's default 30 s, so that it reconnects (and is counted and
 	// refused again) within a few seconds; agents set the same on their end.
-	zloop_set_int(in->sock, ZMQ_HANDSHAKE_IVL, 5000);
-	zloop_set_int(in->sock, ZMQ_SNDHWM, 10000);
-	zloop_set_int(in->sock, ZMQ_RCVHWM, 10000);
+	zloop_set_int(in->sock, ZLOOP_HANDSHAKE_IVL, 5000);
+	zloop_set_int(in->sock, ZLOOP_SNDHWM, 10000);
+	zloop_set_int(in->sock, ZLOOP_RCVHWM, 10000);
 	if (in->zap != NULL) {
-		zloop_set_int(in->sock, ZMQ_CURVE_SERVER, 1);
+		zloop_set_int(in->sock, ZLOOP_CURVE_SERVER, 1);
 		// With a domain, ZAP is asked for every handshake; without a
 		// handler bound, libzmq would admit any key.
-		if (zmq_setsockopt(in->sock, ZMQ_CURVE_SECRETKEY, in->secret.z85,
+		if (zloop_set_bytes(in->sock, ZLOOP_CURVE_SECRETKEY, in->secret.z85,
 			CURVEKEY_Z85_LEN) < 0 ||
-		    zmq_setsockopt(in->sock, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) < 0)
+		    zloop_set_bytes(in->sock, ZLOOP_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) < 0)
 			fatalx("cannot set up CurveZMQ on the agent socket: %s",
-			    zmq_strerror(errno));
+			    zloop_strerror(errno));
 	}
-	if (zmq_bind(in->sock, in->endpoint) < 0) {
+	if (zloop_bind(in->sock, in->endpoint) < 0) {
 		int err = errno;
 
-		zmq_close(in->sock);
+		zloop_close(in->sock);
 		in->sock = NULL;
 		errno = err;
 		return -1;
@@ -822,15 +823,15 @@ ingest_open(struct ingest *in)
 	// Liveness comes from traffic (agents send a heartbeat every few
 	// seconds), not from socket events, which name no routing id.
 	if (in->z == NULL)
-		fatalx("cannot watch the ZeroMQ socket: %s", zmq_strerror(errno));
+		fatalx("cannot watch the ZeroMQ socket: %s", zloop_strerror(errno));
 	if (in->zap != NULL &&
 	    zloop_monitor(in->z, in->zctx,
-		ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-		    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_DISCONNECTED,
+		ZLOOP_EVENT_ACCEPTED | ZLOOP_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+		    ZLOOP_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZLOOP_EVENT_DISCONNECTED,
 		ingest_on_socket_event, in) < 0)
 		log_warnx("cannot watch handshakes on the agent socket: refused plaintext clients "
 			  "will not be logged: %s",
-		    zmq_strerror(errno));
+		    zloop_strerror(errno));
 	return 0;
 }
 
@@ -839,7 +840,7 @@ ingest_close_socket(struct ingest *in)
 {
 	zloop_free(in->z);
 	if (in->sock != NULL)
-		zmq_close(in->sock);
+		zloop_close(in->sock);
 	in->z = NULL;
 	in->sock = NULL;
 	for (size_t i = 0; i < INGEST_ACCEPTED; i++)
@@ -865,7 +866,7 @@ ingest_on_rebind(evutil_socket_t fd, short what, void *arg)
 	// Logged once (and every 10 s): it is retried ten times a second.
 	if (in->rebind_failures++ % 100 == 0)
 		log_warnx("cannot listen on \"%s\" again: %s; retrying", in->endpoint,
-		    zmq_strerror(errno));
+		    zloop_strerror(errno));
 	evtimer_add(in->rebind, &tv);
 }
 
@@ -898,7 +899,7 @@ ingest_new(struct event_base *base, void *zctx, const struct agg_conf *conf, str
 		    "true); anyone who reaches \"%s\" can submit results",
 		    conf->listen_zmq);
 	if (ingest_open(in) < 0) {
-		log_warnx("cannot listen on \"%s\": %s", conf->listen_zmq, zmq_strerror(errno));
+		log_warnx("cannot listen on \"%s\": %s", conf->listen_zmq, zloop_strerror(errno));
 		wire_arena_free(in->arena);
 		free(in->endpoint);
 		explicit_bzero(&in->secret, sizeof(in->secret));

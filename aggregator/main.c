@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <zmq.h>
 
 #include "agents.h"
 #include "auth.h"
@@ -35,6 +34,7 @@
 #include "verdict.h"
 #include "xmalloc.h"
 #include "zap.h"
+#include "zloop.h"
 #include "version.h"
 
 #define DRAIN_TIMEOUT_US (10 * 1000000)
@@ -381,7 +381,7 @@ main(int argc, char **argv)
 		goto out;
 
 	agg.base = event_base_new();
-	zctx = zmq_ctx_new();
+	zctx = zloop_ctx_new();
 	if (agg.base == NULL || zctx == NULL)
 		fatalx("cannot create the event loop");
 	agg.agents = agents_new();
@@ -468,7 +468,7 @@ out_loop:
 	agg_conf_free(agg.next_conf);
 	catchup_free(agg.catchup);
 	agents_free(agg.agents);
-	zmq_ctx_term(zctx);
+	zloop_ctx_term(zctx);
 	event_base_free(agg.base);
 out:
 	pgembed_stop(agg.pg);

@@ -262,26 +262,26 @@ zap_rescan(struct zap *z, const uint8_t *key)
 }
 
 static void
-zap_reply(struct zap *z, const zmq_msg_t *request_id, const char *code, const char *text,
+zap_reply(struct zap *z, const struct zloop_frame *request_id, const char *code, const char *text,
     const char *user_id)
 {
 	const void *data[ZAP_MSG_FRAMES] = { "1.0", "", code, text, user_id, "" };
 	size_t len[ZAP_MSG_FRAMES] = { 3, 0, strlen(code), strlen(text), strlen(user_id), 0 };
 
 	if (request_id != NULL) {
-		data[1] = zmq_msg_data((zmq_msg_t *)request_id);
-		len[1] = zmq_msg_size((zmq_msg_t *)request_id);
+		data[1] = zloop_frame_data(request_id);
+		len[1] = zloop_frame_size(request_id);
 	}
 	if (zloop_send(z->z, data, len, ZAP_MSG_FRAMES) < 0)
-		log_warnx("cannot answer a ZAP request: %s", zmq_strerror(errno));
+		log_warnx("could not answer a ZAP request: %s", zloop_strerror(errno));
 }
 
 // Frames as text for the log: the peer address, at most 63 bytes.
 static void
-zap_frame_text(zmq_msg_t *m, char *out, size_t size)
+zap_frame_text(const struct zloop_frame *m, char *out, size_t size)
 {
-	size_t n = zmq_msg_size(m);
-	const char *p = zmq_msg_data(m);
+	size_t n = zloop_frame_size(m);
+	const char *p = zloop_frame_data(m);
 
 	if (n >= size)
 		n = size - 1;
@@ -291,7 +291,7 @@ zap_frame_text(zmq_msg_t *m, char *out, size_t size)
 }
 
 static void
-zap_on_msg(zmq_msg_t *parts, int nparts, void *arg)
+zap_on_msg(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct zap *z = arg;
 	const struct zap_key *k;
@@ -300,8 +300,8 @@ zap_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 
 	// Six frames and the mechanism's credentials: none for NULL, one
 	// (the client's public key) for CURVE.
-	if (nparts < 6 || zmq_msg_size(&parts[0]) != 3 ||
-	    memcmp(zmq_msg_data(&parts[0]), "1.0", 3) != 0) {
+	if (nparts < 6 || zloop_frame_size(&parts[0]) != 3 ||
+	    memcmp(zloop_frame_data(&parts[0]), "1.0", 3) != 0) {
 		// libzmq itself sends these: a malformed one is a bug there,
 		// and the handshake it belongs to fails.
 		log_warnx("malformed ZAP request (%d frames): refused", nparts);
@@ -309,14 +309,15 @@ zap_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 		return;
 	}
 	zap_frame_text(&parts[3], addr, sizeof(addr));
-	if (zmq_msg_size(&parts[5]) != 5 || memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) != 0 ||
-	    nparts != 7 || zmq_msg_size(&parts[6]) != CURVEKEY_BIN_LEN) {
+	if (zloop_frame_size(&parts[5]) != 5 ||
+	    memcmp(zloop_frame_data(&parts[5]), "CURVE", 5) != 0 || nparts != 7 ||
+	    zloop_frame_size(&parts[6]) != CURVEKEY_BIN_LEN) {
 		z->stats.refused_mechanism++;
 		zap_log_refusal(z, addr, ZAP_WHY_MECHANISM, "only CurveZMQ clients are admitted");
 		zap_reply(z, &parts[1], "400", "CurveZMQ required", "");
 		return;
 	}
-	memcpy(key, zmq_msg_data(&parts[6]), CURVEKEY_BIN_LEN);
+	memcpy(key, zloop_frame_data(&parts[6]), CURVEKEY_BIN_LEN);
 	k = zap_keys_find(&z->keys, key);
 	if (k == NULL && zap_keys_find(&z->revoked, key) == NULL)
 		k = zap_rescan(z, key);
@@ -333,7 +334,7 @@ zap_on_msg(zmq_msg_t *parts, int nparts, void *arg)
 		char z85[CURVEKEY_Z85_LEN + 1];
 
 		z->stats.refused_unknown_key++;
-		zmq_z85_encode(z85, key, CURVEKEY_BIN_LEN);
+		zloop_z85_encode(z85, key, CURVEKEY_BIN_LEN);
 		snprintf(why, sizeof(why), "public key \"%s\" is in no file of \"%s\"", z85,
 		    z->dir);
 	}
@@ -390,13 +391,13 @@ zap_new(struct event_base *base, void *zctx, const char *keys_dir)
 	zap_dir_mtime(z->dir, &z->scanned_mtime);
 	z->scanned_mono = clock_mono_us();
 	z->stats.keys = z->keys.n;
-	z->sock = zmq_socket(zctx, ZMQ_REP);
+	z->sock = zloop_socket_plain(zctx, ZLOOP_REP);
 	if (z->sock == NULL)
 		goto fail;
-	zloop_set_int(z->sock, ZMQ_LINGER, 0);
-	if (zmq_bind(z->sock, ZAP_ENDPOINT) < 0) {
-		log_warnx("cannot bind the ZAP handler to \"%s\": %s", ZAP_ENDPOINT,
-		    zmq_strerror(errno));
+	zloop_set_int(z->sock, ZLOOP_LINGER, 0);
+	if (zloop_bind(z->sock, ZAP_ENDPOINT) < 0) {
+		log_warnx("could not bind the ZAP handler to \"%s\": %s", ZAP_ENDPOINT,
+		    zloop_strerror(errno));
 		goto fail;
 	}
 	z->z = zloop_new(base, z->sock, zap_on_msg, z);
@@ -430,8 +431,7 @@ zap_free(struct zap *z)
 	if (z == NULL)
 		return;
 	zloop_free(z->z);
-	if (z->sock != NULL)
-		zmq_close(z->sock);
+	zloop_close(z->sock);
 	free(z->keys.v);
 	free(z->revoked.v);
 	free(z->dir);

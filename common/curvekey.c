@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <zmq.h>
+#include "zloop.h"
 
 #define CURVEKEY_FILE_MAX 4096
 
@@ -139,9 +139,9 @@ curvekey_read_secret(const char *path, struct curvekey *secret, struct curvekey 
 	explicit_bzero(text, sizeof(text));
 	if (rc < 0)
 		return -1;
-	if (zmq_curve_public(pub->z85, secret->z85) < 0) {
-		snprintf(err, errlen, "%s: cannot derive the public key: %s", path,
-		    zmq_strerror(errno));
+	if (zloop_curve_public(pub->z85, secret->z85) < 0) {
+		snprintf(err, errlen, "%s: could not derive the public key: %s", path,
+		    zloop_strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -150,7 +150,7 @@ curvekey_read_secret(const char *path, struct curvekey *secret, struct curvekey 
 void
 curvekey_binary(const struct curvekey *k, uint8_t out[CURVEKEY_BIN_LEN])
 {
-	zmq_z85_decode(out, k->z85);
+	zloop_z85_decode(out, k->z85);
 }
 
 // Creates path exclusively with mode (whatever the umask) and writes a
@@ -190,13 +190,12 @@ curvekey_generate(const char *dir, const char *name, char *err, size_t errlen)
 	char pub[CURVEKEY_Z85_LEN + 1], secret[CURVEKEY_Z85_LEN + 1];
 	char pub_path[4096], key_path[4096], comment[160];
 
-	if (!zmq_has("curve")) {
-		snprintf(err, errlen,
-		    "this libzmq has no CurveZMQ (it was built without libsodium)");
+	if (!zloop_has_curve()) {
+		snprintf(err, errlen, "libzmq was built without libsodium, so it has no CurveZMQ");
 		return -1;
 	}
-	if (zmq_curve_keypair(pub, secret) < 0) {
-		snprintf(err, errlen, "cannot make a key pair: %s", zmq_strerror(errno));
+	if (zloop_curve_keypair(pub, secret) < 0) {
+		snprintf(err, errlen, "could not make a key pair: %s", zloop_strerror(errno));
 		return -1;
 	}
 	snprintf(key_path, sizeof(key_path), "%s/%s.key", dir, name);

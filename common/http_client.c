@@ -2,19 +2,45 @@
 //
 // libcurl behind one small wrapper (see http_client.h): a blocking GET for
 // command-line tools, and non-blocking POSTs on a libevent loop for the
-// aggregator's alert sender.  Only this file and agent/probe_http.c include
-// curl.h.
+// aggregator's alert sender, on common/curl_ev.  Only this file,
+// common/curl_ev.[ch] and agent/probe_http.c include curl.h.
 #include "http_client.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
-#include "log.h"
+#include "curl_ev.h"
 #include "xmalloc.h"
+
+_Static_assert(HTTP_CLIENT_ERROR_MAX >= CURL_ERROR_SIZE, "room for libcurl's errors");
+
+int
+http_client_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+void
+http_client_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+char *
+http_client_escape(const char *s)
+{
+	char *escaped = curl_easy_escape(NULL, s, 0), *copy;
+
+	if (escaped == NULL)
+		return NULL;
+	// Ours to free with free(), not curl_free().
+	copy = xstrdup(escaped);
+	curl_free(escaped);
+	return copy;
+}
 
 static size_t
 http_client_write(char *data, size_t size, size_t nmemb, void *userp)
@@ -40,7 +66,7 @@ http_client_get(const char *url, const char *token, long timeout_ms, struct buf 
 
 	buf_reset(body);
 	if (easy == NULL) {
-		snprintf(err, errlen, "cannot initialise libcurl");
+		snprintf(err, errlen, "could not initialise libcurl");
 		return -1;
 	}
 	if (token != NULL) {
@@ -68,7 +94,7 @@ http_client_get(const char *url, const char *token, long timeout_ms, struct buf 
 	return status;
 }
 
-// --- non-blocking requests (curl's docs/examples/multi-event.c pattern) ---
+// --- non-blocking requests, on common/curl_ev ---
 
 struct http_request {
 	struct http_client *owner;
@@ -82,121 +108,11 @@ struct http_request {
 	struct http_request *prev, *next; // in flight, for cleanup
 };
 
-struct http_sock {
-	struct event *ev;
-};
-
 struct http_client {
-	struct event_base *base;
-	CURLM *multi;
-	struct event *timer;
-	// Watched sockets by descriptor.  The table, not curl's socketp, is
-	// the truth: it lets the close callback drop a socket's event before
-	// the descriptor is closed and its number reused (epoll would
-	// otherwise lose the registration of the next socket with that
-	// number; see agent/probe_http.c).
-	struct http_sock **socks;
-	size_t n_socks;
+	struct curl_ev *ev;
 	struct http_request *requests;
 	char *user_agent;
 };
-
-static void http_client_check_done(struct http_client *hc);
-
-static void
-http_client_on_socket(evutil_socket_t fd, short what, void *arg)
-{
-	struct http_client *hc = arg;
-	int flags = 0, running;
-
-	if (what & EV_READ)
-		flags |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(hc->multi, fd, flags, &running);
-	http_client_check_done(hc);
-}
-
-static void
-http_client_on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct http_client *hc = arg;
-	int running;
-
-	curl_multi_socket_action(hc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	http_client_check_done(hc);
-}
-
-static void
-http_client_sock_drop(struct http_client *hc, curl_socket_t s)
-{
-	if (s < 0 || (size_t)s >= hc->n_socks || hc->socks[s] == NULL)
-		return;
-	event_free(hc->socks[s]->ev);
-	free(hc->socks[s]);
-	hc->socks[s] = NULL;
-}
-
-static int
-http_client_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	struct http_client *hc = userp;
-	struct http_sock *sock;
-	short kind;
-
-	if (s < 0)
-		return -1;
-	if (what == CURL_POLL_REMOVE) {
-		http_client_sock_drop(hc, s);
-		return 0;
-	}
-	if ((size_t)s >= hc->n_socks) {
-		size_t n = hc->n_socks ? hc->n_socks : 64;
-
-		while (n <= (size_t)s)
-			n *= 2;
-		hc->socks = xreallocarray(hc->socks, n, sizeof(*hc->socks));
-		memset(hc->socks + hc->n_socks, 0, (n - hc->n_socks) * sizeof(*hc->socks));
-		hc->n_socks = n;
-	}
-	kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
-	    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
-	sock = hc->socks[s];
-	if (sock == NULL) {
-		sock = xcalloc(1, sizeof(*sock));
-		hc->socks[s] = sock;
-	} else {
-		event_free(sock->ev);
-	}
-	sock->ev = event_new(hc->base, s, kind, http_client_on_socket, hc);
-	if (sock->ev == NULL)
-		fatalx("cannot watch an HTTP client socket");
-	event_add(sock->ev, NULL);
-	return 0;
-}
-
-static int
-http_client_close_cb(void *clientp, curl_socket_t s)
-{
-	http_client_sock_drop(clientp, s);
-	return close(s);
-}
-
-static int
-http_client_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct http_client *hc = userp;
-	struct timeval tv;
-
-	if (timeout_ms < 0) {
-		evtimer_del(hc->timer);
-		return 0;
-	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	evtimer_add(hc->timer, &tv);
-	return 0;
-}
 
 // Keeps the start of the answer for error messages; drops the rest (a
 // chatty receiver costs bandwidth up to the timeout, never memory).
@@ -215,7 +131,7 @@ http_client_keep_cb(char *data, size_t size, size_t nmemb, void *userp)
 static void
 http_client_release(struct http_client *hc, struct http_request *req)
 {
-	curl_multi_remove_handle(hc->multi, req->easy);
+	curl_ev_remove(hc->ev, req->easy);
 	curl_easy_cleanup(req->easy);
 	curl_slist_free_all(req->headers);
 	if (req->prev != NULL)
@@ -227,36 +143,30 @@ http_client_release(struct http_client *hc, struct http_request *req)
 	free(req);
 }
 
+// curl_ev took req out of the multi handle before this, so the callback
+// may start the next request; req is freed only after it: resp points
+// into it.
 static void
-http_client_check_done(struct http_client *hc)
+http_client_on_done(CURL *easy, CURLcode result, void *arg)
 {
+	struct http_client *hc = arg;
 	struct http_request *req = NULL;
 	struct http_response resp;
 	curl_off_t total_us = 0;
-	CURLMsg *msg;
-	int left;
 
-	while ((msg = curl_multi_info_read(hc->multi, &left)) != NULL) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
-		memset(&resp, 0, sizeof(resp));
-		resp.status = -1;
-		if (msg->data.result == CURLE_OK)
-			curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &resp.status);
-		else
-			resp.error = req->errbuf[0] ? req->errbuf :
-						      curl_easy_strerror(msg->data.result);
-		curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME_T, &total_us);
-		resp.elapsed_ms = (long)(total_us / 1000);
-		resp.body = req->body;
-		resp.body_len = req->body_len;
-		// Out of the multi handle before the callback, which may start
-		// the next request, but freed only after it: resp points into it.
-		curl_multi_remove_handle(hc->multi, req->easy);
-		req->cb(&resp, req->arg);
-		http_client_release(hc, req);
-	}
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&req);
+	memset(&resp, 0, sizeof(resp));
+	resp.status = -1;
+	if (result == CURLE_OK)
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &resp.status);
+	else
+		resp.error = req->errbuf[0] ? req->errbuf : curl_easy_strerror(result);
+	curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total_us);
+	resp.elapsed_ms = (long)(total_us / 1000);
+	resp.body = req->body;
+	resp.body_len = req->body_len;
+	req->cb(&resp, req->arg);
+	http_client_release(hc, req);
 }
 
 struct http_client *
@@ -264,18 +174,8 @@ http_client_new(struct event_base *base, const char *user_agent)
 {
 	struct http_client *hc = xcalloc(1, sizeof(*hc));
 
-	hc->base = base;
 	hc->user_agent = xstrdup(user_agent);
-	hc->multi = curl_multi_init();
-	if (hc->multi == NULL)
-		fatalx("cannot initialise libcurl");
-	hc->timer = evtimer_new(base, http_client_on_timer, hc);
-	if (hc->timer == NULL)
-		fatalx("cannot create the HTTP client timer");
-	curl_multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, http_client_socket_cb);
-	curl_multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc);
-	curl_multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, http_client_timer_cb);
-	curl_multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc);
+	hc->ev = curl_ev_new(base, http_client_on_done, hc);
 	return hc;
 }
 
@@ -286,13 +186,7 @@ http_client_free(struct http_client *hc)
 		return;
 	while (hc->requests != NULL)
 		http_client_release(hc, hc->requests);
-	// Closes cached connections through http_client_close_cb, which
-	// needs the socket table: freed after.
-	curl_multi_cleanup(hc->multi);
-	for (size_t i = 0; i < hc->n_socks; i++)
-		http_client_sock_drop(hc, (curl_socket_t)i);
-	free(hc->socks);
-	event_free(hc->timer);
+	curl_ev_free(hc->ev);
 	free(hc->user_agent);
 	free(hc);
 }
@@ -326,15 +220,13 @@ http_client_post(struct http_client *hc, const char *url, const char *content_ty
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_client_keep_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, http_client_close_cb);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, hc);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, hc->user_agent);
-	if (curl_multi_add_handle(hc->multi, e) != CURLM_OK) {
+	if (curl_ev_add(hc->ev, e) < 0) {
 		curl_slist_free_all(req->headers);
 		curl_easy_cleanup(e);
 		free(req);

@@ -3,7 +3,7 @@
 // The one small HTTP client wrapper around libcurl outside the probes
 // (DESIGN.md §1).  Two faces: a blocking GET for command-line tools
 // (vantagectl), and non-blocking POSTs driven by a daemon's libevent loop
-// through curl's multi_socket API, for the aggregator's alert sender.  The
+// through common/curl_ev, for the aggregator's alert sender.  The
 // non-blocking side must never block the loop and never call back from
 // inside the call that started a request: outcomes arrive from the loop.
 #ifndef VANTAGE_HTTP_CLIENT_H
@@ -19,6 +19,16 @@
 // Bytes of a response body kept for the caller (error messages); the rest
 // is read and dropped.
 #define HTTP_CLIENT_KEEP_BODY 512
+// Room for the longest error libcurl reports (CURL_ERROR_SIZE).
+#define HTTP_CLIENT_ERROR_MAX 256
+
+// Once per process, before any other call and before threads (libcurl's
+// global state).  Returns 0 or -1.
+int http_client_global_init(void);
+void http_client_global_cleanup(void);
+// s percent-encoded for one URL path segment or query value; the caller
+// frees it.  NULL if libcurl could not encode it.
+char *http_client_escape(const char *s);
 
 // GETs url into body (reset first).  Returns the HTTP status, or -1 with a
 // reason in err.  token, when not NULL, is sent as a bearer token.

@@ -6,14 +6,154 @@
 #include "zloop.h"
 
 #include <errno.h>
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zmq.h>
 
 #include "log.h"
 #include "xmalloc.h"
 
 #define ZLOOP_BURST 256 // messages per wake-up before yielding to the loop
+
+// zloop.h's names are libzmq's numbers, so the wrappers pass them through.
+_Static_assert(ZLOOP_PAIR == ZMQ_PAIR && ZLOOP_REP == ZMQ_REP && ZLOOP_DEALER == ZMQ_DEALER &&
+	ZLOOP_ROUTER == ZMQ_ROUTER,
+    "zloop socket types");
+_Static_assert(ZLOOP_LINGER == ZMQ_LINGER && ZLOOP_RECONNECT_IVL == ZMQ_RECONNECT_IVL &&
+	ZLOOP_RECONNECT_IVL_MAX == ZMQ_RECONNECT_IVL_MAX && ZLOOP_SNDHWM == ZMQ_SNDHWM &&
+	ZLOOP_RCVHWM == ZMQ_RCVHWM && ZLOOP_ROUTER_MANDATORY == ZMQ_ROUTER_MANDATORY &&
+	ZLOOP_IMMEDIATE == ZMQ_IMMEDIATE && ZLOOP_CURVE_SERVER == ZMQ_CURVE_SERVER &&
+	ZLOOP_CURVE_PUBLICKEY == ZMQ_CURVE_PUBLICKEY &&
+	ZLOOP_CURVE_SECRETKEY == ZMQ_CURVE_SECRETKEY &&
+	ZLOOP_CURVE_SERVERKEY == ZMQ_CURVE_SERVERKEY && ZLOOP_ZAP_DOMAIN == ZMQ_ZAP_DOMAIN &&
+	ZLOOP_HANDSHAKE_IVL == ZMQ_HANDSHAKE_IVL && ZLOOP_HEARTBEAT_TTL == ZMQ_HEARTBEAT_TTL,
+    "zloop socket options");
+_Static_assert(ZLOOP_EVENT_CONNECTED == ZMQ_EVENT_CONNECTED &&
+	ZLOOP_EVENT_ACCEPTED == ZMQ_EVENT_ACCEPTED &&
+	ZLOOP_EVENT_DISCONNECTED == ZMQ_EVENT_DISCONNECTED &&
+	ZLOOP_EVENT_HANDSHAKE_FAILED_NO_DETAIL == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
+	ZLOOP_EVENT_HANDSHAKE_SUCCEEDED == ZMQ_EVENT_HANDSHAKE_SUCCEEDED &&
+	ZLOOP_EVENT_HANDSHAKE_FAILED_PROTOCOL == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+	ZLOOP_EVENT_HANDSHAKE_FAILED_AUTH == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH &&
+	ZLOOP_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH,
+    "zloop monitor events");
+_Static_assert(sizeof(struct zloop_frame) == sizeof(zmq_msg_t) &&
+	alignof(struct zloop_frame) >= alignof(zmq_msg_t),
+    "a zloop_frame is a zmq_msg_t");
+
+// The frame as what it is.  zmq_msg_data and friends take a non-const
+// message but do not change it.
+static zmq_msg_t *
+zloop_msg(const struct zloop_frame *f)
+{
+	return (zmq_msg_t *)(uintptr_t)f;
+}
+
+const void *
+zloop_frame_data(const struct zloop_frame *f)
+{
+	return zmq_msg_data(zloop_msg(f));
+}
+
+size_t
+zloop_frame_size(const struct zloop_frame *f)
+{
+	return zmq_msg_size(zloop_msg(f));
+}
+
+const char *
+zloop_frame_meta(const struct zloop_frame *f, const char *property)
+{
+	return zmq_msg_gets(zloop_msg(f), property);
+}
+
+void *
+zloop_ctx_new(void)
+{
+	return zmq_ctx_new();
+}
+
+void
+zloop_ctx_term(void *zctx)
+{
+	zmq_ctx_term(zctx);
+}
+
+const char *
+zloop_strerror(int err)
+{
+	return zmq_strerror(err);
+}
+
+void *
+zloop_socket_plain(void *zctx, int type)
+{
+	return zmq_socket(zctx, type);
+}
+
+int
+zloop_set_bytes(void *sock, int opt, const void *value, size_t len)
+{
+	return zmq_setsockopt(sock, opt, value, len);
+}
+
+int
+zloop_bind(void *sock, const char *endpoint)
+{
+	return zmq_bind(sock, endpoint);
+}
+
+int
+zloop_connect(void *sock, const char *endpoint)
+{
+	return zmq_connect(sock, endpoint);
+}
+
+int
+zloop_disconnect(void *sock, const char *endpoint)
+{
+	return zmq_disconnect(sock, endpoint);
+}
+
+void
+zloop_close(void *sock)
+{
+	if (sock != NULL)
+		zmq_close(sock);
+}
+
+bool
+zloop_has_curve(void)
+{
+	return zmq_has("curve") != 0;
+}
+
+int
+zloop_curve_keypair(char *pub_z85, char *secret_z85)
+{
+	return zmq_curve_keypair(pub_z85, secret_z85);
+}
+
+int
+zloop_curve_public(char *pub_z85, const char *secret_z85)
+{
+	return zmq_curve_public(pub_z85, secret_z85);
+}
+
+void
+zloop_z85_decode(uint8_t *out, const char *z85)
+{
+	zmq_z85_decode(out, z85);
+}
+
+void
+zloop_z85_encode(char *out, const uint8_t *data, size_t len)
+{
+	zmq_z85_encode(out, data, len);
+}
 
 struct zloop_mon {
 	void *sock;
@@ -35,7 +175,7 @@ void
 zloop_set_int(void *sock, int opt, int value)
 {
 	if (zmq_setsockopt(sock, opt, &value, sizeof(value)) < 0)
-		log_warnx("cannot set ZeroMQ option %d: %s", opt, zmq_strerror(errno));
+		log_warnx("could not set ZeroMQ option %d: %s", opt, zmq_strerror(errno));
 }
 
 void *
@@ -49,7 +189,7 @@ zloop_socket(void *zctx, int type, int64_t max_msg)
 	zloop_set_int(sock, ZMQ_HEARTBEAT_IVL, 1000);
 	zloop_set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, 5000);
 	if (zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg)) < 0)
-		log_warnx("cannot limit ZeroMQ messages: %s", zmq_strerror(errno));
+		log_warnx("could not limit ZeroMQ messages: %s", zmq_strerror(errno));
 	return sock;
 }
 
@@ -112,7 +252,7 @@ zloop_drain(struct zloop *z)
 		n = zloop_recv_multipart(z->sock, parts);
 		if (n == 0)
 			return;
-		z->cb(parts, n, z->arg);
+		z->cb((const struct zloop_frame *)parts, n, z->arg);
 		if (n < 0)
 			continue;
 		for (int i = 0; i < n; i++)
@@ -136,7 +276,8 @@ zloop_new(struct event_base *base, void *sock, zloop_msg_cb cb, void *arg)
 	size_t len = sizeof(fd);
 
 	if (zmq_getsockopt(sock, ZMQ_FD, &fd, &len) < 0) {
-		log_warnx("cannot get the descriptor of a ZeroMQ socket: %s", zmq_strerror(errno));
+		log_warnx("could not get the descriptor of a ZeroMQ socket: %s",
+		    zmq_strerror(errno));
 		free(z);
 		return NULL;
 	}

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "buf.h"
@@ -221,7 +220,7 @@ main(int argc, char **argv)
 	};
 	const char *url = getenv("VANTAGE_URL"), *token = getenv("VANTAGE_TOKEN");
 	const char *cmd, *path, *key_dir = ".";
-	char full[2048], err[CURL_ERROR_SIZE + 64];
+	char full[2048], err[HTTP_CLIENT_ERROR_MAX + 64];
 	struct buf body;
 	json_error_t jerr;
 	json_t *doc;
@@ -284,11 +283,11 @@ main(int argc, char **argv)
 		path = only_open ? "/api/v1/incidents?state=open" : "/api/v1/incidents";
 	} else if ((strcmp(cmd, "target") == 0 || strcmp(cmd, "incident") == 0) &&
 	    optind + 2 == argc) {
-		char *escaped = curl_easy_escape(NULL, argv[optind + 1], 0);
+		char *escaped = http_client_escape(argv[optind + 1]);
 
 		snprintf(full, sizeof(full), "%s/api/v1/%s/%s", url,
 		    strcmp(cmd, "target") == 0 ? "targets" : "incidents", escaped ? escaped : "");
-		curl_free(escaped);
+		free(escaped);
 		path = NULL;
 	} else {
 		fprintf(stderr, "vantagectl: unknown command or wrong arguments: \"%s\"\n", cmd);
@@ -297,7 +296,7 @@ main(int argc, char **argv)
 	}
 	if (path != NULL)
 		snprintf(full, sizeof(full), "%s%s", url, path);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	http_client_global_init();
 	buf_init(&body);
 	status = http_client_get(full, token, 10000, &body, err, sizeof(err));
 	if (status < 0) {
@@ -344,6 +343,6 @@ main(int argc, char **argv)
 	json_decref(doc);
 out:
 	buf_free(&body);
-	curl_global_cleanup();
+	http_client_global_cleanup();
 	return rc;
 }

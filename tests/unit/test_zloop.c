@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <zmq.h>
 
 #include "zloop.h"
 
@@ -122,17 +123,17 @@ fix_run(struct fix *f, const char *waiting_for)
 }
 
 static void
-record(struct fix *f, int count, zmq_msg_t *parts, int nparts)
+record(struct fix *f, int count, const struct zloop_frame *parts, int nparts)
 {
 	if (count >= MAX_SEEN)
 		return;
 	f->nparts_seen[count] = nparts;
 	for (int i = 0; i < nparts; i++) {
-		size_t len = zmq_msg_size(&parts[i]);
+		size_t len = zloop_frame_size(&parts[i]);
 
 		if (len >= sizeof(f->frames_seen[0][0]))
 			len = sizeof(f->frames_seen[0][0]) - 1;
-		memcpy(f->frames_seen[count][i], zmq_msg_data(&parts[i]), len);
+		memcpy(f->frames_seen[count][i], zloop_frame_data(&parts[i]), len);
 		f->frames_seen[count][i][len] = '\0';
 	}
 }
@@ -148,12 +149,12 @@ dealer_send_index(struct fix *f, int i)
 }
 
 static int
-payload_index(zmq_msg_t *part)
+payload_index(const struct zloop_frame *part)
 {
 	int i = -1;
 
-	if (zmq_msg_size(part) == sizeof(i))
-		memcpy(&i, zmq_msg_data(part), sizeof(i));
+	if (zloop_frame_size(part) == sizeof(i))
+		memcpy(&i, zloop_frame_data(part), sizeof(i));
 	return i;
 }
 
@@ -171,7 +172,7 @@ send_strings(struct zloop *z, const char *const *frames, int n)
 }
 
 static void
-router_count(zmq_msg_t *parts, int nparts, void *arg)
+router_count(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct fix *f = arg;
 
@@ -184,7 +185,7 @@ router_count(zmq_msg_t *parts, int nparts, void *arg)
 }
 
 static void
-dealer_ignore(zmq_msg_t *parts, int nparts, void *arg)
+dealer_ignore(const struct zloop_frame *parts, int nparts, void *arg)
 {
 }
 
@@ -228,7 +229,7 @@ test_burst_tcp(void **state)
 #define WINDOW 100
 
 static void
-router_echo(zmq_msg_t *parts, int nparts, void *arg)
+router_echo(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct fix *f = arg;
 	const void *data[2];
@@ -240,15 +241,15 @@ router_echo(zmq_msg_t *parts, int nparts, void *arg)
 		return;
 	}
 	for (int i = 0; i < 2; i++) {
-		data[i] = zmq_msg_data(&parts[i]);
-		len[i] = zmq_msg_size(&parts[i]);
+		data[i] = zloop_frame_data(&parts[i]);
+		len[i] = zloop_frame_size(&parts[i]);
 	}
 	if (zloop_send(f->zr, data, len, 2) < 0)
 		f->send_errors++;
 }
 
 static void
-dealer_refill(zmq_msg_t *parts, int nparts, void *arg)
+dealer_refill(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct fix *f = arg;
 
@@ -301,7 +302,7 @@ test_echo_window_tcp(void **state)
 // Ping-pong: exactly one message in flight, each sent from the callback
 // that consumed the previous one.
 static void
-dealer_pingpong(zmq_msg_t *parts, int nparts, void *arg)
+dealer_pingpong(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct fix *f = arg;
 
@@ -333,7 +334,7 @@ test_pingpong_tcp(void **state)
 }
 
 static void
-router_count_quietly(zmq_msg_t *parts, int nparts, void *arg)
+router_count_quietly(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct fix *f = arg;
 
@@ -341,7 +342,7 @@ router_count_quietly(zmq_msg_t *parts, int nparts, void *arg)
 }
 
 static void
-dealer_once(zmq_msg_t *parts, int nparts, void *arg)
+dealer_once(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct fix *f = arg;
 
@@ -350,7 +351,7 @@ dealer_once(zmq_msg_t *parts, int nparts, void *arg)
 }
 
 static void
-router_once(zmq_msg_t *parts, int nparts, void *arg)
+router_once(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct fix *f = arg;
 
@@ -428,7 +429,7 @@ test_input_before_zloop(void **state)
 }
 
 static void
-router_record(zmq_msg_t *parts, int nparts, void *arg)
+router_record(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct fix *f = arg;
 
@@ -438,7 +439,7 @@ router_record(zmq_msg_t *parts, int nparts, void *arg)
 }
 
 static void
-dealer_record(zmq_msg_t *parts, int nparts, void *arg)
+dealer_record(const struct zloop_frame *parts, int nparts, void *arg)
 {
 	struct fix *f = arg;
 
