@@ -166,7 +166,7 @@ static void
 spool_fsync_dir(struct spool *o)
 {
 	if (fsync(o->dir_fd) < 0)
-		fatal("cannot fsync spool directory \"%s\"", o->dir);
+		fatal("could not fsync spool directory \"%s\"", o->dir);
 }
 
 static void
@@ -189,7 +189,7 @@ spool_drop_seg(struct spool *o)
 		o->recs[i].seg--;
 	spool_seg_path(o, seg->name_seq, path, sizeof(path));
 	if (unlink(path) < 0 && errno != ENOENT)
-		fatal("cannot delete spool segment \"%s\"", path);
+		fatal("could not delete spool segment \"%s\"", path);
 	close(seg->fd);
 	o->bytes -= seg->size;
 	memmove(o->segs, o->segs + 1, (o->n_segs - 1) * sizeof(*o->segs));
@@ -229,7 +229,7 @@ spool_read_epoch(struct spool *o, bool have_segments, char *err, size_t errlen)
 		n = read(fd, text, sizeof(text) - 1);
 		close(fd);
 		if (n < 0) {
-			snprintf(err, errlen, "cannot read \"%s/epoch\": %s", o->dir,
+			snprintf(err, errlen, "could not read \"%s/epoch\": %s", o->dir,
 			    strerror(errno));
 			return -1;
 		}
@@ -245,7 +245,7 @@ spool_read_epoch(struct spool *o, bool have_segments, char *err, size_t errlen)
 		return 0;
 	}
 	if (errno != ENOENT) {
-		snprintf(err, errlen, "cannot open \"%s/epoch\": %s", o->dir, strerror(errno));
+		snprintf(err, errlen, "could not open \"%s/epoch\": %s", o->dir, strerror(errno));
 		return -1;
 	}
 	if (have_segments) {
@@ -258,13 +258,13 @@ spool_read_epoch(struct spool *o, bool have_segments, char *err, size_t errlen)
 	}
 	while (o->epoch == 0 || o->epoch > INT64_MAX)
 		if (getrandom(&o->epoch, sizeof(o->epoch), 0) != sizeof(o->epoch)) {
-			snprintf(err, errlen, "cannot read random bytes for the epoch: %s",
+			snprintf(err, errlen, "could not read random bytes for the epoch: %s",
 			    strerror(errno));
 			return -1;
 		}
 	n = snprintf(text, sizeof(text), "%" PRIu64 "\n", o->epoch);
 	if (atomic_file_write(o->dir_fd, "epoch", text, (size_t)n, NULL) < 0) {
-		snprintf(err, errlen, "cannot write \"%s/epoch\": %s", o->dir, strerror(errno));
+		snprintf(err, errlen, "could not write \"%s/epoch\": %s", o->dir, strerror(errno));
 		return -1;
 	}
 	log_info("spool \"%s\": new epoch %" PRIu64, o->dir, o->epoch);
@@ -305,7 +305,7 @@ spool_list(struct spool *o, uint64_t **out, size_t *n, char *err, size_t errlen)
 	*out = NULL;
 	*n = 0;
 	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-		snprintf(err, errlen, "cannot list \"%s\": %s", o->dir, strerror(errno));
+		snprintf(err, errlen, "could not list \"%s\": %s", o->dir, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -368,7 +368,7 @@ spool_load_seg(struct spool *o, uint64_t name_seq, char *err, size_t errlen)
 	spool_seg_path(o, name_seq, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "cannot open spool segment \"%s\": %s", path,
+		snprintf(err, errlen, "could not open spool segment \"%s\": %s", path,
 		    strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -380,7 +380,7 @@ spool_load_seg(struct spool *o, uint64_t name_seq, char *err, size_t errlen)
 	if (st.st_size > 0) {
 		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (map == MAP_FAILED) {
-			snprintf(err, errlen, "cannot map spool segment \"%s\": %s", path,
+			snprintf(err, errlen, "could not map spool segment \"%s\": %s", path,
 			    strerror(errno));
 			return -1;
 		}
@@ -394,7 +394,7 @@ spool_load_seg(struct spool *o, uint64_t name_seq, char *err, size_t errlen)
 			  "(%llu bytes dropped)",
 		    path, valid, (unsigned long long)((uint64_t)st.st_size - valid));
 		if (ftruncate(fd, (off_t)valid) < 0 || fsync(fd) < 0) {
-			snprintf(err, errlen, "cannot truncate spool segment \"%s\": %s", path,
+			snprintf(err, errlen, "could not truncate spool segment \"%s\": %s", path,
 			    strerror(errno));
 			return -1;
 		}
@@ -423,13 +423,13 @@ spool_open(const char *dir, uint64_t max_bytes, enum spool_sync sync, char *err,
 	o->next_seq = 1;
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create spool directory \"%s\": %s", dir,
+		snprintf(err, errlen, "could not create spool directory \"%s\": %s", dir,
 		    strerror(errno));
 		goto fail;
 	}
 	o->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (o->dir_fd < 0) {
-		snprintf(err, errlen, "cannot open spool directory \"%s\": %s", dir,
+		snprintf(err, errlen, "could not open spool directory \"%s\": %s", dir,
 		    strerror(errno));
 		goto fail;
 	}
@@ -437,7 +437,7 @@ spool_open(const char *dir, uint64_t max_bytes, enum spool_sync sync, char *err,
 	if (o->lock_fd < 0 || flock(o->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		snprintf(err, errlen,
 		    errno == EWOULDBLOCK ? "spool \"%s\" is in use by another agent process" :
-					   "cannot lock spool \"%s\": %s",
+					   "could not lock spool \"%s\": %s",
 		    dir, strerror(errno));
 		goto fail;
 	}
@@ -507,7 +507,7 @@ spool_new_seg(struct spool *o, uint64_t name_seq)
 	spool_seg_path(o, name_seq, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
-		fatal("cannot create spool segment \"%s\"", path);
+		fatal("could not create spool segment \"%s\"", path);
 	spool_add_seg(o, name_seq, fd, 0);
 	spool_fsync_dir(o);
 }
@@ -596,8 +596,8 @@ spool_append(struct spool *o, uint64_t first_seq, uint64_t last_seq, const uint8
 		spool_iov_advance(iov, (size_t)n);
 	}
 	if (o->sync == SPOOL_SYNC_BATCH && fdatasync(seg->fd) < 0)
-		fatal("cannot fsync spool \"%s\" (results %llu..%llu would not be durable)", o->dir,
-		    (unsigned long long)first_seq, (unsigned long long)last_seq);
+		fatal("could not fsync spool \"%s\" (results %llu..%llu would not be durable)",
+		    o->dir, (unsigned long long)first_seq, (unsigned long long)last_seq);
 	spool_index(o, seg, first_seq, last_seq, now_wall_us, seg->size + sizeof(head), len);
 	seg->size += need;
 	seg->last_seq = last_seq;
@@ -651,8 +651,8 @@ spool_load(struct spool *o, const struct spool_rec *rec, struct buf *out)
 	buf_reserve(out, rec->len);
 	n = pread(seg->fd, out->data, rec->len, (off_t)rec->off);
 	if (n < 0)
-		fatal("cannot read spool segment %llu of \"%s\"", (unsigned long long)seg->name_seq,
-		    o->dir);
+		fatal("could not read spool segment %llu of \"%s\"",
+		    (unsigned long long)seg->name_seq, o->dir);
 	if ((size_t)n != rec->len)
 		fatalx("spool segment %llu of \"%s\" is shorter than its index: changed behind "
 		       "the agent's back?",

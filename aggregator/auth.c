@@ -53,8 +53,8 @@ auth_read(struct auth_token *t, const char *path, char *err, size_t errlen)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot read the token file \"%s\" of token \"%s\": %s", path,
-		    t->name, strerror(errno));
+		snprintf(err, errlen, "could not read the token file \"%s\" of token \"%s\": %s",
+		    path, t->name, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) == 0 && (st.st_mode & 0004))

@@ -135,7 +135,7 @@ ingest_send(struct ingest *in, struct session *s, const Vantage__AggMsg *m)
 	data[1] = in->enc.data;
 	len[1] = in->enc.len;
 	if (zloop_send(in->z, data, len, 2) < 0 && errno != EHOSTUNREACH && errno != EAGAIN)
-		log_warnx("cannot send to an agent: %s", zloop_strerror(errno));
+		log_warnx("could not send to an agent: %s", zloop_strerror(errno));
 }
 
 static void
@@ -792,7 +792,7 @@ ingest_open(struct ingest *in)
 {
 	in->sock = zloop_socket(in->zctx, ZLOOP_ROUTER, WIRE_MAX_MSG);
 	if (in->sock == NULL)
-		fatalx("cannot create a ZeroMQ socket: %s", zloop_strerror(errno));
+		fatalx("could not create a ZeroMQ socket: %s", zloop_strerror(errno));
 	zloop_set_int(in->sock, ZLOOP_ROUTER_MANDATORY, 1);
 	// A peer that connects and stalls in the handshake (a plaintext or
 	// broken client, a half-dead link) is dropped after 5 s instead of
@@ -808,7 +808,7 @@ ingest_open(struct ingest *in)
 		if (zloop_set_bytes(in->sock, ZLOOP_CURVE_SECRETKEY, in->secret.z85,
 			CURVEKEY_Z85_LEN) < 0 ||
 		    zloop_set_bytes(in->sock, ZLOOP_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) < 0)
-			fatalx("cannot set up CurveZMQ on the agent socket: %s",
+			fatalx("could not set up CurveZMQ on the agent socket: %s",
 			    zloop_strerror(errno));
 	}
 	if (zloop_bind(in->sock, in->endpoint) < 0) {
@@ -823,14 +823,15 @@ ingest_open(struct ingest *in)
 	// Liveness comes from traffic (agents send a heartbeat every few
 	// seconds), not from socket events, which name no routing id.
 	if (in->z == NULL)
-		fatalx("cannot watch the ZeroMQ socket: %s", zloop_strerror(errno));
+		fatalx("could not watch the ZeroMQ socket: %s", zloop_strerror(errno));
 	if (in->zap != NULL &&
 	    zloop_monitor(in->z, in->zctx,
 		ZLOOP_EVENT_ACCEPTED | ZLOOP_EVENT_HANDSHAKE_FAILED_PROTOCOL |
 		    ZLOOP_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZLOOP_EVENT_DISCONNECTED,
 		ingest_on_socket_event, in) < 0)
-		log_warnx("cannot watch handshakes on the agent socket: refused plaintext clients "
-			  "will not be logged: %s",
+		log_warnx(
+		    "could not watch handshakes on the agent socket: refused plaintext clients "
+		    "will not be logged: %s",
 		    zloop_strerror(errno));
 	return 0;
 }

@@ -78,7 +78,7 @@ agg_on_initial_sync(int status, const int *ids, void *arg)
 	struct aggregator *agg = arg;
 
 	if (status < 0) {
-		log_warnx("cannot record targets in the database; retrying");
+		log_warnx("could not record targets in the database; retrying");
 		agg_sync_targets(agg, agg->targets, agg_on_initial_sync);
 		return;
 	}
@@ -94,7 +94,7 @@ agg_on_reload_sync(int status, const int *ids, void *arg)
 
 	if (status < 0) {
 		log_warnx(
-		    "cannot record reloaded targets in the database; keeping the old configuration");
+		    "could not record reloaded targets in the database; keeping the old configuration");
 		targets_free(agg->next_targets);
 		agg_conf_free(agg->next_conf);
 		agg->next_targets = NULL;
@@ -383,7 +383,7 @@ main(int argc, char **argv)
 	agg.base = event_base_new();
 	zctx = zloop_ctx_new();
 	if (agg.base == NULL || zctx == NULL)
-		fatalx("cannot create the event loop");
+		fatalx("could not create the event loop");
 	agg.agents = agents_new();
 	agg.catchup = catchup_new(agg.agents);
 	agg.targets = targets_new(agg.conf);

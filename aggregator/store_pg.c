@@ -1081,7 +1081,7 @@ store_prepare(const char *conninfo, int wait_s)
 	}
 	res = PQexec(conn, sql_maintain);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("cannot create results partitions: %s", PQresultErrorMessage(res));
+		log_warnx("could not create results partitions: %s", PQresultErrorMessage(res));
 		PQclear(res);
 		PQfinish(conn);
 		return -1;

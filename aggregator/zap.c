@@ -100,7 +100,7 @@ zap_scan(const char *dir, bool quiet, struct zap_keys *out)
 	out->v = NULL;
 	out->n = 0;
 	if (d == NULL) {
-		log_warn("cannot read agent keys directory \"%s\"", dir);
+		log_warn("could not read agent keys directory \"%s\"", dir);
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {

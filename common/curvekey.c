@@ -42,7 +42,7 @@ curvekey_slurp(const char *path, bool secret, char *text, size_t *len, char *err
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open key file: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: could not open key file: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -63,7 +63,7 @@ curvekey_slurp(const char *path, bool secret, char *text, size_t *len, char *err
 	}
 	n = read(fd, text, CURVEKEY_FILE_MAX);
 	if (n < 0) {
-		snprintf(err, errlen, "%s: cannot read key file: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: could not read key file: %s", path, strerror(errno));
 		goto fail;
 	}
 	*len = (size_t)n;
@@ -164,20 +164,20 @@ curvekey_write(const char *path, mode_t mode, const char *comment, const char *z
 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot create \"%s\": %s%s", path, strerror(errno),
+		snprintf(err, errlen, "could not create \"%s\": %s%s", path, strerror(errno),
 		    errno == EEXIST ? " (key files are never overwritten)" : "");
 		return -1;
 	}
 	n = snprintf(text, sizeof(text), "# %s\n%s\n", comment, z85);
 	if (fchmod(fd, mode) < 0 || write(fd, text, (size_t)n) != n || fsync(fd) < 0) {
-		snprintf(err, errlen, "cannot write \"%s\": %s", path, strerror(errno));
+		snprintf(err, errlen, "could not write \"%s\": %s", path, strerror(errno));
 		close(fd);
 		unlink(path);
 		return -1;
 	}
 	explicit_bzero(text, sizeof(text));
 	if (close(fd) < 0) {
-		snprintf(err, errlen, "cannot write \"%s\": %s", path, strerror(errno));
+		snprintf(err, errlen, "could not write \"%s\": %s", path, strerror(errno));
 		unlink(path);
 		return -1;
 	}

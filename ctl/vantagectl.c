@@ -300,7 +300,7 @@ main(int argc, char **argv)
 	buf_init(&body);
 	status = http_client_get(full, token, 10000, &body, err, sizeof(err));
 	if (status < 0) {
-		fprintf(stderr, "vantagectl: cannot reach the aggregator at \"%s\": %s\n", url,
+		fprintf(stderr, "vantagectl: could not reach the aggregator at \"%s\": %s\n", url,
 		    err);
 		rc = 1;
 		goto out;
