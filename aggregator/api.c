@@ -94,7 +94,7 @@ api_status(struct http_call *call, void *arg)
 		if (rank[tv->last.state] > rank[worst])
 			worst = tv->last.state;
 	}
-	http_reply_json(call->req, HTTP_OK,
+	http_server_reply_json(call->req, HTTP_OK,
 	    json_pack("{s:s,s:o,s:o}", "status", quorum_state_name(worst), "time",
 		api_time(clock_wall_us()), "targets", list));
 }
@@ -154,7 +154,7 @@ api_target_list(struct http_call *call, void *arg)
 
 	for (size_t i = 0; i < targets_count(api->targets); i++)
 		json_array_append_new(list, api_target(api, i, now));
-	http_reply_json(call->req, HTTP_OK, json_pack("{s:o}", "targets", list));
+	http_server_reply_json(call->req, HTTP_OK, json_pack("{s:o}", "targets", list));
 }
 
 static bool api_key_ok(const char *key);
@@ -163,11 +163,11 @@ static void
 api_target_one(struct http_call *call, void *arg)
 {
 	struct api *api = arg;
-	const char *key = http_param(&call->params, "key");
+	const char *key = http_server_param(&call->params, "key");
 	int idx;
 
 	if (!api_key_ok(key)) {
-		http_error(call->req, HTTP_BADREQUEST,
+		http_server_error(call->req, HTTP_BADREQUEST,
 		    "a target key is 1 to 128 characters of A-Z a-z 0-9 . _ -");
 		return;
 	}
@@ -176,10 +176,10 @@ api_target_one(struct http_call *call, void *arg)
 		char msg[200];
 
 		snprintf(msg, sizeof(msg), "target \"%.128s\" not found", key);
-		http_error(call->req, HTTP_NOTFOUND, msg);
+		http_server_error(call->req, HTTP_NOTFOUND, msg);
 		return;
 	}
-	http_reply_json(call->req, HTTP_OK, api_target(api, (size_t)idx, clock_wall_us()));
+	http_server_reply_json(call->req, HTTP_OK, api_target(api, (size_t)idx, clock_wall_us()));
 }
 
 // Connections admitted and refused by CurveZMQ (all zero in insecure mode):
@@ -231,7 +231,7 @@ api_agents(struct http_call *call, void *arg)
 			"bad_messages", (json_int_t)ai->bad_messages, "clock_offset_us",
 			(json_int_t)ai->clock_offset_us));
 	}
-	http_reply_json(call->req, HTTP_OK,
+	http_server_reply_json(call->req, HTTP_OK,
 	    json_pack("{s:o,s:o}", "agents", list, "handshakes", api_handshakes(api)));
 }
 
@@ -251,7 +251,7 @@ api_healthz(struct http_call *call, void *arg)
 	// API reads fail, whatever the rest of the process does.
 	// One key/value pair a line, nested as in the JSON: clang-format would pack them.
 	// clang-format off
-	http_reply_json(call->req, down ? 503 : HTTP_OK, json_pack(
+	http_server_reply_json(call->req, down ? 503 : HTTP_OK, json_pack(
 	    "{s:s,s:s,s:s,s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
 	    "status", down ? "degraded" : "ok", "version", vantage_version,
 	    "database", down ? "down" : "up",
@@ -275,7 +275,7 @@ api_healthz(struct http_call *call, void *arg)
 // --- incidents: answered from the database, asynchronously ---
 
 // A request waiting for the store.  If the client goes away first, the
-// answer is dropped (http_wait_end says so).
+// answer is dropped (http_server_wait_end says so).
 struct api_pending {
 	struct http_wait *wait;
 	const char *wrap;    // list: the key it goes under; NULL: one object
@@ -318,7 +318,7 @@ static void
 api_on_rows(int status, const struct store_result *r, void *arg)
 {
 	struct api_pending *p = arg;
-	struct evhttp_request *req = http_wait_end(p->wait);
+	struct evhttp_request *req = http_server_wait_end(p->wait);
 	const char *text = status == 0 ? store_result_value(r, 0, 0) : NULL;
 	json_error_t jerr;
 	json_t *doc;
@@ -326,20 +326,21 @@ api_on_rows(int status, const struct store_result *r, void *arg)
 	if (req == NULL)
 		goto done; // the client left
 	if (status < 0) {
-		http_error(req, 503,
+		http_server_error(req, 503,
 		    "the database is unavailable; try again when /healthz reports it up");
 		goto done;
 	}
 	if (text == NULL) {
-		http_error(req, HTTP_NOTFOUND, p->missing);
+		http_server_error(req, HTTP_NOTFOUND, p->missing);
 		goto done;
 	}
 	doc = json_loads(text, 0, &jerr);
 	if (doc == NULL) {
-		http_error(req, HTTP_INTERNAL, "bad JSON from the database");
+		http_server_error(req, HTTP_INTERNAL, "bad JSON from the database");
 		goto done;
 	}
-	http_reply_json(req, p->ok_code, p->wrap == NULL ? doc : json_pack("{s:o}", p->wrap, doc));
+	http_server_reply_json(req, p->ok_code,
+	    p->wrap == NULL ? doc : json_pack("{s:o}", p->wrap, doc));
 done:
 	free(p);
 }
@@ -347,12 +348,12 @@ done:
 // Runs a statement whose first column is the JSON answer.  wrap: the key a
 // list goes under (NULL for one object); missing: the 404 text.  While
 // the database is down it fails at once (store_query_now); while it is
-// slow, http_wait_new bounds how many requests wait.
+// slow, http_server_wait_new bounds how many requests wait.
 static void
 api_query(struct api *api, struct evhttp_request *req, const char *sql, int n,
     const char *const *values, const char *wrap, int ok_code, const char *missing)
 {
-	struct http_wait *wait = http_wait_new(api->srv, req,
+	struct http_wait *wait = http_server_wait_new(api->srv, req,
 	    "too many requests wait for the database");
 	struct api_pending *p;
 
@@ -384,7 +385,7 @@ api_id_param(struct http_call *call, const char *msg, char *text, size_t len)
 {
 	int64_t id;
 
-	if (http_param_id(call, "id", msg, &id) < 0)
+	if (http_server_param_id(call, "id", msg, &id) < 0)
 		return -1;
 	snprintf(text, len, "%" PRId64, id);
 	return 0;
@@ -411,15 +412,15 @@ api_incident_list(struct http_call *call, void *arg)
 
 	TAILQ_INIT(&query);
 	if (q != NULL && evhttp_parse_query_str(q + 1, &query) < 0) {
-		http_error(req, HTTP_BADREQUEST, "malformed query string");
+		http_server_error(req, HTTP_BADREQUEST, "malformed query string");
 		return;
 	}
 	state = evhttp_find_header(&query, "state");
 	since = evhttp_find_header(&query, "since");
 	if (state != NULL && strcmp(state, "open") != 0 && strcmp(state, "resolved") != 0) {
-		http_error(req, HTTP_BADREQUEST, "state must be \"open\" or \"resolved\"");
+		http_server_error(req, HTTP_BADREQUEST, "state must be \"open\" or \"resolved\"");
 	} else if (since != NULL && !api_time_ok(since)) {
-		http_error(req, HTTP_BADREQUEST,
+		http_server_error(req, HTTP_BADREQUEST,
 		    "since must be an ISO-8601 time such as 2026-01-31T12:00:00Z");
 	} else {
 		const char *v[2] = { state, since };
@@ -461,7 +462,7 @@ api_body(struct evhttp_request *req)
 	json_t *doc;
 
 	if (len > HTTP_MAX_BODY) {
-		http_error(req, 413, "the body is larger than 64 KiB");
+		http_server_error(req, 413, "the body is larger than 64 KiB");
 		return NULL;
 	}
 	doc = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
@@ -471,7 +472,7 @@ api_body(struct evhttp_request *req)
 		snprintf(msg, sizeof(msg), "the body must be a JSON object: %s",
 		    doc == NULL ? jerr.text : "not an object");
 		json_decref(doc);
-		http_error(req, HTTP_BADREQUEST, msg);
+		http_server_error(req, HTTP_BADREQUEST, msg);
 		return NULL;
 	}
 	return doc;
@@ -515,7 +516,7 @@ api_silence_add(struct http_call *call, void *arg)
 			bad = "reason must be a string of at most 512 bytes";
 	}
 	if (bad != NULL) {
-		http_error(req, HTTP_BADREQUEST, bad);
+		http_server_error(req, HTTP_BADREQUEST, bad);
 	} else {
 		const char *values[5] = { target, starts, secs_text, reason, who };
 

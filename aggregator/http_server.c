@@ -54,7 +54,7 @@ static const struct {
 };
 
 static const char *
-http_reason(int code)
+http_server_reason(int code)
 {
 	switch (code) {
 	case 200:
@@ -81,7 +81,7 @@ http_reason(int code)
 }
 
 void
-http_reply_json(struct evhttp_request *req, int code, struct json_t *body)
+http_server_reply_json(struct evhttp_request *req, int code, struct json_t *body)
 {
 	struct evbuffer *out = evbuffer_new();
 	char *text = body != NULL ? json_dumps(body, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
@@ -95,14 +95,14 @@ http_reply_json(struct evhttp_request *req, int code, struct json_t *body)
 		evbuffer_add(out, "\n", 1);
 		free(text);
 	}
-	evhttp_send_reply(req, code, http_reason(code), out);
+	evhttp_send_reply(req, code, http_server_reason(code), out);
 	evbuffer_free(out);
 }
 
 void
-http_error(struct evhttp_request *req, int code, const char *msg)
+http_server_error(struct evhttp_request *req, int code, const char *msg)
 {
-	http_reply_json(req, code, json_pack("{s:s}", "error", msg));
+	http_server_reply_json(req, code, json_pack("{s:s}", "error", msg));
 }
 
 // --- patterns ---
@@ -111,7 +111,7 @@ http_error(struct evhttp_request *req, int code, const char *msg)
 // *name_len, whether it takes the rest in *rest.  Returns the length of
 // the whole segment, or 0 when p is a literal segment.  -1: malformed.
 static long
-http_param_segment(const char *p, size_t *name_len, bool *rest)
+http_server_param_segment(const char *p, size_t *name_len, bool *rest)
 {
 	size_t seg = strcspn(p, "/");
 	const char *close;
@@ -132,7 +132,7 @@ http_param_segment(const char *p, size_t *name_len, bool *rest)
 // A pattern http_server_route takes: starts with '/', at most
 // HTTP_MAX_PARAMS parameters, each a whole segment, "{name*}" only last.
 static bool
-http_pattern_ok(const char *pattern)
+http_server_pattern_ok(const char *pattern)
 {
 	size_t params = 0;
 
@@ -141,7 +141,7 @@ http_pattern_ok(const char *pattern)
 	for (const char *p = pattern + 1;; p++) {
 		size_t name_len;
 		bool rest;
-		long seg = http_param_segment(p, &name_len, &rest);
+		long seg = http_server_param_segment(p, &name_len, &rest);
 
 		if (seg < 0 || (seg > 0 && ++params > HTTP_MAX_PARAMS))
 			return false;
@@ -152,7 +152,7 @@ http_pattern_ok(const char *pattern)
 }
 
 bool
-http_match(const char *pattern, const char *path, struct http_params *params)
+http_server_match(const char *pattern, const char *path, struct http_params *params)
 {
 	const char *pp = pattern, *sp = path;
 	char *out;
@@ -163,7 +163,7 @@ http_match(const char *pattern, const char *path, struct http_params *params)
 	while (*pp != '\0') {
 		size_t name_len = 0, len;
 		bool rest = false;
-		long seg = *pp == '/' ? 0 : http_param_segment(pp, &name_len, &rest);
+		long seg = *pp == '/' ? 0 : http_server_param_segment(pp, &name_len, &rest);
 
 		if (seg <= 0) {
 			// A literal character (or a malformed parameter, never matched).
@@ -189,12 +189,12 @@ http_match(const char *pattern, const char *path, struct http_params *params)
 	if (*sp == '\0')
 		return true;
 fail:
-	http_params_clear(params);
+	http_server_params_clear(params);
 	return false;
 }
 
 const char *
-http_param(const struct http_params *params, const char *name)
+http_server_param(const struct http_params *params, const char *name)
 {
 	size_t n = strlen(name);
 
@@ -206,14 +206,14 @@ http_param(const struct http_params *params, const char *name)
 }
 
 void
-http_params_clear(struct http_params *params)
+http_server_params_clear(struct http_params *params)
 {
 	free(params->text);
 	memset(params, 0, sizeof(*params));
 }
 
 bool
-http_id_parse(const char *text, int64_t *id)
+http_server_id_parse(const char *text, int64_t *id)
 {
 	size_t n = text != NULL ? strlen(text) : 0;
 	int64_t v = 0;
@@ -227,11 +227,11 @@ http_id_parse(const char *text, int64_t *id)
 }
 
 int
-http_param_id(struct http_call *call, const char *name, const char *msg, int64_t *id)
+http_server_param_id(struct http_call *call, const char *name, const char *msg, int64_t *id)
 {
-	if (http_id_parse(http_param(&call->params, name), id))
+	if (http_server_id_parse(http_server_param(&call->params, name), id))
 		return 0;
-	http_error(call->req, HTTP_BADREQUEST, msg);
+	http_server_error(call->req, HTTP_BADREQUEST, msg);
 	return -1;
 }
 
@@ -239,7 +239,7 @@ http_param_id(struct http_call *call, const char *name, const char *msg, int64_t
 
 // The token of a write: its name, or NULL after answering 401 or 403.
 static const char *
-http_writer(struct http_server *srv, struct evhttp_request *req)
+http_server_writer(struct http_server *srv, struct evhttp_request *req)
 {
 	const char *who = NULL;
 	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req),
@@ -249,17 +249,17 @@ http_writer(struct http_server *srv, struct evhttp_request *req)
 	case AUTH_OK:
 		return who;
 	case AUTH_FORBIDDEN:
-		http_error(req, 403, "this token may only read");
+		http_server_error(req, 403, "this token may only read");
 		return NULL;
 	case AUTH_MISSING:
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 		    "Bearer");
-		http_error(req, 401, "a bearer token is required to change anything");
+		http_server_error(req, 401, "a bearer token is required to change anything");
 		return NULL;
 	default:
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 		    "Bearer");
-		http_error(req, 401, "unknown token");
+		http_server_error(req, 401, "unknown token");
 		return NULL;
 	}
 }
@@ -267,7 +267,7 @@ http_writer(struct http_server *srv, struct evhttp_request *req)
 // 405 naming the methods the path allows.  A path no route knows is
 // answered as the API always has: everything but GET is refused there.
 static void
-http_not_allowed(struct evhttp_request *req, int allowed)
+http_server_not_allowed(struct evhttp_request *req, int allowed)
 {
 	char allow[64] = "";
 
@@ -279,7 +279,7 @@ http_not_allowed(struct evhttp_request *req, int allowed)
 			    allow[0] ? ", " : "", http_methods[i].name);
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-	http_error(req, 405,
+	http_server_error(req, 405,
 	    allowed == (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD) ? "only GET is supported here" :
 							    "method not allowed here");
 }
@@ -287,25 +287,25 @@ http_not_allowed(struct evhttp_request *req, int allowed)
 // The first route for path and method into *call (params filled), or NULL
 // with the methods of the routes that take path in *allowed.
 static const struct http_route *
-http_find(struct http_server *srv, const char *path, int method, struct http_call *call,
+http_server_find(struct http_server *srv, const char *path, int method, struct http_call *call,
     int *allowed)
 {
 	*allowed = 0;
 	for (size_t i = 0; i < srv->nroutes; i++) {
 		const struct http_route *r = &srv->routes[i];
 
-		if (!http_match(r->pattern, path, &call->params))
+		if (!http_server_match(r->pattern, path, &call->params))
 			continue;
 		if (r->methods & method)
 			return r;
 		*allowed |= r->methods;
-		http_params_clear(&call->params);
+		http_server_params_clear(&call->params);
 	}
 	return NULL;
 }
 
 static void
-http_dispatch(struct evhttp_request *req, void *arg)
+http_server_dispatch(struct evhttp_request *req, void *arg)
 {
 	struct http_server *srv = arg;
 	struct evhttp_uri *parsed = evhttp_uri_parse(evhttp_request_get_uri(req));
@@ -316,24 +316,24 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	char *decoded;
 
 	if (path == NULL) {
-		http_error(req, HTTP_BADREQUEST, "malformed request URI");
+		http_server_error(req, HTTP_BADREQUEST, "malformed request URI");
 		goto done;
 	}
 	decoded = evhttp_uridecode(path, 0, NULL);
-	route = decoded != NULL ? http_find(srv, decoded, method, &call, &allowed) : NULL;
+	route = decoded != NULL ? http_server_find(srv, decoded, method, &call, &allowed) : NULL;
 	free(decoded);
 	if (route == NULL) {
 		if (allowed == 0 && (method & (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)))
-			http_error(req, HTTP_NOTFOUND, "no such resource");
+			http_server_error(req, HTTP_NOTFOUND, "no such resource");
 		else
-			http_not_allowed(req, allowed);
+			http_server_not_allowed(req, allowed);
 		goto done;
 	}
-	if ((route->flags & HTTP_WRITE) && (call.token = http_writer(srv, req)) == NULL)
+	if ((route->flags & HTTP_WRITE) && (call.token = http_server_writer(srv, req)) == NULL)
 		goto done;
 	route->handler(&call, route->arg);
 done:
-	http_params_clear(&call.params);
+	http_server_params_clear(&call.params);
 	if (parsed != NULL)
 		evhttp_uri_free(parsed);
 }
@@ -344,7 +344,7 @@ http_server_route(struct http_server *srv, int methods, const char *pattern,
 {
 	struct http_route *r;
 
-	if (!http_pattern_ok(pattern))
+	if (!http_server_pattern_ok(pattern))
 		fatalx("malformed route pattern \"%s\"", pattern);
 	srv->routes = xreallocarray(srv->routes, srv->nroutes + 1, sizeof(*srv->routes));
 	r = &srv->routes[srv->nroutes++];
@@ -358,7 +358,7 @@ http_server_route(struct http_server *srv, int methods, const char *pattern,
 // --- waiting requests ---
 
 static void
-http_wait_closed(struct evhttp_connection *conn, void *arg)
+http_server_wait_closed(struct evhttp_connection *conn, void *arg)
 {
 	struct http_wait *w = arg;
 
@@ -366,7 +366,7 @@ http_wait_closed(struct evhttp_connection *conn, void *arg)
 }
 
 struct http_wait *
-http_wait_new(struct http_server *srv, struct evhttp_request *req, const char *busy_msg)
+http_server_wait_new(struct http_server *srv, struct evhttp_request *req, const char *busy_msg)
 {
 	struct http_wait *w;
 
@@ -375,7 +375,7 @@ http_wait_new(struct http_server *srv, struct evhttp_request *req, const char *b
 	// request faster than it is answered would grow that queue without end.
 	if (srv->waiting >= HTTP_MAX_WAITING) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-		http_error(req, 503, busy_msg);
+		http_server_error(req, 503, busy_msg);
 		return NULL;
 	}
 	w = xcalloc(1, sizeof(*w));
@@ -384,7 +384,7 @@ http_wait_new(struct http_server *srv, struct evhttp_request *req, const char *b
 	w->req = req;
 	w->conn = evhttp_request_get_connection(req);
 	// If the client goes away first, the close callback clears req.
-	evhttp_connection_set_closecb(w->conn, http_wait_closed, w);
+	evhttp_connection_set_closecb(w->conn, http_server_wait_closed, w);
 	return w;
 }
 
@@ -398,7 +398,7 @@ http_server_release(struct http_server *srv)
 }
 
 struct evhttp_request *
-http_wait_end(struct http_wait *w)
+http_server_wait_end(struct http_wait *w)
 {
 	struct http_server *srv = w->srv;
 	struct evhttp_request *req = w->req;
@@ -417,7 +417,7 @@ http_wait_end(struct http_wait *w)
 // Binds addr ("HOST:PORT", brackets around an IPv6 literal).  Returns 0,
 // or -1 after logging why.
 static int
-http_listen(struct http_server *srv, const char *addr)
+http_server_listen(struct http_server *srv, const char *addr)
 {
 	char host[256];
 	const char *colon = strrchr(addr, ':');
@@ -461,8 +461,8 @@ http_server_new(struct event_base *base, const char *addr)
 	evhttp_set_allowed_methods(srv->http,
 	    EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 		EVHTTP_REQ_DELETE);
-	evhttp_set_gencb(srv->http, http_dispatch, srv);
-	if (addr != NULL && http_listen(srv, addr) < 0) {
+	evhttp_set_gencb(srv->http, http_server_dispatch, srv);
+	if (addr != NULL && http_server_listen(srv, addr) < 0) {
 		evhttp_free(srv->http);
 		free(srv);
 		return NULL;

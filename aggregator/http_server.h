@@ -28,7 +28,7 @@ struct http_server;
 #define HTTP_MAX_BODY (64 * 1024)
 // Parameters one pattern may have.
 #define HTTP_MAX_PARAMS 4
-// Requests that may wait for a later answer (http_wait_new) at once.
+// Requests that may wait for a later answer (http_server_wait_new) at once.
 #define HTTP_MAX_WAITING 64
 
 // The parameters a pattern took from a path: names borrowed from the
@@ -80,37 +80,37 @@ void http_server_set_auth(struct http_server *srv, struct auth *auth);
 void http_server_route(struct http_server *srv, int methods, const char *pattern,
     http_handler_fn handler, int flags, void *arg);
 // Stops listening and closes every connection.  Requests still waiting
-// (http_wait_new) keep the server's memory until the last of them is done.
+// (http_server_wait_new) keep the server's memory until the last of them is done.
 // Free the server before the modules whose routes it calls.
 void http_server_free(struct http_server *srv);
 
 // Matches a percent-decoded path against a pattern (as http_server_route
-// takes it).  On a match, fills params (free with http_params_clear) and
+// takes it).  On a match, fills params (free with http_server_params_clear) and
 // returns true.  Pure.
-bool http_match(const char *pattern, const char *path, struct http_params *params);
+bool http_server_match(const char *pattern, const char *path, struct http_params *params);
 // The value of parameter name, or NULL.
-const char *http_param(const struct http_params *params, const char *name);
-void http_params_clear(struct http_params *params);
+const char *http_server_param(const struct http_params *params, const char *name);
+void http_server_params_clear(struct http_params *params);
 // A database id: 1 to 18 decimal digits, nothing else.  Pure.
-bool http_id_parse(const char *text, int64_t *id);
+bool http_server_id_parse(const char *text, int64_t *id);
 // Parameter name as a database id in *id; else answers 400 with msg and
 // returns -1.
-int http_param_id(struct http_call *call, const char *name, const char *msg, int64_t *id);
+int http_server_param_id(struct http_call *call, const char *name, const char *msg, int64_t *id);
 
 // Answers with body as indented JSON with sorted keys, a reference that
 // is stolen (NULL: no body).
-void http_reply_json(struct evhttp_request *req, int code, struct json_t *body);
+void http_server_reply_json(struct evhttp_request *req, int code, struct json_t *body);
 // Answers {"error": msg}.
-void http_error(struct evhttp_request *req, int code, const char *msg);
+void http_server_error(struct evhttp_request *req, int code, const char *msg);
 
 // A request answered later, when a callback (the store's) comes.
 struct http_wait;
 // Starts waiting for req; NULL after answering 503 with Retry-After and
 // busy_msg when HTTP_MAX_WAITING requests already wait.
-struct http_wait *http_wait_new(struct http_server *srv, struct evhttp_request *req,
+struct http_wait *http_server_wait_new(struct http_server *srv, struct evhttp_request *req,
     const char *busy_msg);
 // Ends the wait and frees w: the request to answer now, or NULL when its
 // client has gone away meanwhile.
-struct evhttp_request *http_wait_end(struct http_wait *w);
+struct evhttp_request *http_server_wait_end(struct http_wait *w);
 
 #endif

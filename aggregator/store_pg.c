@@ -121,7 +121,7 @@ static void store_watch(struct store *s, short what);
 // --- operations ---
 
 static struct op *
-op_new(enum op_kind kind)
+store_op_new(enum op_kind kind)
 {
 	struct op *op = xcalloc(1, sizeof(*op));
 
@@ -131,7 +131,7 @@ op_new(enum op_kind kind)
 }
 
 static void
-op_free(struct op *op)
+store_op_free(struct op *op)
 {
 	free(op->name);
 	free(op->region);
@@ -175,7 +175,7 @@ static struct op *
 store_open_txn(struct store *s)
 {
 	if (s->open_txn == NULL || s->open_txn->started) {
-		s->open_txn = op_new(OP_TXN);
+		s->open_txn = store_op_new(OP_TXN);
 		store_enqueue(s, s->open_txn);
 	}
 	return s->open_txn;
@@ -228,7 +228,7 @@ store_finish(struct store *s, struct op *op)
 			op->progress[i].cb(status, op->progress[i].new_seq, op->progress[i].arg);
 		break;
 	}
-	op_free(op);
+	store_op_free(op);
 }
 
 static void
@@ -860,7 +860,7 @@ store_free(struct store *s)
 		return;
 	for (op = s->head; op != NULL; op = next) {
 		next = op->next;
-		op_free(op);
+		store_op_free(op);
 	}
 	if (s->ev != NULL)
 		event_free(s->ev);
@@ -886,7 +886,7 @@ void
 store_hello(struct store *s, const char *name, const char *region, const char *version,
     uint64_t epoch, store_hello_cb cb, void *arg)
 {
-	struct op *op = op_new(OP_HELLO);
+	struct op *op = store_op_new(OP_HELLO);
 
 	op->name = xstrdup(name);
 	op->region = xstrdup(region);
@@ -901,7 +901,7 @@ void
 store_sync_targets(struct store *s, const char *const *keys, const char *const *specs, size_t n,
     store_targets_cb cb, void *arg)
 {
-	struct op *op = op_new(OP_TARGETS);
+	struct op *op = store_op_new(OP_TARGETS);
 
 	op->n_keys = n;
 	op->keys = xcalloc(n ? n : 1, sizeof(char *));
@@ -1039,7 +1039,7 @@ store_get_stats(const struct store *s, struct store_stats *out)
 void
 store_maintain(struct store *s)
 {
-	store_enqueue(s, op_new(OP_EXEC));
+	store_enqueue(s, store_op_new(OP_EXEC));
 }
 
 bool
@@ -1095,7 +1095,7 @@ void
 store_query(struct store *s, const char *sql, int n, const char *const *values, store_query_cb cb,
     void *arg)
 {
-	struct op *op = op_new(OP_QUERY);
+	struct op *op = store_op_new(OP_QUERY);
 
 	op->sql = xstrdup(sql);
 	op->n_values = n;

@@ -48,12 +48,12 @@ match1(const char *pattern, const char *path, const char *name)
 	struct http_params p;
 	const char *v;
 
-	if (!http_match(pattern, path, &p))
+	if (!http_server_match(pattern, path, &p))
 		return NULL;
-	v = name != NULL ? http_param(&p, name) : "";
+	v = name != NULL ? http_server_param(&p, name) : "";
 	assert_non_null(v);
 	snprintf(value, sizeof(value), "%s", v);
-	http_params_clear(&p);
+	http_server_params_clear(&p);
 	return value;
 }
 
@@ -62,17 +62,17 @@ test_match_literal(void **state)
 {
 	struct http_params p;
 
-	assert_true(http_match("/healthz", "/healthz", &p));
+	assert_true(http_server_match("/healthz", "/healthz", &p));
 	assert_int_equal(p.count, 0);
-	http_params_clear(&p);
+	http_server_params_clear(&p);
 	// Exact: a trailing slash, a prefix or a longer name is another path.
-	assert_false(http_match("/healthz", "/healthz/", &p));
-	assert_false(http_match("/healthz", "/health", &p));
-	assert_false(http_match("/healthz", "/healthzz", &p));
-	assert_false(http_match("/healthz", "", &p));
-	assert_false(http_match("/api/v1/targets", "/api/v1/targets/", &p));
-	assert_true(http_match("/api/v1/targets/", "/api/v1/targets/", &p));
-	http_params_clear(&p);
+	assert_false(http_server_match("/healthz", "/healthz/", &p));
+	assert_false(http_server_match("/healthz", "/health", &p));
+	assert_false(http_server_match("/healthz", "/healthzz", &p));
+	assert_false(http_server_match("/healthz", "", &p));
+	assert_false(http_server_match("/api/v1/targets", "/api/v1/targets/", &p));
+	assert_true(http_server_match("/api/v1/targets/", "/api/v1/targets/", &p));
+	http_server_params_clear(&p);
 	assert_null(p.text);
 }
 
@@ -91,13 +91,13 @@ test_match_segment(void **state)
 	assert_null(match1("/a/{id}/b", "/a/5/b/", "id"));
 	assert_null(match1("/a/{id}/b", "/a/5", "id"));
 
-	assert_true(http_match("/x/{first}/y/{second}", "/x/1/y/two", &p));
+	assert_true(http_server_match("/x/{first}/y/{second}", "/x/1/y/two", &p));
 	assert_int_equal(p.count, 2);
-	assert_string_equal(http_param(&p, "first"), "1");
-	assert_string_equal(http_param(&p, "second"), "two");
-	assert_null(http_param(&p, "fir"));
-	assert_null(http_param(&p, "third"));
-	http_params_clear(&p);
+	assert_string_equal(http_server_param(&p, "first"), "1");
+	assert_string_equal(http_server_param(&p, "second"), "two");
+	assert_null(http_server_param(&p, "fir"));
+	assert_null(http_server_param(&p, "third"));
+	http_server_params_clear(&p);
 }
 
 static void
@@ -122,9 +122,9 @@ test_match_malformed(void **state)
 	struct http_params p;
 
 	// Never registered (http_server_route refuses them); never matched.
-	assert_false(http_match("/a/{id", "/a/{id", &p));
-	assert_false(http_match("/a/{}", "/a/{}", &p));
-	assert_false(http_match("/a/x{id}", "/a/x5", &p));
+	assert_false(http_server_match("/a/{id", "/a/{id", &p));
+	assert_false(http_server_match("/a/{}", "/a/{}", &p));
+	assert_false(http_server_match("/a/x{id}", "/a/x5", &p));
 	assert_null(p.text);
 }
 
@@ -133,22 +133,22 @@ test_id_parse(void **state)
 {
 	int64_t id = -1;
 
-	assert_true(http_id_parse("1", &id));
+	assert_true(http_server_id_parse("1", &id));
 	assert_int_equal(id, 1);
-	assert_true(http_id_parse("007", &id));
+	assert_true(http_server_id_parse("007", &id));
 	assert_int_equal(id, 7);
-	assert_true(http_id_parse("999999999999999999", &id));
+	assert_true(http_server_id_parse("999999999999999999", &id));
 	assert_int_equal(id, 999999999999999999LL);
 	id = -1;
-	assert_false(http_id_parse("", &id));
-	assert_false(http_id_parse(NULL, &id));
-	assert_false(http_id_parse("1234567890123456789", &id)); // 19 digits
-	assert_false(http_id_parse("-1", &id));
-	assert_false(http_id_parse("+1", &id));
-	assert_false(http_id_parse(" 1", &id));
-	assert_false(http_id_parse("1a", &id));
-	assert_false(http_id_parse("0x10", &id));
-	assert_false(http_id_parse("5/postmortem", &id));
+	assert_false(http_server_id_parse("", &id));
+	assert_false(http_server_id_parse(NULL, &id));
+	assert_false(http_server_id_parse("1234567890123456789", &id)); // 19 digits
+	assert_false(http_server_id_parse("-1", &id));
+	assert_false(http_server_id_parse("+1", &id));
+	assert_false(http_server_id_parse(" 1", &id));
+	assert_false(http_server_id_parse("1a", &id));
+	assert_false(http_server_id_parse("0x10", &id));
+	assert_false(http_server_id_parse("5/postmortem", &id));
 	assert_int_equal(id, -1);
 }
 
@@ -182,9 +182,9 @@ on_ping(struct http_call *call, void *arg)
 	int64_t id;
 
 	assert_ptr_equal(arg, (void *)"ping module");
-	if (http_param_id(call, "id", "a ping id is a number", &id) < 0)
+	if (http_server_param_id(call, "id", "a ping id is a number", &id) < 0)
 		return;
-	http_reply_json(call->req, 200, json_pack("{s:I}", "id", (json_int_t)id));
+	http_server_reply_json(call->req, 200, json_pack("{s:I}", "id", (json_int_t)id));
 }
 
 // A handler of the "write" module: says which token authorised it.
@@ -193,7 +193,7 @@ on_write(struct http_call *call, void *arg)
 {
 	assert_ptr_equal(arg, (void *)"write module");
 	assert_non_null(call->token);
-	http_reply_json(call->req, 201, json_pack("{s:s}", "who", call->token));
+	http_server_reply_json(call->req, 201, json_pack("{s:s}", "who", call->token));
 }
 
 // Holds every request until the test ends the waits.
@@ -201,7 +201,7 @@ static void
 on_wait(struct http_call *call, void *arg)
 {
 	struct fix *f = arg;
-	struct http_wait *w = http_wait_new(f->srv, call->req, "too many wait");
+	struct http_wait *w = http_server_wait_new(f->srv, call->req, "too many wait");
 
 	if (w != NULL)
 		f->waits[f->nwaits++] = w;
@@ -400,7 +400,7 @@ test_serve_params(void **state)
 	request(f, EVHTTP_REQ_HEAD, "/ping/42", NULL);
 	assert_int_equal(f->code, 200);
 	assert_string_equal(f->body, "");
-	// Junk, too long, a decoded slash: 400 from http_param_id.
+	// Junk, too long, a decoded slash: 400 from http_server_param_id.
 	request(f, EVHTTP_REQ_GET, "/ping/4x", NULL);
 	assert_int_equal(f->code, 400);
 	assert_string_equal(f->body, "{\n  \"error\": \"a ping id is a number\"\n}\n");
@@ -501,10 +501,10 @@ test_serve_waiting_bound(void **state)
 	assert_int_equal(f->nwaits, HTTP_MAX_WAITING);
 	// The waits end: each is answered, and the bound is free again.
 	for (int i = 0; i < f->nwaits; i++) {
-		struct evhttp_request *req = http_wait_end(f->waits[i]);
+		struct evhttp_request *req = http_server_wait_end(f->waits[i]);
 
 		assert_non_null(req);
-		http_error(req, 503, "the database is unavailable");
+		http_server_error(req, 503, "the database is unavailable");
 	}
 	f->nwaits = 0;
 	run_until(f, HTTP_MAX_WAITING + 1);
