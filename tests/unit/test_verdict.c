@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "agents.h"
 #include "agg_conf.h"
@@ -71,6 +74,28 @@ struct test_fixture {
 };
 
 static struct test_fixture fx;
+
+// The monotonic clock verdict.c reads (clock_mono_us) runs this far ahead
+// of the real one: a test makes the aggregator "stall" by moving it, with
+// no sleep.  This definition of clock_gettime takes the place of libc's
+// for the whole test binary (common/clock.c calls it); the real clock is
+// read through the system call.
+static int64_t test_mono_ahead_us;
+
+int
+clock_gettime(clockid_t id, struct timespec *ts)
+{
+	int64_t ns;
+
+	if (syscall(SYS_clock_gettime, id, ts) != 0)
+		return -1;
+	if (id != CLOCK_MONOTONIC || test_mono_ahead_us == 0)
+		return 0;
+	ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec + test_mono_ahead_us * 1000;
+	ts->tv_sec = (time_t)(ns / 1000000000);
+	ts->tv_nsec = (long)(ns % 1000000000);
+	return 0;
+}
 
 // --- the sink ---
 
@@ -155,6 +180,7 @@ test_setup(void **state)
 {
 	(void)state;
 	memset(&fx, 0, sizeof(fx));
+	test_mono_ahead_us = 0;
 	fx.conf = conftest_load(test_conf_text);
 	assert_int_equal(fx.conf->n_targets, 1);
 	test_fresh(true);
@@ -462,6 +488,50 @@ test_hold_and_enable(void **state)
 	assert_int_equal(test_state(), QSTATE_DOWN);
 }
 
+// After the loop did not run for more than 3 s (SIGSTOP, a starved host)
+// nothing is judged for 5 s: silence then says nothing about the agents.
+// Results committed meanwhile stay marked and are judged after.
+static void
+test_stall_pauses_judging(void **state)
+{
+	int64_t t0 = fx.t0;
+
+	(void)state;
+	test_round("UUU", t0);
+	assert_int_equal(fx.log.evaluated, 1);
+
+	// Just under 3 s between ticks (the test's own run time adds to it)
+	// is not a stall yet.
+	test_mono_ahead_us += 29 * S / 10;
+	test_timer(t0 + 3 * S);
+	assert_int_equal(fx.log.evaluated, 2);
+
+	// Away 3.5 s: every result is stale at the next tick, which would
+	// make the target UNKNOWN, but nothing is judged.
+	test_mono_ahead_us += 3 * S + S / 2;
+	test_timer(t0 + 40 * S);
+	assert_int_equal(fx.log.evaluated, 2);
+	assert_int_equal(test_state(), QSTATE_UP);
+	test_round("DDD", t0 + 41 * S);
+	assert_int_equal(fx.log.evaluated, 2);
+	assert_true(verdict_state(fx.verdict, 0)->dirty);
+
+	// The timer goes on every second meanwhile; still nothing judged.
+	for (int k = 1; k <= 4; k++) {
+		test_mono_ahead_us += S;
+		test_timer(t0 + 41 * S + k * S);
+		assert_int_equal(fx.log.evaluated, 2);
+	}
+
+	// 5 s after the stall was noticed, judging resumes, marks included.
+	test_mono_ahead_us += S;
+	verdict_tick(fx.verdict);
+	verdict_on_committed(fx.verdict, NULL, 0, t0 + 46 * S);
+	assert_int_equal(fx.log.evaluated, 3);
+	assert_int_equal(fx.log.changed, 2);
+	assert_int_equal(fx.log.changed_out.state, QSTATE_DOWN);
+}
+
 // An outage restored from the database keeps the target DOWN without a
 // change reported (incidents has it open already), and its recovery is
 // then exactly one change DOWN -> UP.
@@ -579,6 +649,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_disconnected_abstains, test_setup,
 		    test_teardown),
 		cmocka_unit_test_setup_teardown(test_hold_and_enable, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_stall_pauses_judging, test_setup,
+		    test_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_open, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_degraded, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_resolved, test_setup, test_teardown),
