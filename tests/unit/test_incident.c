@@ -569,6 +569,48 @@ test_reopen(void **state)
 	assert_int_equal(TEST_EVENTS(API, "e.kind = 'reopened' AND e.incident_id <> $2", id), 0);
 }
 
+// An outage reopened after its recovery was announced pages again
+// ("flapping": the quorum's page_reopen), so its end must be announced
+// again once it settles, or the pager is left with the target flapping.
+static void
+test_reopen_after_settled(void **state)
+{
+	int64_t t0 = clock_wall_us() - 600 * S;
+	struct test_view tv;
+
+	(void)state;
+	test_outage(API, t0, t0 + 3 * S);
+	test_recovery(API, t0 + 20 * S, false, t0 + 30 * S);
+	test_settled(API, t0 + 90 * S);
+	assert_int_equal(TEST_ALERTS(API, "a.event = 'recovery'"), 1);
+
+	test_view(&tv, "DDD", QSTATE_UP, QSTATE_DOWN, t0 + 120 * S, 0);
+	tv.out.reopened = tv.out.page_reopen = tv.out.flapping = true;
+	tv.out.reopened_after_us = 95 * S;
+	test_changed(API, &tv, t0 + 125 * S);
+	assert_int_equal(TEST_INCIDENTS(API, "true"), 1);
+	assert_int_equal(TEST_ALERTS(API, "a.event = 'flapping'"), 1);
+	test_recovery(API, t0 + 140 * S, false, t0 + 150 * S);
+
+	// Restarted before it settled: its recovery is owed.
+	test_open();
+	incident_restore(test_ins, test_on_restored, NULL);
+	assert_true(pgtest_run_until(test_base, test_is_restored, NULL, TEST_WAIT_MS));
+	assert_int_equal(hooks_log.restore_resolved[API], 1);
+	assert_true(hooks_log.recovery_owed[API]);
+
+	test_settled(API, t0 + 210 * S);
+	assert_int_equal(TEST_ALERTS(API, "a.event = 'recovery'"), 2);
+	assert_int_equal(TEST_EVENTS(API, "e.kind = 'settled'"), 2);
+	test_settled(API, t0 + 220 * S);
+	assert_int_equal(TEST_ALERTS(API, "a.event = 'recovery'"), 2);
+
+	test_open();
+	incident_restore(test_ins, test_on_restored, NULL);
+	assert_true(pgtest_run_until(test_base, test_is_restored, NULL, TEST_WAIT_MS));
+	assert_false(hooks_log.recovery_owed[API]);
+}
+
 // DEGRADED opens a regional incident only after its grace period, from
 // the evaluation timer; region changes go into its timeline; an outage
 // resolves it.
@@ -658,6 +700,29 @@ test_regional_grace_cancelled(void **state)
 	test_evaluated(API, &tv, t0 + API_GRACE + 1 * S);
 	assert_int_equal(TEST_INCIDENTS(API, "kind = 'regional'"), 0);
 	assert_int_equal(TEST_INCIDENTS(API, "kind = 'outage'"), 1);
+}
+
+// Out of an outage into DEGRADED: a region that has not probed since
+// still holds its DOWN vote, so the grace is one interval (10 s) longer.
+static void
+test_regional_after_outage(void **state)
+{
+	int64_t t0 = clock_wall_us() - 300 * S;
+	int64_t t1 = t0 + 60 * S;
+	struct test_view tv;
+
+	(void)state;
+	test_outage(API, t0 - 3 * S, t0);
+	test_view(&tv, "DUU", QSTATE_DOWN, QSTATE_DEGRADED, t0 - 3 * S, t1 - 5 * S);
+	tv.out.resolved_at = t1 - 5 * S;
+	test_changed(API, &tv, t1);
+	assert_int_equal(TEST_INCIDENTS(API, "kind = 'outage' AND state = 'resolved'"), 1);
+	test_view(&tv, "DUU", QSTATE_DEGRADED, QSTATE_DEGRADED, t0 - 3 * S, t1 - 5 * S);
+	test_evaluated(API, &tv, t1 + API_GRACE);
+	test_evaluated(API, &tv, t1 + API_GRACE + 10 * S - 1);
+	assert_int_equal(TEST_INCIDENTS(API, "kind = 'regional'"), 0);
+	test_evaluated(API, &tv, t1 + API_GRACE + 10 * S);
+	assert_int_equal(TEST_INCIDENTS(API, "kind = 'regional' AND state = 'open'"), 1);
 }
 
 // UNKNOWN opens a "blind" incident over the abstaining regions; back to
@@ -770,8 +835,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_recovery_settled_at_once, test_setup,
 		    test_teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_after_settled, test_setup,
+		    test_teardown),
 		cmocka_unit_test_setup_teardown(test_regional, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_regional_grace_cancelled, test_setup,
+		    test_teardown),
+		cmocka_unit_test_setup_teardown(test_regional_after_outage, test_setup,
 		    test_teardown),
 		cmocka_unit_test_setup_teardown(test_blind, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_silence, test_setup, test_teardown),
