@@ -73,15 +73,22 @@ static const char sql_open_outage[] =
     " ELSE jsonb_path_query_array($6::jsonb, '$[*] ? (@.kind != \"reopened\")') END,"
     " CASE WHEN reopened THEN $10::jsonb ELSE $7::jsonb END, $8) FROM i";
 
+#define INCIDENT_ISO "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+// The times of incident row i, merged into the payload of the alerts
+// that end it: the outcome that ends it knows neither.
+#define INCIDENT_TIMES                                                                            \
+	"jsonb_build_object('started_at', to_char(i.started_at AT TIME ZONE 'UTC', " INCIDENT_ISO \
+	"), 'resolved_at', to_char(i.resolved_at AT TIME ZONE 'UTC', " INCIDENT_ISO "))"
+
 // An outage's recovery alert waits until it has settled (incident_settled),
 // so resolving one queues no alert ($5 is empty then).
 static const char sql_resolve[] =
     "WITH i AS (UPDATE incidents SET state = 'resolved',"
     " resolved_at = GREATEST($3::timestamptz, started_at)"
-    " WHERE target_id = $1 AND kind = $2 AND state = 'open' RETURNING id, flapping)"
-    " SELECT id, flapping, incident_record(id, $4::jsonb, $5::jsonb, $6) FROM i";
-
-#define INCIDENT_ISO "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+    " WHERE target_id = $1 AND kind = $2 AND state = 'open' RETURNING id, flapping, started_at,"
+    " resolved_at)"
+    " SELECT id, flapping, incident_record(id, $4::jsonb, $5::jsonb, $6, " INCIDENT_TIMES ")"
+    " FROM i";
 
 // Whether the recovery of outage `id` went: a "settled" entry in its
 // timeline after its latest reopening.  An outage reopened after its
@@ -103,9 +110,7 @@ static const char sql_settled[] =
     " AND id = (SELECT max(id) FROM incidents WHERE target_id = $1 AND kind = 'outage'))"
     " SELECT id, incident_record(id,"
     " jsonb_build_array(jsonb_build_object('at', now(), 'kind', 'settled', 'message', $4::text)),"
-    " $2::jsonb, $3, jsonb_build_object("
-    " 'started_at', to_char(i.started_at AT TIME ZONE 'UTC', " INCIDENT_ISO "),"
-    " 'resolved_at', to_char(i.resolved_at AT TIME ZONE 'UTC', " INCIDENT_ISO "))) FROM i";
+    " $2::jsonb, $3, " INCIDENT_TIMES ") FROM i";
 
 // A region's entry is skipped when its previous one says the same (after
 // an aggregator restart the votes are rebuilt and would repeat it).

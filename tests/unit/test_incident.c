@@ -678,8 +678,47 @@ test_regional(void **state)
 	assert_int_equal(TEST_INCIDENTS(API, "kind = 'outage' AND state = 'open'"), 1);
 	assert_int_equal(TEST_ALERTS(API, "a.event = 'regional_recovery' AND i.kind = 'regional'"),
 	    1);
+	// Its recovery alert tells when the regional incident started.
+	assert_int_equal(TEST_ALERTS(API,
+			     "a.event = 'regional_recovery' AND a.payload->>'started_at' = "
+			     "to_char(i.started_at AT TIME ZONE 'UTC', "
+			     "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AND a.payload->>'state' = "
+			     "'resolved'"),
+	    1);
 	assert_int_equal(TEST_ALERTS(API, "a.event = 'outage' AND i.kind = 'outage'"), 1);
 	// Resolving a regional incident is not an outage's end.
+	assert_int_equal(hooks_log.resolved, 0);
+}
+
+// A regional incident ends with the target UP: one regional_recovery
+// alert, saying when the incident started and ended.
+static void
+test_regional_recovery(void **state)
+{
+	int64_t t0 = clock_wall_us() - 300 * S;
+	struct test_view tv;
+
+	(void)state;
+	test_view(&tv, "DUU", QSTATE_UP, QSTATE_DEGRADED, t0 - 2 * S, t0 - 30 * S);
+	test_changed(API, &tv, t0);
+	test_view(&tv, "DUU", QSTATE_DEGRADED, QSTATE_DEGRADED, t0 - 2 * S, t0 - 30 * S);
+	test_evaluated(API, &tv, t0 + API_GRACE);
+	test_view(&tv, "UUU", QSTATE_DEGRADED, QSTATE_UP, 0, t0 + 50 * S);
+	test_changed(API, &tv, t0 + 60 * S);
+	assert_int_equal(TEST_INCIDENTS(API,
+			     "kind = 'regional' AND state = 'resolved' AND "
+			     "pg_temp.us(started_at) = $2 AND pg_temp.us(resolved_at) = $3",
+			     t0 - 2 * S, t0 + 60 * S),
+	    1);
+	assert_int_equal(TEST_ALERTS(API, "a.event = 'regional_recovery'"), 1);
+	assert_int_equal(
+	    TEST_ALERTS(API,
+		"a.event = 'regional_recovery' AND a.payload->>'state' = 'resolved' AND "
+		"a.payload->>'started_at' = to_char(i.started_at AT TIME ZONE 'UTC', "
+		"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AND a.payload->>'resolved_at' = "
+		"to_char(i.resolved_at AT TIME ZONE 'UTC', "
+		"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"),
+	    1);
 	assert_int_equal(hooks_log.resolved, 0);
 }
 
@@ -746,7 +785,12 @@ test_blind(void **state)
 	test_view(&tv, "UUU", QSTATE_UNKNOWN, QSTATE_UP, 0, t0 + 5 * S);
 	test_changed(API, &tv, t0 + 10 * S);
 	assert_int_equal(TEST_INCIDENTS(API, "kind = 'blind' AND state = 'resolved'"), 1);
-	assert_int_equal(TEST_ALERTS(API, "a.event = 'blind_recovery'"), 1);
+	assert_int_equal(TEST_ALERTS(API,
+			     "a.event = 'blind_recovery' AND pg_temp.us(i.started_at) = $2 AND "
+			     "a.payload->>'started_at' = to_char(i.started_at AT TIME ZONE 'UTC', "
+			     "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+			     t0),
+	    1);
 }
 
 // A silence suppresses the alerts of the targets it covers, not their
@@ -838,6 +882,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reopen_after_settled, test_setup,
 		    test_teardown),
 		cmocka_unit_test_setup_teardown(test_regional, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_regional_recovery, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_regional_grace_cancelled, test_setup,
 		    test_teardown),
 		cmocka_unit_test_setup_teardown(test_regional_after_outage, test_setup,
