@@ -73,29 +73,44 @@ static const char sql_open_outage[] =
     " ELSE jsonb_path_query_array($6::jsonb, '$[*] ? (@.kind != \"reopened\")') END,"
     " CASE WHEN reopened THEN $10::jsonb ELSE $7::jsonb END, $8) FROM i";
 
+#define INCIDENT_ISO "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+// The times of incident row i, merged into the payload of the alerts
+// that end it: the outcome that ends it knows neither.
+#define INCIDENT_TIMES                                                                            \
+	"jsonb_build_object('started_at', to_char(i.started_at AT TIME ZONE 'UTC', " INCIDENT_ISO \
+	"), 'resolved_at', to_char(i.resolved_at AT TIME ZONE 'UTC', " INCIDENT_ISO "))"
+
 // An outage's recovery alert waits until it has settled (incident_settled),
 // so resolving one queues no alert ($5 is empty then).
 static const char sql_resolve[] =
     "WITH i AS (UPDATE incidents SET state = 'resolved',"
     " resolved_at = GREATEST($3::timestamptz, started_at)"
-    " WHERE target_id = $1 AND kind = $2 AND state = 'open' RETURNING id, flapping)"
-    " SELECT id, flapping, incident_record(id, $4::jsonb, $5::jsonb, $6) FROM i";
+    " WHERE target_id = $1 AND kind = $2 AND state = 'open' RETURNING id, flapping, started_at,"
+    " resolved_at)"
+    " SELECT id, flapping, incident_record(id, $4::jsonb, $5::jsonb, $6, " INCIDENT_TIMES ")"
+    " FROM i";
 
-#define INCIDENT_ISO "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+// Whether the recovery of outage `id` went: a "settled" entry in its
+// timeline after its latest reopening.  An outage reopened after its
+// recovery was announced paged again (flapping), so its next end must be
+// announced again.
+#define INCIDENT_SETTLED(id)                                                                   \
+	"EXISTS (SELECT 1 FROM incident_events e WHERE e.incident_id = " id                    \
+	" AND e.kind = 'settled' AND e.id > coalesce((SELECT max(r.id) FROM incident_events r" \
+	" WHERE r.incident_id = " id " AND r.kind = 'reopened'), 0))"
+#define INCIDENT_SETTLED_SELF INCIDENT_SETTLED("incidents.id")
+#define INCIDENT_SETTLED_I INCIDENT_SETTLED("i.id")
 
 // The target stayed out of DOWN for settle_for since its latest outage
-// ended: that outage's recovery alert, once (a "settled" entry in its
-// timeline says it went), with the incident's own times in the payload.
+// ended: that outage's recovery alert, once (INCIDENT_SETTLED), with the
+// incident's own times in the payload.
 static const char sql_settled[] =
     "WITH i AS (SELECT id, started_at, resolved_at FROM incidents WHERE target_id = $1"
-    " AND kind = 'outage' AND state = 'resolved' AND NOT EXISTS (SELECT 1 FROM"
-    " incident_events e WHERE e.incident_id = incidents.id AND e.kind = 'settled')"
+    " AND kind = 'outage' AND state = 'resolved' AND NOT " INCIDENT_SETTLED_SELF
     " AND id = (SELECT max(id) FROM incidents WHERE target_id = $1 AND kind = 'outage'))"
     " SELECT id, incident_record(id,"
     " jsonb_build_array(jsonb_build_object('at', now(), 'kind', 'settled', 'message', $4::text)),"
-    " $2::jsonb, $3, jsonb_build_object("
-    " 'started_at', to_char(i.started_at AT TIME ZONE 'UTC', " INCIDENT_ISO "),"
-    " 'resolved_at', to_char(i.resolved_at AT TIME ZONE 'UTC', " INCIDENT_ISO "))) FROM i";
+    " $2::jsonb, $3, " INCIDENT_TIMES ") FROM i";
 
 // A region's entry is skipped when its previous one says the same (after
 // an aggregator restart the votes are rebuilt and would repeat it).
@@ -111,8 +126,7 @@ static const char sql_region_event[] =
 static const char sql_restore[] =
     "SELECT t.key, i.kind, i.state, i.flapping,"
     " (extract(epoch FROM i.resolved_at) * 1000000)::bigint,"
-    " EXISTS (SELECT 1 FROM incident_events e WHERE e.incident_id = i.id AND e.kind = 'settled')"
-    " FROM incidents i JOIN targets t ON t.id = i.target_id"
+    " " INCIDENT_SETTLED_I " FROM incidents i JOIN targets t ON t.id = i.target_id"
     " WHERE i.state = 'open' OR (i.kind = 'outage' AND i.resolved_at > now() - interval '1 day'"
     " AND i.id = (SELECT max(m.id) FROM incidents m WHERE m.target_id = i.target_id"
     " AND m.kind = 'outage'))";

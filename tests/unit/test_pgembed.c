@@ -15,10 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <glob.h>
 #include <libpq-fe.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,17 +34,6 @@ static char test_root[] = "/tmp/vantage-pgembed-XXXXXX";
 static char test_state[sizeof(test_root) + 16];
 static struct pgembed *test_pg;
 static PGconn *test_conn;
-
-static int
-test_rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	if (remove(path) == -1)
-		fprintf(stderr, "could not remove \"%s\": %s\n", path, strerror(errno));
-	return 0;
-}
 
 // Runs on every way out, including a failed assertion in a test: no
 // cluster may outlive the test binary.
@@ -85,15 +71,7 @@ static int
 test_group_setup(void **state)
 {
 	(void)state;
-	if (mkdtemp(test_root) == NULL) {
-		fprintf(stderr, "could not create \"%s\": %s\n", test_root, strerror(errno));
-		return -1;
-	}
-	// Only the cluster owner "vantage" needs to pass through, not list.
-	if (geteuid() == 0 && chmod(test_root, 0711) == -1)
-		return -1;
-	snprintf(test_state, sizeof(test_state), "%s/state", test_root);
-	return 0;
+	return pgtest_mkdir(test_root, test_state, sizeof(test_state));
 }
 
 static int
@@ -101,7 +79,7 @@ test_group_teardown(void **state)
 {
 	(void)state;
 	test_cleanup();
-	nftw(test_root, test_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	pgtest_remove_tree(test_root);
 	return 0;
 }
 
@@ -279,17 +257,10 @@ main(void)
 		cmocka_unit_test_teardown(test_adopt_after_kill, test_teardown),
 		cmocka_unit_test_teardown(test_socket_path_too_long, test_teardown),
 	};
-	glob_t gl;
+	const char *why = pgtest_cannot_run();
 
-	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &gl) != 0) {
-		printf("skip: no PostgreSQL server installed "
-		       "(/usr/lib/postgresql/*/bin/initdb not found)\n");
-		return 77;
-	}
-	globfree(&gl);
-	if (geteuid() == 0 && getpwnam("vantage") == NULL) {
-		printf("skip: running as root and user \"vantage\" does not exist "
-		       "(run \"make deps\" as root to create it)\n");
+	if (why != NULL) {
+		printf("SKIP: %s\n", why);
 		return 77;
 	}
 	log_init("test_pgembed", LOG_LEVEL_INFO);

@@ -17,11 +17,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <glob.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -51,20 +48,8 @@ static char *test_conninfo;
 static PGconn *test_db;
 static struct event_base *test_base;
 static struct store *test_store;
-static bool test_timed_out;
 
 // --- cleanup on every way out ---
-
-static int
-test_rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	if (remove(path) == -1)
-		fprintf(stderr, "could not remove \"%s\": %s\n", path, strerror(errno));
-	return 0;
-}
 
 static void
 test_cleanup(void)
@@ -110,39 +95,14 @@ test_db_connect(void)
 static PGresult *
 test_query(const char *sql, const int64_t *args, size_t n_args, ExecStatusType want)
 {
-	char text[8][24];
-	const char *params[8];
-	PGresult *res;
-
-	assert_true(n_args <= 8);
-	for (size_t i = 0; i < n_args; i++) {
-		snprintf(text[i], sizeof(text[i]), "%" PRId64, args[i]);
-		params[i] = text[i];
-	}
-	res = PQexecParams(test_db, sql, (int)n_args, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != want) {
-		fprintf(stderr, "query \"%s\" failed: %s", sql, PQerrorMessage(test_db));
-		PQclear(res);
-		fail();
-	}
-	return res;
+	return pgtest_query(test_db, sql, args, n_args, want);
 }
 
 // The one value of a one-row, one-column query (NULL reads as -1).
 static int64_t
 test_value(const char *sql, const int64_t *args, size_t n_args)
 {
-	PGresult *res = test_query(sql, args, n_args, PGRES_TUPLES_OK);
-	int64_t value;
-
-	if (PQntuples(res) != 1 || PQnfields(res) != 1) {
-		fprintf(stderr, "query \"%s\" returned %d rows\n", sql, PQntuples(res));
-		PQclear(res);
-		fail();
-	}
-	value = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return value;
+	return pgtest_value(test_db, sql, args, n_args);
 }
 
 static void
@@ -151,8 +111,7 @@ test_command(const char *sql, const int64_t *args, size_t n_args)
 	PQclear(test_query(sql, args, n_args, PGRES_COMMAND_OK));
 }
 
-#define TEST_ARGS(...) \
-	(const int64_t[]){ __VA_ARGS__ }, sizeof((const int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)
+#define TEST_ARGS PGTEST_ARGS
 #define TEST_VALUE(sql, ...) test_value(sql, TEST_ARGS(__VA_ARGS__))
 #define TEST_COMMAND(sql, ...) test_command(sql, TEST_ARGS(__VA_ARGS__))
 
@@ -173,30 +132,12 @@ test_acked(int agent_id, uint64_t epoch)
 
 // --- driving the loop ---
 
-static void
-test_on_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	test_timed_out = true;
-	event_base_loopbreak(test_base);
-}
-
 // Runs the store's loop until cond(arg) holds or timeout_ms pass; returns
 // whether it holds.
 static bool
 test_run_until(bool (*cond)(const void *), const void *arg, int timeout_ms)
 {
-	struct event *timer = evtimer_new(test_base, test_on_timeout, NULL);
-	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-
-	test_timed_out = false;
-	evtimer_add(timer, &tv);
-	while (!cond(arg) && !test_timed_out)
-		event_base_loop(test_base, EVLOOP_ONCE);
-	event_free(timer);
-	return cond(arg);
+	return pgtest_run_until(test_base, cond, arg, timeout_ms);
 }
 
 static bool
@@ -467,14 +408,8 @@ static int
 test_group_setup(void **state)
 {
 	(void)state;
-	if (mkdtemp(test_root) == NULL) {
-		fprintf(stderr, "could not create \"%s\": %s\n", test_root, strerror(errno));
+	if (pgtest_mkdir(test_root, test_state, sizeof(test_state)) != 0)
 		return -1;
-	}
-	// Only the cluster owner "vantage" needs to pass through, not list.
-	if (geteuid() == 0 && chmod(test_root, 0711) == -1)
-		return -1;
-	snprintf(test_state, sizeof(test_state), "%s/state", test_root);
 	test_pg = pgembed_start(test_state, &test_conninfo);
 	if (test_pg == NULL)
 		return -1;
@@ -493,7 +428,7 @@ test_group_teardown(void **state)
 	test_cleanup();
 	free(test_conninfo);
 	test_conninfo = NULL;
-	nftw(test_root, test_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	pgtest_remove_tree(test_root);
 	return 0;
 }
 
@@ -1016,17 +951,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reconnect, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_maintain, test_setup, test_teardown),
 	};
-	glob_t gl;
+	const char *why = pgtest_cannot_run();
 
-	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &gl) != 0) {
-		printf("SKIP: no PostgreSQL server installed "
-		       "(/usr/lib/postgresql/*/bin/initdb not found)\n");
-		return 77;
-	}
-	globfree(&gl);
-	if (geteuid() == 0 && getpwnam("vantage") == NULL) {
-		printf("SKIP: running as root and user \"vantage\" does not exist "
-		       "(run \"make deps\" as root to create it)\n");
+	if (why != NULL) {
+		printf("SKIP: %s\n", why);
 		return 77;
 	}
 	log_init("test_store", LOG_LEVEL_INFO);
