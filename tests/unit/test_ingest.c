@@ -895,6 +895,40 @@ test_resync(void **state)
 	test_agent_close(&a);
 }
 
+// Batches sent on before the failure is known: all of them are refused
+// (their transactions fail or they arrive during the resync), the agent
+// hears one Welcome, and its resend stores each seq once.
+static void
+test_resync_pipelined(void **state)
+{
+	struct test_agent a = { 0 };
+
+	(void)state;
+	test_connect(&a, "pipelined", "eu-west", 402, 0);
+	test_agent_batch(&a, 1, 5, test_web, 1, VANTAGE__OUTCOME__OUTCOME_UP, 0, 0);
+	test_expect_ack(&a, 5);
+	test_other_writer(&a, 6, 7);
+	test_n_committed = 0;
+
+	test_agent_batch(&a, 6, 8, test_web, 1, VANTAGE__OUTCOME__OUTCOME_UP, 0, 0);
+	test_agent_batch(&a, 9, 10, test_web, 1, VANTAGE__OUTCOME__OUTCOME_UP, 0, 0);
+	test_agent_batch(&a, 11, 12, test_web, 1, VANTAGE__OUTCOME__OUTCOME_UP, 0, 0);
+	test_expect_welcome(&a, 7);
+	assert_int_equal(test_rows(&a, 402), 7);
+	assert_int_equal(test_n_committed, 0);
+
+	test_agent_batch(&a, 8, 12, test_web, 1, VANTAGE__OUTCOME__OUTCOME_UP, 0, 0);
+	test_expect_ack(&a, 12);
+	// A replay answered at once: no second Welcome was on its way.
+	test_agent_batch(&a, 12, 12, test_web, 1, VANTAGE__OUTCOME__OUTCOME_UP, 0, 0);
+	test_expect_ack(&a, 12);
+	assert_int_equal(test_rows(&a, 402), 12);
+	assert_int_equal(test_duplicate_rows(&a, 402), 0);
+	assert_int_equal(test_db_acked(&a, 402), 12);
+	assert_int_equal(test_n_committed, 5);
+	test_agent_close(&a);
+}
+
 static void
 test_new_epoch(void **state)
 {
@@ -1147,6 +1181,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_dedup, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_gaps, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_resync, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_resync_pipelined, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_new_epoch, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_restart, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames, test_setup, test_teardown),
