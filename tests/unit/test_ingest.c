@@ -961,6 +961,39 @@ test_new_epoch(void **state)
 	test_agent_close(&restarted);
 }
 
+// Without CurveZMQ nothing ties a connection to one agent: one that says
+// Hello for agent x and then for agent y delivers for y, and x coming
+// back on a connection of its own must not take that away.
+static void
+test_hello_switch(void **state)
+{
+	struct test_agent mux = { 0 }, x = { 0 };
+
+	(void)state;
+	test_connect(&mux, "switch-x", "eu-west", 911, 0);
+	mux.name = "switch-y";
+	mux.epoch = 912;
+	test_agent_hello(&mux);
+	test_expect_welcome(&mux, 0);
+	test_expect(&mux, VANTAGE__AGG_MSG__MSG_CONFIG);
+	// Nothing delivers for x now.
+	assert_string_equal(agents_get(test_agents, 0)->name, "switch-x");
+	assert_false(agents_get(test_agents, 0)->connected);
+	assert_true(agents_get(test_agents, 1)->connected);
+	test_connect(&x, "switch-x", "eu-west", 911, 0);
+	assert_true(agents_get(test_agents, 0)->connected);
+
+	test_agent_batch(&mux, 1, 2, test_web, 1, VANTAGE__OUTCOME__OUTCOME_UP, 0, 0);
+	test_expect_ack(&mux, 2);
+	test_agent_batch(&x, 1, 1, test_web, 1, VANTAGE__OUTCOME__OUTCOME_UP, 0, 0);
+	test_expect_ack(&x, 1);
+	assert_int_equal(test_rows(&mux, 912), 2);
+	assert_int_equal(test_rows(&x, 911), 1);
+	assert_int_equal(test_stats().batches_dropped, 0);
+	test_agent_close(&mux);
+	test_agent_close(&x);
+}
+
 // A fresh ingest (an aggregator restart) tells a returning agent what the
 // database holds, not 0.
 static void
@@ -1183,6 +1216,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_resync, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_resync_pipelined, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_new_epoch, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_hello_switch, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_restart, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_probe_now, test_setup, test_teardown),
