@@ -385,6 +385,16 @@ ingest_on_hello_done(int status, int agent_id, uint64_t acked_seq, void *arg)
 	snprintf(st->name, sizeof(st->name), "%s", h->name);
 	snprintf(st->region, sizeof(st->region), "%s", h->region);
 	snprintf(st->version, sizeof(st->version), "%s", h->version);
+	// Without CurveZMQ a connection may speak for another agent than
+	// before: it no longer delivers for the old one's stream, which must
+	// not keep it as its peer (the session is freed when reaped).
+	if (s->stream != NULL && s->stream->agent_id != agent_id) {
+		struct agent_info *prev = ingest_detach(in, s);
+
+		if (prev != NULL)
+			prev->connected = false;
+		s->stream = NULL;
+	}
 	ingest_detach_others(in, agent_id, s);
 	st->peer = s;
 	st->agent_slot = agents_upsert(in->agents, agent_id, h->name, h->region, h->version);
