@@ -678,8 +678,12 @@ lab_alerts_delivered() {
 
 # lab_alerts_settle [SECS]: waits up to SECS (30) for lab_alerts_delivered.
 lab_recoveries_settled() {
+	# Settled after its latest reopening, as incident.c counts it: an
+	# outage reopened after its recovery went is announced again.
 	[ "$(lab_psql "SELECT count(*) FROM incidents i WHERE i.kind = 'outage' AND i.state = 'resolved'
-		AND NOT EXISTS (SELECT 1 FROM incident_events e WHERE e.incident_id = i.id AND e.kind = 'settled')")" = 0 ]
+		AND NOT EXISTS (SELECT 1 FROM incident_events e WHERE e.incident_id = i.id AND e.kind = 'settled'
+		AND e.id > coalesce((SELECT max(r.id) FROM incident_events r
+			WHERE r.incident_id = i.id AND r.kind = 'reopened'), 0))")" = 0 ]
 }
 
 lab_alerts_settle() {
