@@ -676,7 +676,8 @@ lab_alerts_delivered() {
 	[ "$unsent" = 0 ] && [ "$got" -ge "$sent" ]
 }
 
-# lab_alerts_settle [SECS]: waits up to SECS (30) for lab_alerts_delivered.
+# lab_recoveries_settled: every resolved outage has had its recovery
+# announced (its "settled" timeline entry).
 lab_recoveries_settled() {
 	# Settled after its latest reopening, as incident.c counts it: an
 	# outage reopened after its recovery went is announced again.
@@ -686,6 +687,7 @@ lab_recoveries_settled() {
 			WHERE r.incident_id = i.id AND r.kind = 'reopened'), 0))")" = 0 ]
 }
 
+# lab_alerts_settle [SECS]: waits up to SECS (30) for lab_alerts_delivered.
 lab_alerts_settle() {
 	lab_wait_for "${1:-30}" "every queued alert to be delivered" lab_alerts_delivered
 }
