@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Shared by the unit tests that start a throwaway PostgreSQL cluster with
-// pgembed (test_pgembed.c, test_store.c, test_incident.c): whether one can
-// run here (else exit 77 with the reason), making it in a fresh directory
-// under /tmp and removing that directory, on a signal that skips atexit (a
-// runner's timeout, ^C) asking the postmaster for a fast shutdown so no
-// server outlives the test (async-signal-safe only), driving an event loop
-// until a condition holds with a bound, and a second, blocking connection
-// that checks what the code under test claims.  Include after cmocka.h.
+// pgembed (test_pgembed.c, test_store.c, test_incident.c, test_ingest.c):
+// whether one can run here (else exit 77 with the reason), making it in a
+// fresh directory under /tmp and removing that directory, on a signal that
+// skips atexit (a runner's timeout, ^C) asking the postmaster for a fast
+// shutdown so no server outlives the test (async-signal-safe only), driving
+// an event loop until a condition holds with a bound, and a second,
+// blocking connection (integer or text parameters) that checks what the
+// code under test claims.  Include after cmocka.h.
 #ifndef VANTAGE_PGTEST_H
 #define VANTAGE_PGTEST_H
 
@@ -139,21 +140,14 @@ pgtest_run_until(struct event_base *base, bool (*cond)(const void *), const void
 	return cond(arg);
 }
 
-// Runs sql on db with integer parameters, failing the test unless its
-// status is want; the caller clears the result.
+// Runs sql on db with text parameters (NULL for SQL NULL), failing the
+// test unless its status is want; the caller clears the result.
 static inline PGresult *
-pgtest_query(PGconn *db, const char *sql, const int64_t *args, size_t n_args, ExecStatusType want)
+pgtest_query_text(PGconn *db, const char *sql, const char *const *params, size_t n_params,
+    ExecStatusType want)
 {
-	char text[8][24];
-	const char *params[8];
-	PGresult *res;
+	PGresult *res = PQexecParams(db, sql, (int)n_params, NULL, params, NULL, NULL, 0);
 
-	assert_true(n_args <= 8);
-	for (size_t i = 0; i < n_args; i++) {
-		snprintf(text[i], sizeof(text[i]), "%" PRId64, args[i]);
-		params[i] = text[i];
-	}
-	res = PQexecParams(db, sql, (int)n_args, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != want) {
 		fprintf(stderr, "query \"%s\" failed: %s", sql, PQerrorMessage(db));
 		PQclear(res);
@@ -162,11 +156,27 @@ pgtest_query(PGconn *db, const char *sql, const int64_t *args, size_t n_args, Ex
 	return res;
 }
 
-// The one value of a one-row, one-column query (NULL reads as -1).
-static inline int64_t
-pgtest_value(PGconn *db, const char *sql, const int64_t *args, size_t n_args)
+// Runs sql on db with integer parameters, failing the test unless its
+// status is want; the caller clears the result.
+static inline PGresult *
+pgtest_query(PGconn *db, const char *sql, const int64_t *args, size_t n_args, ExecStatusType want)
 {
-	PGresult *res = pgtest_query(db, sql, args, n_args, PGRES_TUPLES_OK);
+	char text[8][24];
+	const char *params[8];
+
+	assert_true(n_args <= 8);
+	for (size_t i = 0; i < n_args; i++) {
+		snprintf(text[i], sizeof(text[i]), "%" PRId64, args[i]);
+		params[i] = text[i];
+	}
+	return pgtest_query_text(db, sql, params, n_args, want);
+}
+
+// The one value of res, the result of sql, which must have one row and one
+// column (NULL reads as -1); clears res.
+static inline int64_t
+pgtest_one_value(const char *sql, PGresult *res)
+{
 	int64_t value;
 
 	if (PQntuples(res) != 1 || PQnfields(res) != 1) {
@@ -177,6 +187,20 @@ pgtest_value(PGconn *db, const char *sql, const int64_t *args, size_t n_args)
 	value = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	return value;
+}
+
+// The one value of a one-row, one-column query (NULL reads as -1).
+static inline int64_t
+pgtest_value(PGconn *db, const char *sql, const int64_t *args, size_t n_args)
+{
+	return pgtest_one_value(sql, pgtest_query(db, sql, args, n_args, PGRES_TUPLES_OK));
+}
+
+// The same with text parameters.
+static inline int64_t
+pgtest_value_text(PGconn *db, const char *sql, const char *const *params, size_t n_params)
+{
+	return pgtest_one_value(sql, pgtest_query_text(db, sql, params, n_params, PGRES_TUPLES_OK));
 }
 
 #define PGTEST_ARGS(...) \

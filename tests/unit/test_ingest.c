@@ -18,19 +18,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <errno.h>
-#include <ftw.h>
-#include <glob.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 #include <zmq.h>
@@ -96,17 +90,6 @@ static struct buf test_enc;
 static void *test_socks[TEST_MAX_SOCKS];
 
 // --- cleanup on every way out ---
-
-static int
-test_rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	if (remove(path) == -1)
-		fprintf(stderr, "could not remove \"%s\": %s\n", path, strerror(errno));
-	return 0;
-}
 
 static void
 test_track(void *sock)
@@ -181,24 +164,6 @@ test_on_signal(int sig)
 
 // --- the verifying connection ---
 
-// The one integer of a one-row, one-column query with text parameters
-// (NULL reads as -1).
-static int64_t
-test_value(const char *sql, int n, const char *const *params)
-{
-	PGresult *res = PQexecParams(test_db, sql, n, NULL, params, NULL, NULL, 0);
-	int64_t value;
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 1) {
-		fprintf(stderr, "query \"%s\" failed: %s", sql, PQerrorMessage(test_db));
-		PQclear(res);
-		fail();
-	}
-	value = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return value;
-}
-
 // A query over one agent's stream: $1 its name, $2 the epoch.
 static int64_t
 test_stream_value(const char *sql, const struct test_agent *a, uint64_t epoch)
@@ -207,7 +172,7 @@ test_stream_value(const char *sql, const struct test_agent *a, uint64_t epoch)
 	const char *params[2] = { a->name, epoch_text };
 
 	snprintf(epoch_text, sizeof(epoch_text), "%" PRIu64, epoch);
-	return test_value(sql, 2, params);
+	return pgtest_value_text(test_db, sql, params, 2);
 }
 
 static int64_t
@@ -237,9 +202,10 @@ test_rows_in(const struct test_agent *a, uint64_t epoch, uint64_t first, uint64_
 	snprintf(epoch_text, sizeof(epoch_text), "%" PRIu64, epoch);
 	snprintf(first_text, sizeof(first_text), "%" PRIu64, first);
 	snprintf(last_text, sizeof(last_text), "%" PRIu64, last);
-	return test_value("SELECT count(*) FROM results r JOIN agents g ON g.id = r.agent_id "
-			  "WHERE g.name = $1 AND r.epoch = $2 AND r.seq BETWEEN $3 AND $4",
-	    4, params);
+	return pgtest_value_text(test_db,
+	    "SELECT count(*) FROM results r JOIN agents g ON g.id = r.agent_id "
+	    "WHERE g.name = $1 AND r.epoch = $2 AND r.seq BETWEEN $3 AND $4",
+	    params, 4);
 }
 
 static int64_t
@@ -255,7 +221,7 @@ test_agent_id(const struct test_agent *a)
 {
 	const char *params[1] = { a->name };
 
-	return test_value("SELECT id FROM agents WHERE name = $1", 1, params);
+	return pgtest_value_text(test_db, "SELECT id FROM agents WHERE name = $1", params, 1);
 }
 
 // --- driving the loop ---
@@ -283,28 +249,20 @@ test_store_idle(const void *arg)
 }
 
 // Runs the loop until cond(arg) holds or timeout_ms pass; returns whether
-// it holds.  Between turns it waits (at most 5 ms) on the agents' sockets
-// too, so an answer is seen as soon as it arrives.
+// it holds.  The agents' sockets are not on the loop: a tick every 5 ms
+// bounds each wait for an event, so an answer is seen as soon as it
+// arrives.
 static bool
 test_run_until(bool (*cond)(const void *), const void *arg, int timeout_ms)
 {
-	int64_t deadline = clock_mono_us() + (int64_t)timeout_ms * 1000;
+	struct event *tick = event_new(test_base, -1, EV_PERSIST, test_on_tick, NULL);
+	struct timeval tv = { 0, 5000 };
+	bool holds;
 
-	for (;;) {
-		struct event *tick;
-		struct timeval tv = { 0, 5000 };
-
-		event_base_loop(test_base, EVLOOP_NONBLOCK);
-		if (cond(arg))
-			return true;
-		if (clock_mono_us() > deadline)
-			return false;
-		// EVLOOP_ONCE waits for an event; the tick bounds that wait.
-		tick = evtimer_new(test_base, test_on_tick, NULL);
-		evtimer_add(tick, &tv);
-		event_base_loop(test_base, EVLOOP_ONCE);
-		event_free(tick);
-	}
+	event_add(tick, &tv);
+	holds = pgtest_run_until(test_base, cond, arg, timeout_ms);
+	event_free(tick);
+	return holds;
 }
 
 // --- the fake agents ---
@@ -557,14 +515,8 @@ static int
 test_group_setup(void **state)
 {
 	(void)state;
-	if (mkdtemp(test_root) == NULL) {
-		fprintf(stderr, "could not create \"%s\": %s\n", test_root, strerror(errno));
+	if (pgtest_mkdir(test_root, test_state, sizeof(test_state)) != 0)
 		return -1;
-	}
-	// Only the cluster owner "vantage" needs to pass through, not list.
-	if (geteuid() == 0 && chmod(test_root, 0711) == -1)
-		return -1;
-	snprintf(test_state, sizeof(test_state), "%s/state", test_root);
 	snprintf(test_endpoint, sizeof(test_endpoint), "ipc://%s/ingest.sock", test_root);
 	if (test_write_conf() < 0)
 		return -1;
@@ -596,7 +548,7 @@ test_group_teardown(void **state)
 	buf_free(&test_enc);
 	free(test_conninfo);
 	test_conninfo = NULL;
-	nftw(test_root, test_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	pgtest_remove_tree(test_root);
 	return 0;
 }
 
@@ -1221,17 +1173,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_frames, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_probe_now, test_setup, test_teardown),
 	};
-	glob_t gl;
+	const char *why = pgtest_cannot_run();
 
-	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &gl) != 0) {
-		printf("SKIP: no PostgreSQL server installed "
-		       "(/usr/lib/postgresql/*/bin/initdb not found)\n");
-		return 77;
-	}
-	globfree(&gl);
-	if (geteuid() == 0 && getpwnam("vantage") == NULL) {
-		printf("SKIP: running as root and user \"vantage\" does not exist "
-		       "(run \"make deps\" as root to create it)\n");
+	if (why != NULL) {
+		printf("SKIP: %s\n", why);
 		return 77;
 	}
 	log_init("test_ingest", LOG_LEVEL_INFO);
