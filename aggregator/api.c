@@ -545,6 +545,216 @@ api_silence_end(struct http_call *call, void *arg)
 		    "no such silence, or it has ended");
 }
 
+// --- incident updates and post-mortems: what people write ---
+
+// An update for the customers (the status page shows them newest first);
+// the first one of an incident is its first public update.
+static const char sql_update_add[] =
+    "WITH i AS (UPDATE incidents SET first_public_at = coalesce(first_public_at, now())"
+    " WHERE id = $1 RETURNING id),"
+    " u AS (INSERT INTO incident_updates (incident_id, state, message, author)"
+    " SELECT id, $2, $3, $4 FROM i RETURNING id, incident_id, at, state, message, author)"
+    " SELECT json_build_object('id', id, 'incident', incident_id, 'at', at, 'state', state,"
+    " 'message', message, 'author', author)::text FROM u";
+
+#define API_MAX_UPDATE 4096
+
+static void
+api_update_add(struct http_call *call, void *arg)
+{
+	struct evhttp_request *req = call->req;
+	const char *field, *state = NULL, *message = NULL, *bad = NULL;
+	char id[24];
+	json_t *doc, *v;
+
+	if (api_id_param(call, "an incident id is a number", id, sizeof(id)) < 0 ||
+	    (doc = api_body(req)) == NULL)
+		return;
+	json_object_foreach(doc, field, v) {
+		if (strcmp(field, "state") != 0 && strcmp(field, "message") != 0)
+			bad = "unknown field (allowed: state, message)";
+	}
+	state = json_string_value(json_object_get(doc, "state"));
+	message = json_string_value(json_object_get(doc, "message"));
+	if (state == NULL ||
+	    (strcmp(state, "investigating") != 0 && strcmp(state, "identified") != 0 &&
+		strcmp(state, "monitoring") != 0 && strcmp(state, "resolved") != 0))
+		bad = "state must be investigating, identified, monitoring or resolved";
+	else if (message == NULL || message[0] == '\0' || strlen(message) > API_MAX_UPDATE)
+		bad = "message must be a non-empty string of at most 4096 bytes";
+	if (bad != NULL) {
+		http_server_error(req, HTTP_BADREQUEST, bad);
+	} else {
+		const char *values[4] = { id, state, message, call->token };
+
+		api_query(arg, req, sql_update_add, 4, values, NULL, 201, "no such incident");
+		log_info("incident %s: update \"%s\" posted by token \"%s\"", id, state,
+		    call->token);
+	}
+	json_decref(doc);
+}
+
+// A post-mortem's ETag: a hash of its Markdown, quoted.
+#define API_PM_ETAG(md) "'\"' || md5(coalesce(" md ", '')) || '\"'"
+
+static const char sql_pm_get[] =
+    "SELECT json_build_object('incident', id, 'state', postmortem_state,"
+    " 'markdown', postmortem_md, 'edited_at', postmortem_edited_at,"
+    " 'edited_by', postmortem_edited_by)::text, " API_PM_ETAG(
+	"postmortem_md") " FROM incidents WHERE id = $1";
+
+// $3: the If-Match value ("*": any).  Editing keeps a published
+// post-mortem published; anything else becomes (or stays) a draft that
+// automatic drafting no longer overwrites.
+static const char sql_pm_put[] = "WITH cur AS (SELECT id, " API_PM_ETAG(
+    "postmortem_md") " AS etag FROM incidents"
+		     " WHERE id = $1 FOR UPDATE),"
+		     " up AS (UPDATE incidents i SET postmortem_md = $2,"
+		     " postmortem_state = coalesce(i.postmortem_state, 'draft'),"
+		     " postmortem_edited_at = now(), postmortem_edited_by = $4"
+		     " FROM cur WHERE i.id = cur.id AND ($3 = '*' OR cur.etag = $3)"
+		     " RETURNING i.id, i.postmortem_state, i.postmortem_md, i.postmortem_edited_at,"
+		     " i.postmortem_edited_by)"
+		     " SELECT (SELECT count(*) FROM cur), (SELECT json_build_object('incident', id,"
+		     " 'state', postmortem_state, 'markdown', postmortem_md, 'edited_at', postmortem_edited_at,"
+		     " 'edited_by', postmortem_edited_by)::text FROM up), " API_PM_ETAG("$2::text");
+
+static const char sql_pm_publish[] =
+    "WITH cur AS (SELECT id, postmortem_md FROM incidents WHERE id = $1 FOR UPDATE),"
+    " up AS (UPDATE incidents i SET postmortem_state = 'published' FROM cur"
+    " WHERE i.id = cur.id AND cur.postmortem_md IS NOT NULL RETURNING i.id, i.postmortem_md)"
+    " SELECT (SELECT count(*) FROM cur), (SELECT json_build_object('incident', id,"
+    " 'state', 'published', 'markdown', postmortem_md)::text FROM up),"
+    " (SELECT " API_PM_ETAG("postmortem_md") " FROM up)";
+
+// The answer of sql_pm_get / sql_pm_put / sql_pm_publish: 404 for an
+// unknown incident, 412 (PUT) or 409 (publish) when nothing changed, else
+// the post-mortem with its ETag.
+struct api_pm {
+	struct http_wait *wait;
+	bool get;
+	int refused_code;
+	const char *refused;
+};
+
+static void
+api_on_pm(int status, const struct store_result *r, void *arg)
+{
+	struct api_pm *p = arg;
+	struct evhttp_request *req = http_server_wait_end(p->wait);
+	const char *found, *text, *etag;
+	json_t *doc;
+
+	if (req == NULL)
+		goto done;
+	if (status < 0) {
+		http_server_error(req, 503,
+		    "the database is unavailable; try again when /healthz reports it up");
+		goto done;
+	}
+	if (store_result_rows(r) == 0) {
+		http_server_error(req, HTTP_NOTFOUND, "no such incident");
+		goto done;
+	}
+	found = p->get ? "1" : store_result_value(r, 0, 0);
+	text = store_result_value(r, 0, p->get ? 0 : 1);
+	etag = store_result_value(r, 0, p->get ? 1 : 2);
+	if (found == NULL || strcmp(found, "0") == 0) {
+		http_server_error(req, HTTP_NOTFOUND, "no such incident");
+		goto done;
+	}
+	if (text == NULL || (doc = json_loads(text, 0, NULL)) == NULL) {
+		http_server_error(req, p->refused_code, p->refused);
+		goto done;
+	}
+	if (etag != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "ETag", etag);
+	http_server_reply_json(req, HTTP_OK, doc);
+done:
+	free(p);
+}
+
+static void
+api_pm_query(struct api *api, struct evhttp_request *req, const char *sql, int n,
+    const char *const *values, bool get, int refused_code, const char *refused)
+{
+	struct http_wait *wait = http_server_wait_new(api->srv, req,
+	    "too many requests wait for the database");
+	struct api_pm *p;
+
+	if (wait == NULL)
+		return;
+	p = xcalloc(1, sizeof(*p));
+	p->wait = wait;
+	p->get = get;
+	p->refused_code = refused_code;
+	p->refused = refused;
+	store_query_now(api->store, sql, n, values, api_on_pm, p);
+}
+
+static void
+api_pm_get(struct http_call *call, void *arg)
+{
+	char id[24];
+	const char *v[1] = { id };
+
+	if (api_id_param(call, "an incident id is a number", id, sizeof(id)) == 0)
+		api_pm_query(arg, call->req, sql_pm_get, 1, v, true, HTTP_INTERNAL,
+		    "bad JSON from the database");
+}
+
+// The body is the Markdown itself (text/markdown), at most HTTP_MAX_BODY
+// bytes of UTF-8 without NUL; If-Match is required, so that two editors
+// never overwrite each other (412 when it is stale, 428 when absent).
+static void
+api_pm_put(struct http_call *call, void *arg)
+{
+	struct evhttp_request *req = call->req;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	const char *match = evhttp_find_header(evhttp_request_get_input_headers(req), "If-Match");
+	size_t len = evbuffer_get_length(in);
+	json_t *utf8 = NULL;
+	char id[24], *md;
+
+	if (api_id_param(call, "an incident id is a number", id, sizeof(id)) < 0)
+		return;
+	if (len > HTTP_MAX_BODY) {
+		http_server_error(req, 413, "the body is larger than 64 KiB");
+		return;
+	}
+	if (match == NULL) {
+		http_server_error(req, 428,
+		    "If-Match is required: GET the post-mortem and send its ETag back (or \"*\")");
+		return;
+	}
+	md = len > 0 ? xstrndup((const char *)evbuffer_pullup(in, -1), len) : xstrdup("");
+	// jansson refuses a string that is not UTF-8 or holds a NUL.
+	if (strlen(md) != len || (utf8 = json_stringn(md, len)) == NULL) {
+		http_server_error(req, HTTP_BADREQUEST, "the body must be UTF-8 Markdown text");
+	} else {
+		const char *v[4] = { id, md, match, call->token };
+
+		api_pm_query(arg, req, sql_pm_put, 4, v, false, 412,
+		    "the post-mortem changed since that ETag: GET it again and merge");
+		log_info("incident %s: post-mortem edited by token \"%s\"", id, call->token);
+	}
+	json_decref(utf8);
+	free(md);
+}
+
+static void
+api_pm_publish(struct http_call *call, void *arg)
+{
+	char id[24];
+	const char *v[1] = { id };
+
+	if (api_id_param(call, "an incident id is a number", id, sizeof(id)) < 0)
+		return;
+	api_pm_query(arg, call->req, sql_pm_publish, 1, v, false, 409,
+	    "the incident has no post-mortem to publish yet");
+	log_info("incident %s: post-mortem published by token \"%s\"", id, call->token);
+}
+
 // Target keys are [A-Za-z0-9._-]; anything else cannot name a target.
 static bool
 api_key_ok(const char *key)
@@ -572,6 +782,11 @@ static const struct {
 	{ API_GET, "/api/v1/targets/{key*}", api_target_one, 0 },
 	{ API_GET, "/api/v1/agents", api_agents, 0 },
 	{ API_GET, "/api/v1/incidents", api_incident_list, 0 },
+	{ EVHTTP_REQ_POST, "/api/v1/incidents/{id}/updates", api_update_add, HTTP_WRITE },
+	{ API_GET, "/api/v1/incidents/{id}/postmortem", api_pm_get, 0 },
+	{ EVHTTP_REQ_PUT, "/api/v1/incidents/{id}/postmortem", api_pm_put, HTTP_WRITE },
+	{ EVHTTP_REQ_POST, "/api/v1/incidents/{id}/postmortem/publish", api_pm_publish,
+	    HTTP_WRITE },
 	{ API_GET, "/api/v1/incidents/{id*}", api_incident_one, 0 },
 	{ API_GET, "/api/v1/silences", api_silence_list, 0 },
 	{ EVHTTP_REQ_POST, "/api/v1/silences", api_silence_add, HTTP_WRITE },

@@ -86,10 +86,12 @@ static const char sql_gather[] =
     " WHERE during_n > 0 AND during_down = 0))"
     " FROM i";
 
-// Only a draft is replaced: what people published stays as they wrote it.
+// Only an automatic draft is replaced: what people edited (through the
+// API) or published stays as they wrote it.
 static const char sql_save[] =
     "UPDATE incidents SET postmortem_md = $2, postmortem_state = 'draft'"
-    " WHERE id = $1 AND (postmortem_state IS NULL OR postmortem_state = 'draft')";
+    " WHERE id = $1 AND (postmortem_state IS NULL OR postmortem_state = 'draft')"
+    " AND postmortem_edited_at IS NULL";
 
 // Backslash-escapes the characters that start inline Markdown constructs
 // (emphasis, code, links, images, HTML, entities, strikethrough) and '|',
