@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "agg_conf.h"
 #include "api.h"
+#include "status_page.h"
 #include "incident.h"
 #include "ingest.h"
 #include "log.h"
@@ -53,6 +54,7 @@ struct aggregator {
 	struct ingest *ingest;
 	struct http_server *http; // serves the API's routes
 	struct api *api;
+	struct status_page *status;
 	struct auth *auth; // API tokens of the running configuration
 	struct verdict *verdict;
 	struct incidents *incidents;
@@ -92,9 +94,10 @@ agg_on_reload_sync(int status, const int *ids, void *arg)
 {
 	struct aggregator *agg = arg;
 
-	if (status < 0) {
-		log_warnx(
-		    "could not record reloaded targets in the database; keeping the old configuration");
+	if (status < 0 || agg->stopping) {
+		if (status < 0)
+			log_warnx("could not record reloaded targets in the database; keeping the "
+				  "old configuration");
 		targets_free(agg->next_targets);
 		agg_conf_free(agg->next_conf);
 		agg->next_targets = NULL;
@@ -109,6 +112,7 @@ agg_on_reload_sync(int status, const int *ids, void *arg)
 	incident_reconfigure(agg->incidents, agg->next_conf, agg->next_targets);
 	notify_reconfigure(agg->notify, agg->next_conf);
 	api_set_targets(agg->api, agg->next_targets);
+	status_page_reconfigure(agg->status, agg->next_conf, agg->next_targets);
 	targets_free(agg->targets);
 	agg_conf_free(agg->conf);
 	agg->targets = agg->next_targets;
@@ -154,6 +158,11 @@ agg_on_sighup(evutil_socket_t sig, short what, void *arg)
 	struct agg_conf *conf;
 	char err[512];
 
+	if (agg->stopping) {
+		// The HTTP server and the API are gone already.
+		log_warnx("configuration not reloaded: the aggregator is stopping");
+		return;
+	}
 	if (agg->next_conf != NULL) {
 		log_warnx("a reload is already in progress");
 		return;
@@ -220,6 +229,8 @@ agg_on_stop(evutil_socket_t sig, short what, void *arg)
 	agg->http = NULL;
 	api_free(agg->api);
 	agg->api = NULL;
+	status_page_free(agg->status);
+	agg->status = NULL;
 	agg->drain_deadline = clock_mono_us() + DRAIN_TIMEOUT_US;
 	agg->drain_timer = event_new(agg->base, -1, EV_PERSIST, agg_on_drain, agg);
 	event_add(agg->drain_timer, &tv);
@@ -428,6 +439,7 @@ main(int argc, char **argv)
 		goto out_loop;
 	http_server_set_auth(agg.http, agg.auth);
 	agg.api = api_new(agg.http, agg.agents, agg.targets, agg.store, agg.ingest, agg.verdict);
+	agg.status = status_page_new(agg.http, agg.conf, agg.targets, agg.verdict);
 	sighup = evsignal_new(agg.base, SIGHUP, agg_on_sighup, &agg);
 	sigterm = evsignal_new(agg.base, SIGTERM, agg_on_stop, &agg);
 	sigint = evsignal_new(agg.base, SIGINT, agg_on_stop, &agg);
@@ -460,6 +472,7 @@ out_loop:
 		event_free(agg.drain_timer);
 	http_server_free(agg.http);
 	api_free(agg.api);
+	status_page_free(agg.status);
 	ingest_free(agg.ingest);
 	zap_free(agg.zap);
 	store_free(agg.store);
