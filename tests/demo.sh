@@ -38,7 +38,7 @@ WAIT_RESULTS=${DEMO_WAIT:-20}
 # The first run creates the database cluster (initdb), which takes a while.
 WAIT_HEALTHZ=60
 REGIONS="eu-west us-east ap-south"
-TARGETS="healthy slow broken content"
+TARGETS="healthy slow broken content identity-provider"
 
 say() {
 	printf 'demo: %s\n' "$*"
@@ -377,6 +377,10 @@ targets:
   - name: content
     group: Demo
     http: { url: "http://$target_addr/content", body_contains: '"db": "ok"' }
+  # A vendor's service, shown in a group of its own on the status page.
+  - name: identity-provider
+    group: "Third-party: identity provider"
+    http: { url: "http://$target_addr/idp", expect_status: [200] }
 EOF
 
 for r in $REGIONS; do
@@ -491,6 +495,7 @@ fi
 cat <<EOF
 The demo is running: 1 fake target, 1 aggregator (+ PostgreSQL), 3 agents.
 
+  Status     $API/             (public status page)
   API        $API/healthz
              $API/api/v1/targets
              $API/api/v1/targets/slow
