@@ -108,7 +108,7 @@ status_page_list(struct status_page *sp, struct buf *b, const char *group,
 			continue;
 		buf_init(&label);
 		status_calc_component_label(&label, &cs[i].in);
-		snprintf(cls, sizeof(cls), "component state-%s",
+		snprintf(cls, sizeof(cls), "component component-%s",
 		    status_calc_state_name(cs[i].state));
 		html_open(b, "li", HTML_A("class", cls),
 		    HTML_A("data-state", status_calc_state_name(cs[i].state)));
