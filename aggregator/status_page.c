@@ -9,22 +9,32 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <jansson.h>
 
 #include "buf.h"
 #include "clock.h"
 #include "html.h"
 #include "status_calc.h"
+#include "wire.h"
 #include "xmalloc.h"
 
 #define STATUS_PAGE_MAX_AGE_US 1000000 // a rendering serves for a second
 #define STATUS_PAGE_TITLE "Service status"
 
+struct status_page_component;
+
 struct status_page {
 	const struct agg_conf *conf;
 	struct target_table *targets;
 	struct verdict *verdict;
-	struct buf html;     // the latest rendering
+	// The latest snapshot and its renderings, at most a second old.
 	int64_t rendered_at; // monotonic µs, 0: none yet
+	int64_t as_of;       // wall µs of the snapshot
+	struct status_page_component *cs;
+	size_t n;
+	enum status_calc_banner banner;
+	struct buf html;
+	struct buf status_json;
 };
 
 // Light and dark text on backgrounds that keep WCAG AA contrast (4.5:1 or
@@ -122,22 +132,17 @@ status_page_list(struct status_page *sp, struct buf *b, const char *group,
 }
 
 static void
-status_page_render(struct status_page *sp, int64_t now)
+status_page_render_html(struct status_page *sp, int64_t now)
 {
-	size_t n = targets_count(sp->targets);
-	struct status_page_component *cs = xcalloc(n ? n : 1, sizeof(*cs));
-	enum status_calc_state *states = xcalloc(n ? n : 1, sizeof(*states));
-	enum status_calc_banner banner;
+	size_t n = sp->n;
+	const struct status_page_component *cs = sp->cs;
+	enum status_calc_banner banner = sp->banner;
 	struct buf *b = &sp->html;
 	char cls[64];
 	bool ungrouped = false;
 
-	for (size_t i = 0; i < n; i++) {
-		status_page_component(sp, i, now, &cs[i]);
-		states[i] = cs[i].state;
+	for (size_t i = 0; i < n; i++)
 		ungrouped = ungrouped || targets_conf(sp->targets, i)->group == NULL;
-	}
-	banner = status_calc_banner(states, n);
 	buf_reset(b);
 	html_raw(b,
 	    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -172,8 +177,51 @@ status_page_render(struct status_page *sp, int64_t now)
 	html_raw(b, "States are decided by a quorum of probing regions, not by one probe.");
 	html_close(b, "footer");
 	html_raw(b, "\n</main>\n</body>\n</html>\n");
-	free(cs);
+}
+
+// Statuspage's /api/v2/status.json: the page and its indicator.
+static void
+status_page_render_status(struct status_page *sp)
+{
+	char at[HTML_ISO8601_SIZE];
+	json_t *doc;
+	char *text;
+
+	html_fmt_iso8601(at, sp->as_of);
+	doc = json_pack("{s:{s:s,s:s},s:{s:s,s:s}}", "page", "name", STATUS_PAGE_TITLE,
+	    "updated_at", at, "status", "indicator", status_calc_banner_indicator(sp->banner),
+	    "description", status_calc_banner_text(sp->banner));
+	text = json_dumps(doc, JSON_INDENT(2));
+	buf_reset(&sp->status_json);
+	buf_puts(&sp->status_json, text);
+	buf_putc(&sp->status_json, '\n');
+	free(text);
+	json_decref(doc);
+}
+
+// A new snapshot of every component when the last is a second old.
+static void
+status_page_refresh(struct status_page *sp)
+{
+	int64_t mono = clock_mono_us();
+	enum status_calc_state *states;
+
+	if (sp->rendered_at != 0 && mono - sp->rendered_at < STATUS_PAGE_MAX_AGE_US)
+		return;
+	sp->rendered_at = mono;
+	sp->as_of = clock_wall_us();
+	sp->n = targets_count(sp->targets);
+	free(sp->cs);
+	sp->cs = xcalloc(sp->n ? sp->n : 1, sizeof(*sp->cs));
+	states = xcalloc(sp->n ? sp->n : 1, sizeof(*states));
+	for (size_t i = 0; i < sp->n; i++) {
+		status_page_component(sp, i, sp->as_of, &sp->cs[i]);
+		states[i] = sp->cs[i].state;
+	}
+	sp->banner = status_calc_banner(states, sp->n);
 	free(states);
+	status_page_render_html(sp, sp->as_of);
+	status_page_render_status(sp);
 }
 
 static void
@@ -196,13 +244,122 @@ static void
 status_page_index(struct http_call *call, void *arg)
 {
 	struct status_page *sp = arg;
-	int64_t mono = clock_mono_us();
 
-	if (sp->rendered_at == 0 || mono - sp->rendered_at >= STATUS_PAGE_MAX_AGE_US) {
-		status_page_render(sp, clock_wall_us());
-		sp->rendered_at = mono;
-	}
+	status_page_refresh(sp);
 	status_page_send(call->req, "text/html; charset=utf-8", sp->html.data, sp->html.len);
+}
+
+static void
+status_page_status_json(struct http_call *call, void *arg)
+{
+	struct status_page *sp = arg;
+
+	status_page_refresh(sp);
+	status_page_send(call->req, "application/json", sp->status_json.data, sp->status_json.len);
+}
+
+// The colours of a badge's right half (white text on them keeps 4.5:1).
+static const char *
+status_page_badge_colour(enum status_calc_state st)
+{
+	switch (st) {
+	case STATUS_CALC_OPERATIONAL:
+		return "#1e7b34";
+	case STATUS_CALC_DEGRADED_PERFORMANCE:
+		return "#8a6100";
+	case STATUS_CALC_PARTIAL_OUTAGE:
+		return "#a84b00";
+	case STATUS_CALC_MAJOR_OUTAGE:
+		return "#b3261e";
+	case STATUS_CALC_UNDER_MAINTENANCE:
+		return "#2f5fb3";
+	default:
+		return "#5b636b";
+	}
+}
+
+// /badge/KEY.svg (a flat badge: the key, then its state in words) and
+// /badge/KEY.json (shields.io's endpoint format).  404 for an unknown key.
+static void
+status_page_badge(struct http_call *call, void *arg)
+{
+	struct status_page *sp = arg;
+	const char *file = http_server_param(&call->params, "file");
+	size_t len = file != NULL ? strlen(file) : 0;
+	bool svg = len > 4 && strcmp(file + len - 4, ".svg") == 0;
+	bool json = len > 5 && strcmp(file + len - 5, ".json") == 0;
+	char key[WIRE_MAX_KEY + 1];
+	const struct status_page_component *c = NULL;
+	struct buf label, b;
+	size_t klen = svg ? len - 4 : json ? len - 5 : 0;
+
+	if ((!svg && !json) || klen == 0 || klen > WIRE_MAX_KEY) {
+		http_server_error(call->req, HTTP_NOTFOUND,
+		    "a badge is /badge/KEY.svg or /badge/KEY.json");
+		return;
+	}
+	memcpy(key, file, klen);
+	key[klen] = '\0';
+	status_page_refresh(sp);
+	for (size_t i = 0; i < sp->n && c == NULL; i++)
+		if (strcmp(targets_conf(sp->targets, sp->cs[i].idx)->key, key) == 0)
+			c = &sp->cs[i];
+	if (c == NULL) {
+		http_server_error(call->req, HTTP_NOTFOUND, "no such component");
+		return;
+	}
+	buf_init(&label);
+	buf_init(&b);
+	status_calc_component_label(&label, &c->in);
+	if (json) {
+		json_t *doc = json_pack("{s:i,s:s,s:s,s:s}", "schemaVersion", 1, "label", key,
+		    "message", buf_cstr(&label), "color", status_page_badge_colour(c->state) + 1);
+		char *text = json_dumps(doc, JSON_COMPACT);
+
+		status_page_send(call->req, "application/json", text, strlen(text));
+		free(text);
+		json_decref(doc);
+	} else {
+		// About 7 px a character at 11 px Verdana, 10 px of padding each.
+		int lw = (int)klen * 7 + 10, rw = (int)label.len * 7 + 10;
+		char num[32];
+
+		html_raw(&b,
+		    "<svg xmlns=\"http://www.w3.org/2000/svg\" height=\"20\" role=\"img\" width=\"");
+		snprintf(num, sizeof(num), "%d", lw + rw);
+		html_text(&b, num);
+		html_raw(&b, "\" aria-label=\"");
+		html_attr(&b, key);
+		html_raw(&b, ": ");
+		html_attr(&b, buf_cstr(&label));
+		html_raw(&b, "\"><title>");
+		html_text(&b, key);
+		html_raw(&b, ": ");
+		html_text(&b, buf_cstr(&label));
+		html_raw(&b, "</title><rect width=\"");
+		snprintf(num, sizeof(num), "%d", lw);
+		html_text(&b, num);
+		html_raw(&b, "\" height=\"20\" fill=\"#454b52\"/><rect x=\"");
+		html_text(&b, num);
+		html_raw(&b, "\" width=\"");
+		snprintf(num, sizeof(num), "%d", rw);
+		html_text(&b, num);
+		html_raw(&b, "\" height=\"20\" fill=\"");
+		html_attr(&b, status_page_badge_colour(c->state));
+		html_raw(&b,
+		    "\"/><g fill=\"#fff\" font-family=\"Verdana,DejaVu Sans,sans-serif\" "
+		    "font-size=\"11\"><text x=\"5\" y=\"14\">");
+		html_text(&b, key);
+		html_raw(&b, "</text><text x=\"");
+		snprintf(num, sizeof(num), "%d", lw + 5);
+		html_text(&b, num);
+		html_raw(&b, "\" y=\"14\">");
+		html_text(&b, buf_cstr(&label));
+		html_raw(&b, "</text></g></svg>\n");
+		status_page_send(call->req, "image/svg+xml", b.data, b.len);
+	}
+	buf_free(&label);
+	buf_free(&b);
 }
 
 static void
@@ -222,8 +379,13 @@ status_page_new(struct http_server *srv, const struct agg_conf *conf, struct tar
 	sp->targets = targets;
 	sp->verdict = verdict;
 	buf_init(&sp->html);
+	buf_init(&sp->status_json);
 	http_server_route(srv, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/", status_page_index, 0, sp);
 	http_server_route(srv, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/status.css", status_page_style,
+	    0, sp);
+	http_server_route(srv, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/api/v2/status.json",
+	    status_page_status_json, 0, sp);
+	http_server_route(srv, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/badge/{file}", status_page_badge,
 	    0, sp);
 	return sp;
 }
@@ -243,5 +405,7 @@ status_page_free(struct status_page *sp)
 	if (sp == NULL)
 		return;
 	buf_free(&sp->html);
+	buf_free(&sp->status_json);
+	free(sp->cs);
 	free(sp);
 }

@@ -8,7 +8,8 @@
 # sits in a group whose name needs escaping.  `/` must show the banner, the
 # groups in config order with the ungrouped components last, every
 # component's state in words ("partial outage: us-east", never colour
-# alone), and escape the group name; `/status.css` is served; and the page
+# alone), and escape the group name; `/status.css`, Statuspage's
+# `/api/v2/status.json` and per-component badges are served; and the page
 # keeps answering from memory while the database is stopped.
 . "$(dirname "$0")/../lib/common.sh"
 vt_setup
@@ -61,6 +62,23 @@ vt_ok "status page: banner, groups in config order, states in words (partial out
 	"200 text/css; charset=utf-8" ] || vt_fail "/status.css not served as CSS"
 grep -q '\.state-major_outage' "$VT_DIR/css" || vt_fail "the style sheet lacks the state classes"
 vt_ok "/status.css served"
+
+# Statuspage's status.json, and badges per component.
+st=$(curl -sf "http://$VT_HTTP/api/v2/status.json") || vt_fail "/api/v2/status.json did not answer"
+[ "$(jq -r '.status.indicator + "|" + .status.description' <<<"$st")" = "major|Partial outage" ] ||
+	vt_fail "status.json: $st"
+jq -e '.page.name and .page.updated_at' <<<"$st" >/dev/null || vt_fail "status.json has no page: $st"
+badge=$(curl -sf "http://$VT_HTTP/badge/search.svg") || vt_fail "/badge/search.svg did not answer"
+grep -qF '<title>search: partial outage: us-east</title>' <<<"$badge" || vt_fail "badge: $badge"
+[ "$(curl -s -o /dev/null -w '%{content_type}' "http://$VT_HTTP/badge/search.svg")" = image/svg+xml ] ||
+	vt_fail "the badge is not image/svg+xml"
+[ "$(curl -sf "http://$VT_HTTP/badge/checkout.json" | jq -c .)" = \
+	'{"schemaVersion":1,"label":"checkout","message":"major outage","color":"b3261e"}' ] ||
+	vt_fail "shields endpoint: $(curl -s "http://$VT_HTTP/badge/checkout.json")"
+for bad in nope.svg checkout.png checkout .svg; do
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$VT_HTTP/badge/$bad")" = 404 ] || vt_fail "/badge/$bad is not 404"
+done
+vt_ok "status.json (indicator major), SVG badge with its state in words, shields.io JSON; unknown badges 404"
 
 # From memory: the page answers while the database is stopped.
 vt_as_pg_user "$(vt_pg_bindir)/pg_ctl" -D "$VT_DIR/state/pg" -m fast -w stop >/dev/null || vt_fail "pg_ctl stop failed"
