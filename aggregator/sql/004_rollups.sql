@@ -67,8 +67,10 @@ $$;
 -- Recomputes from raw results every whole minute that [from_at, to_at)
 -- touches and upserts it: running it again, or over a range that late
 -- results reached, gives the same rows as running it once after they all
--- arrived.  It never deletes: a minute whose raw rows are gone (dropped by
--- retention) keeps its rollup.  Returns the number of rows written.
+-- arrived; a row that would not change is not rewritten, so running it
+-- again over the same hours leaves no dead rows.  It never deletes: a
+-- minute whose raw rows are gone (dropped by retention) keeps its rollup.
+-- Returns the number of rows inserted or changed.
 CREATE FUNCTION vantage_rollup_minutes(from_at timestamptz, to_at timestamptz)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
@@ -106,7 +108,10 @@ BEGIN
 	FROM outcomes o LEFT JOIN hist h USING (target_id, region, minute)
 	ON CONFLICT (target_id, region, minute) DO UPDATE
 	SET n = excluded.n, up = excluded.up, down = excluded.down, other = excluded.other,
-		buckets = excluded.buckets, counts = excluded.counts;
+		buckets = excluded.buckets, counts = excluded.counts
+	WHERE (m.n, m.up, m.down, m.other, m.buckets, m.counts) IS DISTINCT FROM
+		(excluded.n, excluded.up, excluded.down, excluded.other, excluded.buckets,
+		excluded.counts);
 	GET DIAGNOSTICS written = ROW_COUNT;
 	RETURN written;
 END
@@ -114,8 +119,9 @@ $$;
 
 -- Recomputes the day rows of every UTC day in [from_day, to_day] from the
 -- minute rollups (never from raw results), for each target that existed
--- on the day or has minute rows in it; upserts, so it is idempotent.
--- Returns the number of rows written.
+-- on the day or has minute rows in it; upserts, so it is idempotent, and
+-- leaves unchanged rows alone.  Returns the number of rows inserted or
+-- changed.
 CREATE FUNCTION vantage_rollup_days(from_day date, to_day date)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
@@ -175,7 +181,10 @@ BEGIN
 	ON CONFLICT (target_id, day) DO UPDATE
 	SET up_s = excluded.up_s, down_s = excluded.down_s, unknown_s = excluded.unknown_s,
 		maintenance_s = excluded.maintenance_s, p50_us = excluded.p50_us,
-		p95_us = excluded.p95_us, n = excluded.n;
+		p95_us = excluded.p95_us, n = excluded.n
+	WHERE (r.up_s, r.down_s, r.unknown_s, r.maintenance_s, r.p50_us, r.p95_us, r.n)
+		IS DISTINCT FROM (excluded.up_s, excluded.down_s, excluded.unknown_s,
+		excluded.maintenance_s, excluded.p50_us, excluded.p95_us, excluded.n);
 	GET DIAGNOSTICS written = ROW_COUNT;
 	RETURN written;
 END
@@ -193,7 +202,8 @@ DECLARE
 BEGIN
 	FOR part IN
 		SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'results'::regclass AND c.relname ~ '^results_[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])$'
+		WHERE i.inhparent = 'results'::regclass
+			AND c.relname ~ '^results_[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])$'
 			AND to_date(substr(c.relname, 9), 'YYYYMMDD') < before_day
 		ORDER BY c.relname
 	LOOP

@@ -28,11 +28,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agg_conf.h"
 #include "buf.h"
 #include "histogram.h"
 #include "log.h"
 #include "pgembed.h"
+#include "rollup.h"
 #include "store_pg.h"
+#include "conftest.h"
 #include "pgtest.h"
 
 #define MINUTES 180 // of results, from 10:00 UTC three days ago
@@ -249,10 +252,11 @@ test_rollup_minutes(void **state)
 			     MINUTES),
 	    2 * 3 * MINUTES);
 	first = test_text(sql_snapshot, NULL, 0);
+	// The second run finds every row as it would write it: none changes.
 	assert_int_equal(TEST_VALUE("SELECT vantage_rollup_minutes(" T0 ", " T0
 				    " + $1 * interval '1 minute')",
 			     MINUTES),
-	    2 * 3 * MINUTES);
+	    0);
 	second = test_text(sql_snapshot, NULL, 0);
 	assert_string_equal(first, second);
 	free(first);
@@ -267,11 +271,14 @@ test_rollup_minutes(void **state)
 	    TEST_VALUE("SELECT sum(other) FROM rollup_minute WHERE target_id = $1", test_target[0]),
 	    3 * 10 * PER_MINUTE);
 	// A range inside minutes still recomputes them whole: 10:00:30 to
-	// 10:01:10 touches two minutes of 2 targets x 3 regions.
+	// 10:01:10 touches minutes 0 and 1; emptied, they are written again
+	// for 2 targets x 3 regions, complete.
+	TEST_COMMAND("DELETE FROM rollup_minute WHERE minute < " T0 " + $1 * interval '2 min'", 1);
 	assert_int_equal(test_value("SELECT vantage_rollup_minutes(" T0 " + interval '30 s', " T0
 				    " + interval '70 s')",
 			     NULL, 0),
 	    2 * 2 * 3);
+	assert_int_equal(test_value(sql_minute_mismatches, NULL, 0), 0);
 	// A late result of minute 5, region r1, target 0.
 	TEST_COMMAND("INSERT INTO results (started_at, agent_id, target_id, epoch, seq, "
 		     "config_version, sched_delay_us, outcome, reason, trigger, agent_state, "
@@ -282,7 +289,7 @@ test_rollup_minutes(void **state)
 	assert_int_equal(test_value("SELECT vantage_rollup_minutes(" T0 " + interval '5 min 59 "
 				    "s', " T0 " + interval '6 min')",
 			     NULL, 0),
-	    2 * 3);
+	    1);
 	assert_int_equal(TEST_VALUE("SELECT count(*) FROM rollup_minute WHERE n <> $1", PER_MINUTE),
 	    1);
 	assert_int_equal(test_value(sql_minute_mismatches, NULL, 0), 0);
@@ -319,7 +326,7 @@ test_rollup_days(void **state)
 	assert_int_equal(test_value("SELECT vantage_rollup_days(current_date - 3, current_date - "
 				    "3)",
 			     NULL, 0),
-	    2);
+	    0);
 	for (int t = 0; t < 2; t++) {
 		static const double qs[] = { 0.50, 0.95 };
 		static const char *const cols[] = { "p50_us", "p95_us" };
@@ -430,6 +437,64 @@ test_drop_partitions(void **state)
 	    rows - 2);
 }
 
+static bool
+test_store_idle(const void *arg)
+{
+	return store_connected(arg) && store_idle(arg);
+}
+
+// rollup.c's first pass, queued by rollup_new: the results of the last
+// minutes are rolled up, today's day rows written, a partition past
+// retention.raw dropped and one inside it kept, with its rows.
+static void
+test_rollup_first_pass(void **state)
+{
+	struct agg_conf *conf = conftest_load("security: { insecure: true }\n"
+					      "retention: { raw: 10d, rollup: 20d }\n");
+	struct event_base *base = event_base_new();
+	struct store *store = store_new(base, test_conninfo);
+	struct rollup *rollup;
+	int64_t kept;
+
+	(void)state;
+	test_value("SELECT vantage_ensure_partitions(current_date - 11, current_date - 9)", NULL,
+	    0);
+	TEST_COMMAND("INSERT INTO results (started_at, agent_id, target_id, epoch, seq, "
+		     "config_version, sched_delay_us, outcome, reason, trigger, agent_state, "
+		     "http_status, dns_us, connect_us, tls_us, ttfb_us, total_us, bytes) "
+		     "SELECT t, a.id, $1, 4, row_number() OVER (), 1, 0, 1, 0, 0, 0, 200, 0, 0, "
+		     "0, 0, 70000, 0 FROM agents a, (VALUES (now() - interval '2 min'), "
+		     "(current_date - 9), (current_date - 11)) AS v(t)",
+	    test_target[1]);
+	kept = TEST_VALUE("SELECT count(*) FROM results WHERE started_at >= current_date - $1::int",
+	    10);
+	TEST_COMMAND("INSERT INTO rollup_day VALUES ($1, current_date - 21, 0, 0, 86400, 0, NULL, "
+		     "NULL, 0)",
+	    test_target[1]);
+	rollup = rollup_new(base, store, conf);
+	assert_true(pgtest_run_until(base, test_store_idle, store, 30000));
+	assert_int_equal(test_partition_exists(11), 0);
+	assert_int_equal(test_partition_exists(10), 1);
+	assert_int_equal(test_partition_exists(9), 1);
+	assert_int_equal(test_value("SELECT count(*) FROM results", NULL, 0), kept);
+	assert_int_equal(TEST_VALUE("SELECT count(*) FROM rollup_day WHERE day < current_date - "
+				    "$1::int",
+			     20),
+	    0);
+	assert_int_equal(TEST_VALUE("SELECT sum(n) FROM rollup_minute WHERE target_id = $1 AND "
+				    "minute >= now() - interval '10 min'",
+			     test_target[1]),
+	    3);
+	// Today's row (yesterday's too, a minute after midnight).
+	assert_true(TEST_VALUE("SELECT count(*) FROM rollup_day WHERE target_id = $1 AND day >= "
+			       "current_date - 1 AND n > 0",
+			test_target[1]) >= 1);
+	rollup_free(rollup);
+	store_free(store);
+	event_base_free(base);
+	agg_conf_free(conf);
+}
+
 int
 main(void)
 {
@@ -438,6 +503,7 @@ main(void)
 		cmocka_unit_test(test_rollup_minutes),
 		cmocka_unit_test(test_rollup_days),
 		cmocka_unit_test(test_drop_partitions),
+		cmocka_unit_test(test_rollup_first_pass),
 	};
 	const char *why = pgtest_cannot_run();
 
