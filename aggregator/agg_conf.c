@@ -39,6 +39,10 @@
 #define AGG_CONF_TIMEOUT_MIN UINT64_C(10)
 #define AGG_CONF_RETRY_MIN UINT64_C(100)
 #define AGG_CONF_ALERT_TIMEOUT_MAX (120 * MS_SECOND)
+#define AGG_CONF_RAW_MIN (2 * MS_DAY)
+#define AGG_CONF_RAW_DEFAULT (30 * MS_DAY)
+#define AGG_CONF_ROLLUP_DEFAULT (400 * MS_DAY)
+#define AGG_CONF_RETENTION_MAX (36500 * MS_DAY)
 
 static const char *const agg_conf_keys[] = {
 	"listen",
@@ -1127,8 +1131,8 @@ agg_conf_alerts(const struct yconf_doc *doc, struct agg_conf *conf, const struct
 	    offsetof(struct alert_conf, name), "alert channel");
 }
 
-// status_page: and retention: belong to modules not written yet; their
-// shape is checked so that a typo at the top level is still caught.
+// status_page: belongs to a module not written yet; its shape is checked
+// so that a typo at the top level is still caught.
 static int
 agg_conf_reserved(const struct yconf_doc *doc, const struct yconf_node *root)
 {
@@ -1136,8 +1140,40 @@ agg_conf_reserved(const struct yconf_doc *doc, const struct yconf_node *root)
 
 	if ((node = yconf_get(root, "status_page")) != NULL && yconf_expect_map(doc, node) < 0)
 		return -1;
-	if ((node = yconf_get(root, "retention")) != NULL && yconf_expect_map(doc, node) < 0)
+	return 0;
+}
+
+static const char *const agg_conf_retention_keys[] = { "raw", "rollup", NULL };
+
+// Raw results are kept at least 2 days so that the minute rollups, which
+// read them, have run over every minute before its partition goes; the
+// rollups outlive the raw rows they were made from.
+static int
+agg_conf_retention(const struct yconf_doc *doc, struct agg_conf *conf,
+    const struct yconf_node *root)
+{
+	const struct yconf_node *map, *raw, *rollup;
+
+	conf->retention_raw_ms = AGG_CONF_RAW_DEFAULT;
+	conf->retention_rollup_ms = AGG_CONF_ROLLUP_DEFAULT;
+	if ((map = yconf_get(root, "retention")) == NULL)
+		return 0;
+	if (yconf_expect_map(doc, map) < 0 ||
+	    yconf_check_keys(doc, map, agg_conf_retention_keys) < 0)
 		return -1;
+	if ((raw = yconf_get(map, "raw")) != NULL &&
+	    yconf_duration(doc, raw, AGG_CONF_RAW_MIN, AGG_CONF_RETENTION_MAX,
+		&conf->retention_raw_ms) < 0)
+		return -1;
+	if ((rollup = yconf_get(map, "rollup")) != NULL &&
+	    yconf_duration(doc, rollup, AGG_CONF_RAW_MIN, AGG_CONF_RETENTION_MAX,
+		&conf->retention_rollup_ms) < 0)
+		return -1;
+	if (conf->retention_rollup_ms < conf->retention_raw_ms)
+		return yconf_error(doc, rollup != NULL ? rollup->line : raw->line,
+		    "\"retention.rollup\" (%s) must be at least \"retention.raw\" (%s): rollups "
+		    "are made from raw results",
+		    rollup != NULL ? rollup->scalar : "400d", raw != NULL ? raw->scalar : "30d");
 	return 0;
 }
 
@@ -1173,6 +1209,8 @@ agg_conf_parse(const struct yconf_doc *doc, struct agg_conf *conf)
 	if (agg_conf_unique_keys(doc, conf) < 0)
 		return -1;
 	if ((node = yconf_get(root, "alerts")) != NULL && agg_conf_alerts(doc, conf, node) < 0)
+		return -1;
+	if (agg_conf_retention(doc, conf, root) < 0)
 		return -1;
 	return agg_conf_reserved(doc, root);
 }

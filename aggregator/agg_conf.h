@@ -130,6 +130,11 @@ struct agg_conf {
 	size_t n_targets;
 	struct alert_conf *alerts;
 	size_t n_alerts;
+	// retention: results partitions of days older than raw are dropped
+	// (default 30d, at least 2d so that the rollups have read them),
+	// rollup rows older than rollup (default 400d, at least raw).
+	uint64_t retention_raw_ms;
+	uint64_t retention_rollup_ms;
 };
 
 // Reads and validates path.  On error writes "FILE:LINE: message" into err

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "pgembed.h"
 #include "postmortem.h"
+#include "rollup.h"
 #include "store_pg.h"
 #include "targets.h"
 #include "verdict.h"
@@ -62,6 +63,7 @@ struct aggregator {
 	struct zap *zap;    // NULL in insecure mode
 	struct pgembed *pg; // the embedded cluster, NULL with `database:`
 	struct catchup *catchup;
+	struct rollup *rollup; // rollups and retention, on their own timer
 	bool database_seen_up;
 	struct event *verdict_timer;
 	struct event *drain_timer;
@@ -111,6 +113,7 @@ agg_on_reload_sync(int status, const int *ids, void *arg)
 	verdict_reconfigure(agg->verdict, agg->next_conf, agg->next_targets);
 	incident_reconfigure(agg->incidents, agg->next_conf, agg->next_targets);
 	notify_reconfigure(agg->notify, agg->next_conf);
+	rollup_reconfigure(agg->rollup, agg->next_conf);
 	api_set_targets(agg->api, agg->next_targets);
 	status_page_reconfigure(agg->status, agg->next_conf, agg->next_targets);
 	targets_free(agg->targets);
@@ -448,6 +451,9 @@ main(int argc, char **argv)
 	event_add(sigint, NULL);
 	agg.maintain_timer = event_new(agg.base, -1, EV_PERSIST, agg_on_maintain, &agg);
 	event_add(agg.maintain_timer, &maintain);
+	// Its first pass (retention included) is queued now, after the
+	// partitions store_prepare made.
+	agg.rollup = rollup_new(agg.base, agg.store, agg.conf);
 	agg.verdict_timer = event_new(agg.base, -1, EV_PERSIST, agg_on_verdict_timer, &agg);
 	event_add(agg.verdict_timer, &(struct timeval){ 1, 0 });
 	log_info("aggregator ready");
@@ -461,6 +467,7 @@ main(int argc, char **argv)
 out_loop:
 	if (agg.maintain_timer != NULL)
 		event_free(agg.maintain_timer);
+	rollup_free(agg.rollup);
 	if (agg.verdict_timer != NULL)
 		event_free(agg.verdict_timer);
 	verdict_free(agg.verdict);

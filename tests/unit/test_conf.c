@@ -130,6 +130,8 @@ test_design_example(void **state)
 
 	assert_int_equal(conf->defaults.interval_ms, 30000);
 	assert_int_equal(conf->defaults.timeout_ms, 10000);
+	assert_int_equal(conf->retention_raw_ms, 30 * 86400000ULL);
+	assert_int_equal(conf->retention_rollup_ms, 400 * 86400000ULL);
 	assert_int_equal(conf->defaults.confirm, 2);
 	assert_int_equal(conf->defaults.retry_interval_ms, 1000);
 	assert_int_equal(conf->defaults.quorum.mode, QUORUM_MAJORITY);
@@ -377,6 +379,27 @@ test_empty_aggregator_file(void **state)
 	assert_error(err, path, 1, "missing required key \"security\"");
 	unlink(path);
 	free(path);
+}
+
+static void
+test_retention_defaults(void **state)
+{
+	static const char text[] = "security: { insecure: true }\nretention: { raw: 2d }\n";
+	char err[512] = "";
+	struct agg_conf *conf = load_agg("security: { insecure: true }\n", err, sizeof(err));
+
+	(void)state;
+	if (conf == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(conf->retention_raw_ms, 30 * 86400000ULL);
+	assert_int_equal(conf->retention_rollup_ms, 400 * 86400000ULL);
+	agg_conf_free(conf);
+	conf = load_agg(text, err, sizeof(err));
+	if (conf == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(conf->retention_raw_ms, 2 * 86400000ULL);
+	assert_int_equal(conf->retention_rollup_ms, 400 * 86400000ULL);
+	agg_conf_free(conf);
 }
 
 static void
@@ -637,6 +660,17 @@ static const struct bad_case bad_cases[] = {
 	{ "agent: missing endpoint", true,
 	    "name: a\nregion: eu\ninsecure: true\naggregator:\n  public_key: k\n", 5,
 	    "missing required key \"endpoint\" in \"aggregator\"" },
+	{ "retention: raw under 2 days", false, SEC "retention:\n  raw: 1d\n", 3,
+	    "\"raw\" must be between 2d and" },
+	{ "retention: rollup shorter than raw", false,
+	    SEC "retention:\n  raw: 60d\n  rollup: 40d\n", 4,
+	    "\"retention.rollup\" (40d) must be at least \"retention.raw\" (60d)" },
+	{ "retention: raw beyond the default rollup", false, SEC "retention: { raw: 500d }\n", 2,
+	    "\"retention.rollup\" (400d) must be at least \"retention.raw\" (500d)" },
+	{ "retention: not a duration", false, SEC "retention: { rollup: forever }\n", 2,
+	    "\"rollup\" must be a duration" },
+	{ "retention: unknown key", false, SEC "retention: { rows: 30d }\n", 2,
+	    "unknown key \"rows\" in \"retention\"" },
 	{ "agent: bad endpoint", true,
 	    "name: a\nregion: eu\ninsecure: true\naggregator:\n  endpoint: \"http://agg:7500\"\n",
 	    5, "\"endpoint\" must be \"tcp://HOST:PORT\" or \"ipc://PATH\"" },
@@ -891,6 +925,7 @@ main(void)
 		cmocka_unit_test(test_overrides_and_defaults),
 		cmocka_unit_test(test_alerts),
 		cmocka_unit_test(test_empty_aggregator_file),
+		cmocka_unit_test(test_retention_defaults),
 		cmocka_unit_test(test_file_too_large),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_bad_inputs),
