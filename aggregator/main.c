@@ -232,8 +232,6 @@ agg_on_stop(evutil_socket_t sig, short what, void *arg)
 	agg->http = NULL;
 	api_free(agg->api);
 	agg->api = NULL;
-	status_page_free(agg->status);
-	agg->status = NULL;
 	agg->drain_deadline = clock_mono_us() + DRAIN_TIMEOUT_US;
 	agg->drain_timer = event_new(agg->base, -1, EV_PERSIST, agg_on_drain, agg);
 	event_add(agg->drain_timer, &tv);
@@ -442,7 +440,8 @@ main(int argc, char **argv)
 		goto out_loop;
 	http_server_set_auth(agg.http, agg.auth);
 	agg.api = api_new(agg.http, agg.agents, agg.targets, agg.store, agg.ingest, agg.verdict);
-	agg.status = status_page_new(agg.http, agg.conf, agg.targets, agg.verdict);
+	agg.status = status_page_new(agg.http, agg.base, agg.store, agg.conf, agg.targets,
+	    agg.verdict);
 	sighup = evsignal_new(agg.base, SIGHUP, agg_on_sighup, &agg);
 	sigterm = evsignal_new(agg.base, SIGTERM, agg_on_stop, &agg);
 	sigint = evsignal_new(agg.base, SIGINT, agg_on_stop, &agg);

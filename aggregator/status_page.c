@@ -14,12 +14,21 @@
 #include "buf.h"
 #include "clock.h"
 #include "html.h"
+#include "log.h"
 #include "status_calc.h"
 #include "wire.h"
 #include "xmalloc.h"
 
 #define STATUS_PAGE_MAX_AGE_US 1000000 // a rendering serves for a second
 #define STATUS_PAGE_TITLE "Service status"
+#define STATUS_PAGE_DAYS 90
+#define STATUS_PAGE_LOAD_S 10 // the daily rollups are read again this often
+
+// One row of rollup_day, as the page keeps it.
+struct status_page_day {
+	char key[WIRE_MAX_KEY + 1];
+	struct status_calc_day d;
+};
 
 struct status_page_component;
 
@@ -27,6 +36,13 @@ struct status_page {
 	const struct agg_conf *conf;
 	struct target_table *targets;
 	struct verdict *verdict;
+	struct store *store;
+	struct event *load_timer;
+	bool loading;
+	// The last STATUS_PAGE_DAYS days of every target (rollup_day), as last
+	// read: ordered by key, then day.  Kept while the database is down.
+	struct status_page_day *days;
+	size_t n_days;
 	// The latest snapshot and its renderings, at most a second old.
 	int64_t rendered_at; // monotonic µs, 0: none yet
 	int64_t as_of;       // wall µs of the snapshot
@@ -68,10 +84,16 @@ static const char status_page_css[] =
     ".state-major_outage{background:#fde0e0;color:#5c0b0b}\n"
     ".state-under_maintenance{background:#e1ecff;color:#0d2b5c}\n"
     ".state-no_data{background:#eceef1;color:#33393f}\n"
+    ".history{flex-basis:100%}\n"
+    "svg.uptime{display:block;width:100%;height:1.75rem}\n"
+    ".day-operational{fill:#2e7d46}.day-minor{fill:#c28a00}.day-major{fill:#b3261e}"
+    ".day-maintenance{fill:#2f5fb3}.day-nodata{fill:#c9ced4}\n"
+    ".uptime-text{display:flex;justify-content:space-between;font-size:.85rem;color:#4a5159}\n"
     "footer{margin:2rem 0 1rem;font-size:.9rem;color:#4a5159}\n";
 
 struct status_page_component {
 	size_t idx;
+	size_t first_day, n_days; // its rows in status_page.days
 	enum status_calc_state state;
 	struct status_calc_input in;
 	const char *regions[VERDICT_MAX_REGIONS];
@@ -102,6 +124,35 @@ status_page_component(struct status_page *sp, size_t idx, int64_t now,
 	c->state = status_calc_component(&c->in);
 }
 
+// The component's last STATUS_PAGE_DAYS days: one cell per day, each with
+// its label, and the uptime over them with the formula it follows.
+static void
+status_page_history(struct status_page *sp, struct buf *b, const struct status_page_component *c)
+{
+	struct status_calc_day rows[STATUS_PAGE_DAYS], window[STATUS_PAGE_DAYS];
+	struct status_calc_uptime u;
+	int64_t today = sp->as_of - sp->as_of % STATUS_CALC_DAY_US;
+	size_t n = c->n_days < STATUS_PAGE_DAYS ? c->n_days : STATUS_PAGE_DAYS;
+	const struct target_conf *tc = targets_conf(sp->targets, c->idx);
+
+	for (size_t i = 0; i < n; i++)
+		rows[i] = sp->days[c->first_day + c->n_days - n + i].d;
+	status_calc_days_window(rows, n, today, window, STATUS_PAGE_DAYS);
+	status_calc_uptime(window, STATUS_PAGE_DAYS, &u);
+	html_open(b, "div", HTML_A("class", "history"));
+	html_uptime_bar(b, tc->key, window, STATUS_PAGE_DAYS);
+	html_open(b, "div", HTML_A("class", "uptime-text"));
+	html_elem(b, "span", "90 days ago");
+	html_open(b, "span");
+	status_calc_uptime_text(b, &u);
+	if (u.has_data)
+		html_raw(b, " uptime");
+	html_close(b, "span");
+	html_elem(b, "span", "today");
+	html_close(b, "div");
+	html_close(b, "div");
+}
+
 static void
 status_page_list(struct status_page *sp, struct buf *b, const char *group,
     const struct status_page_component *cs, size_t n)
@@ -125,6 +176,7 @@ status_page_list(struct status_page *sp, struct buf *b, const char *group,
 		html_elem(b, "span", tc->key, HTML_A("class", "name"));
 		snprintf(cls, sizeof(cls), "state state-%s", status_calc_state_name(cs[i].state));
 		html_elem(b, "span", buf_cstr(&label), HTML_A("class", cls));
+		status_page_history(sp, b, &cs[i]);
 		html_close(b, "li");
 		buf_free(&label);
 	}
@@ -174,7 +226,11 @@ status_page_render_html(struct status_page *sp, int64_t now)
 	if (ungrouped)
 		status_page_list(sp, b, NULL, cs, n);
 	html_open(b, "footer");
-	html_raw(b, "States are decided by a quorum of probing regions, not by one probe.");
+	html_raw(b,
+	    "States are decided by a quorum of probing regions, not by one probe. "
+	    "Uptime = time up / (time up + time down), per UTC day from the regions' "
+	    "results; time without data and maintenance time are shown apart and "
+	    "counted in neither.");
 	html_close(b, "footer");
 	html_raw(b, "\n</main>\n</body>\n</html>\n");
 }
@@ -217,6 +273,20 @@ status_page_refresh(struct status_page *sp)
 	for (size_t i = 0; i < sp->n; i++) {
 		status_page_component(sp, i, sp->as_of, &sp->cs[i]);
 		states[i] = sp->cs[i].state;
+	}
+	// Each target's run of rows (they come ordered by key).
+	for (size_t r = 0; r < sp->n_days;) {
+		size_t end = r + 1;
+		int idx;
+
+		while (end < sp->n_days && strcmp(sp->days[end].key, sp->days[r].key) == 0)
+			end++;
+		idx = targets_find(sp->targets, sp->days[r].key);
+		if (idx >= 0) {
+			sp->cs[idx].first_day = r;
+			sp->cs[idx].n_days = end - r;
+		}
+		r = end;
 	}
 	sp->banner = status_calc_banner(states, sp->n);
 	free(states);
@@ -369,17 +439,82 @@ status_page_style(struct http_call *call, void *arg)
 	    sizeof(status_page_css) - 1);
 }
 
+static const char sql_days[] =
+    "SELECT t.key, (extract(epoch FROM d.day::timestamp) * 1000000)::bigint,"
+    " d.up_s, d.down_s, d.unknown_s, d.maintenance_s"
+    " FROM rollup_day d JOIN targets t ON t.id = d.target_id"
+    " WHERE d.day > current_date - "
+    "90"
+    " AND t.retired_at IS NULL"
+    " ORDER BY t.key COLLATE \"C\", d.day";
+
+static int64_t
+status_page_seconds(const struct store_result *r, int row, int col)
+{
+	const char *v = store_result_value(r, row, col);
+
+	return v != NULL ? strtoll(v, NULL, 10) : 0;
+}
+
+static void
+status_page_on_days(int status, const struct store_result *r, void *arg)
+{
+	struct status_page *sp = arg;
+	int rows;
+
+	sp->loading = false;
+	if (status < 0)
+		return; // the database is down: the page keeps the days it has
+	rows = store_result_rows(r);
+	free(sp->days);
+	sp->days = xcalloc(rows > 0 ? (size_t)rows : 1, sizeof(*sp->days));
+	sp->n_days = 0;
+	for (int i = 0; i < rows; i++) {
+		struct status_page_day *d = &sp->days[sp->n_days];
+		const char *key = store_result_value(r, i, 0);
+
+		if (key == NULL || strlen(key) > WIRE_MAX_KEY)
+			continue;
+		snprintf(d->key, sizeof(d->key), "%s", key);
+		d->d.day = status_page_seconds(r, i, 1);
+		d->d.up_us = status_page_seconds(r, i, 2) * 1000000;
+		d->d.down_us = status_page_seconds(r, i, 3) * 1000000;
+		d->d.unknown_us = status_page_seconds(r, i, 4) * 1000000;
+		d->d.maintenance_us = status_page_seconds(r, i, 5) * 1000000;
+		sp->n_days++;
+	}
+	sp->rendered_at = 0; // the next request renders the new days
+}
+
+static void
+status_page_load(evutil_socket_t fd, short what, void *arg)
+{
+	struct status_page *sp = arg;
+
+	if (sp->loading)
+		return;
+	sp->loading = true;
+	store_query(sp->store, sql_days, 0, NULL, status_page_on_days, sp);
+}
+
 struct status_page *
-status_page_new(struct http_server *srv, const struct agg_conf *conf, struct target_table *targets,
-    struct verdict *verdict)
+status_page_new(struct http_server *srv, struct event_base *base, struct store *store,
+    const struct agg_conf *conf, struct target_table *targets, struct verdict *verdict)
 {
 	struct status_page *sp = xcalloc(1, sizeof(*sp));
+	struct timeval every = { STATUS_PAGE_LOAD_S, 0 };
 
 	sp->conf = conf;
 	sp->targets = targets;
 	sp->verdict = verdict;
 	buf_init(&sp->html);
 	buf_init(&sp->status_json);
+	sp->store = store;
+	sp->load_timer = event_new(base, -1, EV_PERSIST, status_page_load, sp);
+	if (sp->load_timer == NULL)
+		fatalx("could not create the status page's timer");
+	event_add(sp->load_timer, &every);
+	status_page_load(-1, 0, sp);
 	http_server_route(srv, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/", status_page_index, 0, sp);
 	http_server_route(srv, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/status.css", status_page_style,
 	    0, sp);
@@ -404,8 +539,11 @@ status_page_free(struct status_page *sp)
 {
 	if (sp == NULL)
 		return;
+	// After the loop ended: the store never calls back a query in flight.
+	event_free(sp->load_timer);
 	buf_free(&sp->html);
 	buf_free(&sp->status_json);
 	free(sp->cs);
+	free(sp->days);
 	free(sp);
 }

@@ -80,6 +80,19 @@ for bad in nope.svg checkout.png checkout .svg; do
 done
 vt_ok "status.json (indicator major), SVG badge with its state in words, shields.io JSON; unknown badges 404"
 
+# The 90-day bar: a day with an hour down, from the daily rollup.
+vt_psql "INSERT INTO rollup_day SELECT id, current_date - 10, 82800, 3600, 0, 0, NULL, NULL, 0
+	FROM targets WHERE key = 'login'" >/dev/null
+day=$(vt_psql "SELECT to_char(current_date - 10, 'YYYY-MM-DD')")
+vt_wait_for 30 "the page to show that day" bash -c "curl -sf http://$VT_HTTP/ | grep -qF '<title>$day: 95.83 % uptime, 60 min down'"
+page >/dev/null
+html=$(cat "$VT_DIR/page.html")
+[ "$(grep -o '<svg[^>]*class="uptime"' <<<"$html" | wc -l)" = 4 ] || vt_fail "not one uptime bar per component"
+[ "$(grep -o '<rect class="day day-' <<<"$html" | wc -l)" = 360 ] || vt_fail "not 90 days per bar"
+grep -qF 'aria-label="login, last 90 days: ' <<<"$html" || vt_fail "login's bar has no label"
+grep -qF 'Uptime = time up / (time up + time down)' <<<"$html" || vt_fail "the formula is not on the page"
+vt_ok "90-day bars: one per component, 90 labelled days each, the day with 60 min down, the formula stated"
+
 # From memory: the page answers while the database is stopped.
 vt_as_pg_user "$(vt_pg_bindir)/pg_ctl" -D "$VT_DIR/state/pg" -m fast -w stop >/dev/null || vt_fail "pg_ctl stop failed"
 [ "$(page)" = 200 ] || vt_fail "/ did not answer with the database stopped"
