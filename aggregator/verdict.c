@@ -77,12 +77,6 @@ verdict_params(const struct target_conf *tc, struct quorum_params *p)
 	p->settle_for_us = (int64_t)tc->settle_for_ms * 1000;
 }
 
-bool
-verdict_agent_probes(const struct verdict *v, size_t idx, const char *region)
-{
-	return targets_probed_from(targets_conf(v->targets, idx), region);
-}
-
 enum quorum_vote
 verdict_agent_vote(const struct verdict *v, size_t idx, const struct latest_result *l, int64_t now)
 {

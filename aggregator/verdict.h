@@ -99,8 +99,4 @@ void verdict_params(const struct target_conf *tc, struct quorum_params *p);
 // The vote agent_slot currently casts on target idx (for the API).
 enum quorum_vote verdict_agent_vote(const struct verdict *v, size_t idx,
     const struct latest_result *l, int64_t now);
-// True when the agent in agent_slot probes target idx (its region is one
-// of the target's regions).
-bool verdict_agent_probes(const struct verdict *v, size_t idx, const char *region);
-
 #endif
