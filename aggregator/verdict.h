@@ -99,4 +99,5 @@ void verdict_params(const struct target_conf *tc, struct quorum_params *p);
 // The vote agent_slot currently casts on target idx (for the API).
 enum quorum_vote verdict_agent_vote(const struct verdict *v, size_t idx,
     const struct latest_result *l, int64_t now);
+
 #endif
